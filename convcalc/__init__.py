@@ -1,0 +1,3 @@
+"""convcalc: exact arithmetic of convolutions (shapes, parameters, MACs, receptive fields)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""Allow ``python -m convcalc``."""
+
+from convcalc.cli import main
+
+main()

@@ -1,0 +1,288 @@
+"""The command line: thin typer commands; the only place that prints and exits.
+
+Exit codes: 0 success, 1 a failed check, 2 bad input (spec, flags, impossible layer),
+3 an internal error (a bug: please report it with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from enum import Enum
+from typing import Annotated, Optional, TypeVar
+
+import typer
+
+from convcalc import __version__
+from convcalc.errors import ConvcalcError
+
+app = typer.Typer(
+    name="convcalc",
+    help="Exact arithmetic of convolutions: shapes, parameters, MACs/FLOPs and receptive fields.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+T = TypeVar("T")
+STATE = {"debug": os.environ.get("CONVCALC_DEBUG", "") not in ("", "0")}
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print ``message`` to stderr and return the Exit to raise."""
+    sys.stderr.write(f"error: {message}\n")
+    return typer.Exit(code)
+
+
+def guarded(body: Callable[[], T]) -> T:
+    """Run a command body: ConvcalcError -> message + its exit code; other errors -> exit 3."""
+    try:
+        return body()
+    except ConvcalcError as err:
+        if STATE["debug"]:
+            raise
+        raise fail(str(err), err.exit_code) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as err:  # a bug: never show a traceback unless asked
+        if STATE["debug"]:
+            raise
+        raise fail(f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback and please report it)", 3) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"convcalc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+) -> None:
+    """Exact arithmetic of convolutions: shapes, parameters, MACs/FLOPs and receptive fields."""
+    STATE["debug"] = STATE["debug"] or debug
+
+
+class Fmt(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+class Layout(str, Enum):
+    channels_first = "channels_first"
+    channels_last = "channels_last"
+
+
+TypeArg = Annotated[Optional[str], typer.Argument(metavar="TYPE", help="Layer type, e.g. conv2d (see 'convcalc types').", show_default=False)]
+InOpt = Annotated[Optional[str], typer.Option("--in", "-i", help="Input shape, channels first: CxL, CxHxW or CxDxHxW.", show_default=False)]
+OutOpt = Annotated[Optional[str], typer.Option("--out-channels", "-o", help="Output channels.", show_default=False)]
+KOpt = Annotated[Optional[str], typer.Option("--kernel-size", "-k", help="Kernel size: 3 or per axis 1x7.", show_default=False)]
+SOpt = Annotated[Optional[str], typer.Option("--stride", "-s", help="Stride: int or per axis.", show_default=False)]
+POpt = Annotated[
+    Optional[str], typer.Option("--padding", "-p", help="int, per axis (1x2), pairs (0:1x0:1), valid, same, full, causal.", show_default=False)
+]
+DOpt = Annotated[Optional[str], typer.Option("--dilation", "-d", help="Dilation: int or per axis.", show_default=False)]
+GOpt = Annotated[Optional[str], typer.Option("--groups", "-g", help="Channel groups.", show_default=False)]
+OPOpt = Annotated[Optional[str], typer.Option("--output-padding", help="Transposed conv output padding.", show_default=False)]
+DMOpt = Annotated[Optional[str], typer.Option("--depth-multiplier", help="Depthwise multiplier (Keras).", show_default=False)]
+MidOpt = Annotated[Optional[str], typer.Option("--mid-channels", help="Channels between factorised stages.", show_default=False)]
+VarOpt = Annotated[Optional[str], typer.Option("--variant", help="P3D variant A, B or C.", show_default=False)]
+BiasOpt = Annotated[Optional[bool], typer.Option("--bias/--no-bias", help="Learnable bias (default: yes, as PyTorch).", show_default=False)]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Any other field as name=value (repeatable).", show_default=False)]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch", "-b", help="Batch size: scales MACs and activations, not params.", show_default=False)]
+LayoutOpt = Annotated[Optional[Layout], typer.Option("--layout", help="How --in is written (default channels_first).", show_default=False)]
+SpecOpt = Annotated[Optional[str], typer.Option("--spec", help="Single-layer YAML spec ('-' reads stdin); flags override it.", show_default=False)]
+FmtOpt = Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")]
+ExplainOpt = Annotated[bool, typer.Option("--explain", help="Print every formula with the numbers substituted.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
+
+
+def _flags(**values: object) -> dict[str, object]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+VIEW_HELP = {
+    "shape": "Output shape (and receptive field) of one layer.",
+    "params": "Learnable parameters of one layer (weights and biases separately).",
+    "flops": "MACs, FLOPs (= 2 x MACs) and bias additions of one layer.",
+    "rf": "Receptive-field step and cumulative field per axis.",
+    "layer": "Everything at once: shapes, parameters, MACs/FLOPs, receptive field, stages.",
+}
+
+
+def _layer_command(view: str) -> None:
+    def command(
+        type_name: TypeArg = None,
+        in_shape: InOpt = None,
+        out_channels: OutOpt = None,
+        kernel_size: KOpt = None,
+        stride: SOpt = None,
+        padding: POpt = None,
+        dilation: DOpt = None,
+        groups: GOpt = None,
+        output_padding: OPOpt = None,
+        depth_multiplier: DMOpt = None,
+        mid_channels: MidOpt = None,
+        variant: VarOpt = None,
+        bias: BiasOpt = None,
+        set_fields: SetOpt = None,
+        batch: BatchOpt = None,
+        layout: LayoutOpt = None,
+        spec: SpecOpt = None,
+        fmt: FmtOpt = Fmt.table,
+        explain: ExplainOpt = False,
+        debug: DebugOpt = False,
+    ) -> None:
+        STATE["debug"] = STATE["debug"] or debug
+
+        def body() -> None:
+            from convcalc.engine import evaluate_layer
+            from convcalc.render import Format, render
+            from convcalc.report import layer_to_dict
+            from convcalc.request import build_request, parse_set
+            from convcalc.views import layer_table
+
+            flags = _flags(
+                out_channels=out_channels,
+                kernel_size=kernel_size,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=groups,
+                output_padding=output_padding,
+                depth_multiplier=depth_multiplier,
+                mid_channels=mid_channels,
+                variant=variant,
+                bias=bias,
+            )
+            flags.update(parse_set(set_fields or []))
+            request = build_request(
+                type_name, flags, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
+            )
+            result = evaluate_layer(request.spec, request.shape)
+            table = layer_table(result, view, request.batch, request.layout, explain)
+            typer.echo(render(Format(fmt.value), table, layer_to_dict(result, request.batch)))
+
+        guarded(body)
+
+    command.__doc__ = VIEW_HELP[view]
+    app.command(view, help=VIEW_HELP[view])(command)
+
+
+for _view in VIEW_HELP:
+    _layer_command(_view)
+
+
+@app.command("types")
+def types_command(
+    name: Annotated[Optional[str], typer.Argument(help="Show one type in detail.", show_default=False)] = None,
+    formulas: Annotated[bool, typer.Option("--formulas", help="Also print every type's formulas and sources.")] = False,
+    fmt: FmtOpt = Fmt.table,
+) -> None:
+    """Every layer type with its aliases, fields and formulas."""
+
+    def body() -> None:
+        from convcalc.commands import types_output
+
+        typer.echo(types_output(name, formulas, fmt.value))
+
+    guarded(body)
+
+
+@app.command("compare")
+def compare_command(
+    types: Annotated[Optional[list[str]], typer.Argument(metavar="[TYPES]...", help="Types to compare (default: a standard set).", show_default=False)] = None,
+    in_shape: InOpt = None,
+    out_channels: OutOpt = None,
+    kernel_size: KOpt = None,
+    stride: SOpt = None,
+    padding: POpt = None,
+    dilation: DOpt = None,
+    groups: GOpt = None,
+    depth_multiplier: DMOpt = None,
+    bias: BiasOpt = None,
+    batch: BatchOpt = None,
+    fmt: FmtOpt = Fmt.table,
+) -> None:
+    """Several types side by side for the same input, output channels and kernel, with exact ratios."""
+
+    def body() -> None:
+        from convcalc.commands import compare_output
+
+        flags = _flags(
+            out_channels=out_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            depth_multiplier=depth_multiplier,
+            bias=bias,
+        )
+        typer.echo(compare_output(types or [], flags, in_shape, batch, fmt.value))
+
+    guarded(body)
+
+
+@app.command("solve")
+def solve_command(
+    in_size: Annotated[str, typer.Option("--in", "-i", help="Input size (one axis, or per axis 224x224).")],
+    out_size: Annotated[Optional[str], typer.Option("--out", help="Wanted output size; omit to ask which padding keeps the size.", show_default=False)] = None,
+    kernel_size: KOpt = None,
+    stride: SOpt = None,
+    padding: Annotated[Optional[str], typer.Option("--padding", "-p", help="Fix the (symmetric) padding.", show_default=False)] = None,
+    dilation: DOpt = None,
+    transposed: Annotated[bool, typer.Option("--transposed", help="Solve for a transposed convolution (upsampling).")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="Most solutions to list per axis.")] = 20,
+    fmt: FmtOpt = Fmt.table,
+) -> None:
+    """Inverse questions: which padding keeps the size; which kernel/stride/padding/dilation map i to o."""
+
+    def body() -> None:
+        from convcalc.commands import solve_output
+
+        typer.echo(solve_output(in_size, out_size, kernel_size, stride, padding, dilation, transposed, limit, fmt.value))
+
+    guarded(body)
+
+
+@app.command("overlap")
+def overlap_command(
+    in_size: Annotated[str, typer.Option("--in", "-i", help="Input size: L (1D row) or HxW (2D grid), no channels.")],
+    kernel_size: Annotated[str, typer.Option("--kernel-size", "-k", help="Kernel size.")],
+    stride: Annotated[str, typer.Option("--stride", "-s", help="Stride.")] = "1",
+    padding: Annotated[str, typer.Option("--padding", "-p", help="Crop per side (int or per axis).")] = "0",
+    dilation: DOpt = None,
+    output_padding: OPOpt = None,
+    fmt: FmtOpt = Fmt.table,
+) -> None:
+    """How many input pixels feed each output pixel of a transposed convolution (checkerboard check)."""
+
+    def body() -> None:
+        from convcalc.commands import overlap_output
+
+        typer.echo(overlap_output(in_size, kernel_size, stride, padding, dilation or "1", output_padding or "0", fmt.value))
+
+    guarded(body)
+
+
+def _register_network_commands() -> None:
+    try:
+        from convcalc import cli_net
+    except ImportError:  # network commands not built yet
+        return
+    cli_net.register(app)
+
+
+_register_network_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

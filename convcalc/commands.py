@@ -1,0 +1,193 @@
+"""Bodies of the ``types``, ``compare``, ``solve`` and ``overlap`` commands (typer-free, testable)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+
+from convcalc.engine import LayerResult, evaluate_layer
+from convcalc.errors import SpecError
+from convcalc.formula import axis_names
+from convcalc.inverse import Solution, check_sizes, same_padding, solve_conv, solve_transposed
+from convcalc.kinds import all_kinds, lookup
+from convcalc.ops import Conv, overlap_counts, uneven_overlap
+from convcalc.render import Format, Table, render
+from convcalc.report import costs, layer_to_dict
+from convcalc.request import build_request
+from convcalc.values import MAX_DIM, broadcast_axes, parse_axes
+from convcalc.views import types_table
+
+DEFAULT_COMPARE = {
+    1: ("conv1d", "separable1d", "depthwise1d"),
+    2: ("conv2d", "separable2d", "spatial_separable2d", "flattened2d"),
+    3: ("conv3d", "separable3d", "conv2plus1d", "p3d", "spatial_separable3d", "flattened3d"),
+}
+MAX_OVERLAP = 4096
+MAX_GRID = 64
+
+
+def types_output(name: str | None, formulas: bool, fmt: str) -> str:
+    """The ``types`` listing, or one type in detail."""
+    if name is None:
+        kinds = all_kinds()
+        data: object = [_kind_dict(k) for k in kinds]
+        return render(Format(fmt), types_table(kinds, formulas), data)
+    kind = lookup(name)
+    table = Table(["field", "aliases", "default", "meaning"], title=f"{kind.name}: {kind.summary}")
+    for f in kind.fields:
+        table.rows.append([f.name, ", ".join(f.aliases), repr(f.default) if not f.required else "required", f.help])
+    table.notes = [f"aliases: {', '.join(kind.aliases) or '-'}", *(f"formula: {line}" for line in kind.formulas), f"source: {kind.source}"]
+    return render(Format(fmt), table, _kind_dict(kind))
+
+
+def _kind_dict(kind: object) -> dict[str, object]:
+    k = lookup(getattr(kind, "name", ""))
+    return {
+        "type": k.name,
+        "aliases": list(k.aliases),
+        "rank": k.rank,
+        "summary": k.summary,
+        "fields": [{"name": f.name, "aliases": list(f.aliases), "required": f.required, "help": f.help} for f in k.fields],
+        "formulas": list(k.formulas),
+        "source": k.source,
+    }
+
+
+def ratio_text(value: Fraction) -> str:
+    """``137/1152 ≈ 0.1189``."""
+    exact = str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    return f"{exact} ≈ {float(value):.4g}"
+
+
+def _separable_note(base: LayerResult, other: LayerResult) -> str | None:
+    """Seed formula for depthwise separable vs standard with equal output sizes: 1/C_out + 1/prod(k)."""
+    if other.spec.kind.startswith("separable") and base.spec.kind.startswith("conv") and len(base.stages) == 1:
+        op = base.stages[0].op
+        if isinstance(op, Conv) and op.groups == 1 and other.output_shape == base.output_shape and other.spec.get("depth_multiplier") == 1:
+            k = 1
+            for size in op.kernel_size:
+                k *= size
+            value = Fraction(1, op.out_channels) + Fraction(1, k)
+            return f"{other.spec.kind} / {base.spec.kind} MACs = 1/C_out + 1/prod(k) = 1/{op.out_channels} + 1/{k} = {ratio_text(value)}"
+    return None
+
+
+def compare_output(types: list[str], flags: Mapping[str, object], shape_text: str | None, batch: int | None, fmt: str) -> str:
+    """Evaluate every type with the shared flags and report exact ratios against the first."""
+    if shape_text is None:
+        raise SpecError("compare needs an input shape.", hint="Add --in CxHxW, e.g. --in 3x7x7.")
+    rank = len(parse_axes(shape_text, "input")) - 1
+    names = types or list(DEFAULT_COMPARE.get(rank, ()))
+    results = [build_request(name, flags, shape_text=shape_text, batch=batch, only_known=True) for name in names]
+    evaluated = [evaluate_layer(r.spec, r.shape) for r in results]
+    scale = results[0].batch if results else 1
+    base = costs(evaluated[0].stages, scale)
+    table = Table(["type", "output", "params", "MACs", "params ratio", "MACs ratio"], title=f"compare on input {shape_text}")
+    for result in evaluated:
+        total = costs(result.stages, scale)
+        table.rows.append(
+            [
+                result.spec.kind,
+                "x".join(map(str, result.output_shape)),
+                total.params,
+                total.macs,
+                ratio_text(Fraction(total.params, base.params)) if base.params else "-",
+                ratio_text(Fraction(total.macs, base.macs)) if base.macs else "-",
+            ]
+        )
+        note = _separable_note(evaluated[0], result)
+        if note:
+            table.notes.append(note)
+    table.notes.append(f"ratios are exact, relative to {evaluated[0].spec.kind}.")
+    return render(Format(fmt), table, [layer_to_dict(r, scale) for r in evaluated])
+
+
+def _axis_values(text: str | None, rank: int, field: str) -> list[int | None]:
+    if text is None:
+        return [None] * rank
+    return list(broadcast_axes(parse_axes(text, field, minimum=0), rank, field))
+
+
+def _sorted(solutions: list[Solution], limit: int) -> list[Solution]:
+    return sorted(solutions, key=lambda s: (s.dilation, s.stride, s.kernel, s.padding, s.output_padding))[:limit]
+
+
+def solve_output(
+    in_text: str,
+    out_text: str | None,
+    kernel: str | None,
+    stride: str | None,
+    padding: str | None,
+    dilation: str | None,
+    transposed: bool,
+    limit: int,
+    fmt: str,
+) -> str:
+    """Answer the inverse questions per axis (see :mod:`convcalc.inverse`)."""
+    sizes = parse_axes(in_text, "--in")
+    rank = len(sizes)
+    outs = _axis_values(out_text, rank, "--out")
+    ks, ss, ps, ds = (_axis_values(v, rank, n) for v, n in ((kernel, "kernel_size"), (stride, "stride"), (padding, "padding"), (dilation, "dilation")))
+    names = axis_names(rank) if rank <= 3 else tuple(f"x{i}" for i in range(rank))
+    if out_text is None:
+        return _keep_size(sizes, ks, ss, ds, names, fmt)
+    table = Table(["axis", "in", "out", "kernel", "stride", "padding", "dilation", "output_padding"])
+    table.title = f"{'transposed ' if transposed else ''}convolutions mapping {in_text} to {out_text} (symmetric padding)"
+    data = []
+    for axis, i, o, k, s, p, d in zip(names, sizes, outs, ks, ss, ps, ds, strict=True):
+        assert o is not None
+        check_sizes(i, o)
+        solver = solve_transposed if transposed else solve_conv
+        found = _sorted(list(solver(i, o, kernel=k, stride=s, padding=p, dilation=d)), limit)
+        for sol in found:
+            table.rows.append([axis, i, o, sol.kernel, sol.stride, sol.padding[0], sol.dilation, sol.output_padding])
+        data.append({"axis": axis, "in": i, "out": o, "solutions": [sol.__dict__ for sol in found]})
+        if not found:
+            table.notes.append(f"{axis}: no solution with kernel <= 11, stride <= 8, dilation <= 4; fix fewer values.")
+    return render(Format(fmt), table, data)
+
+
+def _keep_size(sizes: tuple[int, ...], ks: list[int | None], ss: list[int | None], ds: list[int | None], names: tuple[str, ...], fmt: str) -> str:
+    table = Table(["axis", "in", "kernel", "stride", "dilation", "out = ceil(i/s)", "same pair (before, after)", "symmetric p (PyTorch)"])
+    table.title = "padding that keeps the size (out = ceil(in / stride), TF/Keras 'same')"
+    data = []
+    for axis, i, k, s, d in zip(names, sizes, ks, ss, ds, strict=True):
+        k, s, d = k or 3, s or 1, d or 1
+        pair = same_padding(i, k, s, d)
+        want = -(-i // s)
+        symmetric = [sol.padding[0] for sol in solve_conv(i, want, kernel=k, stride=s, dilation=d)]
+        table.rows.append([axis, i, k, s, d, want, f"{pair[0]}, {pair[1]}", ", ".join(map(str, symmetric)) or "none"])
+        data.append({"axis": axis, "in": i, "kernel": k, "stride": s, "dilation": d, "out": want, "same": list(pair), "symmetric": symmetric})
+    return render(Format(fmt), table, data)
+
+
+def overlap_output(in_text: str, kernel: str, stride: str, padding: str, dilation: str, output_padding: str, fmt: str) -> str:
+    """Per-axis rows of contribution counts, and the 2D grid (their outer product)."""
+    sizes = parse_axes(in_text, "--in")
+    rank = len(sizes)
+    if rank > 2:
+        raise SpecError("overlap prints a 1D row or a 2D grid: give --in as L or HxW (no channels).")
+    ks, ss, ps, ds, ops = (
+        broadcast_axes(parse_axes(v, n, minimum=0 if n in ("padding", "output_padding") else 1), rank, n)
+        for v, n in ((kernel, "kernel_size"), (stride, "stride"), (padding, "padding"), (dilation, "dilation"), (output_padding, "output_padding"))
+    )
+    rows = []
+    for axis, i, k, s, p, d, op in zip(axis_names(rank), sizes, ks, ss, ps, ds, ops, strict=True):
+        if i * k > MAX_DIM:
+            raise SpecError(f"--in {i} with kernel {k} is too large to enumerate (limit {MAX_DIM:,} products).")
+        counts = overlap_counts(i, k, s, (p, p), d, op)
+        if len(counts) > MAX_OVERLAP:
+            raise SpecError(f"the output along {axis} has {len(counts):,} pixels; overlap prints at most {MAX_OVERLAP:,}.")
+        rows.append((axis, counts, uneven_overlap(k, s, d)))
+    table = Table(["axis", "output size", "contributions per output pixel", "overlap"], title="transposed convolution overlap")
+    for axis, counts, uneven in rows:
+        table.rows.append([axis, len(counts), " ".join(map(str, counts)), "UNEVEN (checkerboard)" if uneven else "even"])
+    if rank == 2 and all(len(c) <= MAX_GRID for _, c, _ in rows):
+        grid = [[a * b for b in rows[1][1]] for a in rows[0][1]]
+        width = max(len(str(v)) for line in grid for v in line)
+        table.notes.append("2D grid (row count x column count):")
+        table.notes.extend(" ".join(str(v).rjust(width) for v in line) for line in grid)
+    data = {"axes": [{"axis": a, "counts": c, "uneven": u} for a, c, u in rows]}
+    if rank == 2:
+        data["grid"] = [[a * b for b in rows[1][1]] for a in rows[0][1]]
+    return render(Format(fmt), table, data)

@@ -1,0 +1,120 @@
+"""Evaluate graphs of primitives: shapes, costs and receptive fields, stage by stage.
+
+A layer is expanded by its kind into a small graph (:class:`convcalc.ops.Stage` nodes whose
+``inputs`` name earlier nodes or ``"in"``); a network is the same thing at a larger scale.
+:func:`walk` is the one place where shapes and receptive fields are propagated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from convcalc import rf
+from convcalc.errors import ConvcalcError, ShapeError
+from convcalc.kinds import lookup
+from convcalc.kinds.base import rank_mismatch
+from convcalc.ops import Op, OpStats, Shape, Stage
+from convcalc.spec import LayerSpec
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A named tensor of the graph: its shape and the receptive field of its units (None: data-dependent)."""
+
+    shape: Shape
+    field: rf.Field | None
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One evaluated node."""
+
+    name: str
+    label: str
+    op: Op
+    inputs: tuple[str, ...]
+    input_shapes: tuple[Shape, ...]
+    stats: OpStats
+    field: rf.Field | None
+    aligned: bool = True
+
+    @property
+    def output(self) -> Shape:
+        return self.stats.output
+
+
+def _field(op: Op, stats: OpStats, fields: list[rf.Field | None]) -> tuple[rf.Field | None, bool]:
+    if any(f is None for f in fields):
+        return None, True
+    known = [f for f in fields if f is not None]
+    if op.merge:
+        return rf.merge(known)
+    if stats.rf is None:
+        return None, True
+    return rf.apply(known[0], stats.rf), True
+
+
+def evaluate(stage: Stage, tensors: Mapping[str, Tensor]) -> StageResult:
+    """Evaluate one node given the tensors it reads."""
+    sources = [tensors[name] for name in stage.inputs]
+    shapes = tuple(t.shape for t in sources)
+    stats = stage.op.analyse(shapes, stage.inputs)
+    field, aligned = _field(stage.op, stats, [t.field for t in sources])
+    return StageResult(stage.name, stage.label or stage.op.describe(), stage.op, stage.inputs, shapes, stats, field, aligned)
+
+
+def walk(stages: Sequence[Stage], sources: Mapping[str, Tensor]) -> list[StageResult]:
+    """Evaluate ``stages`` in order; each may read ``sources`` or any earlier stage."""
+    tensors = dict(sources)
+    results = []
+    for stage in stages:
+        result = evaluate(stage, tensors)
+        tensors[stage.name] = Tensor(result.output, result.field)
+        results.append(result)
+    return results
+
+
+def expand(spec: LayerSpec, shape: Shape) -> tuple[tuple[Stage, ...], tuple[str, ...]]:
+    """A layer's primitive stages for an input of ``shape`` (checks the input's rank)."""
+    kind = lookup(spec.kind)
+    rank = len(shape) - 1
+    if kind.rank is not None and kind.rank != rank:
+        raise rank_mismatch(kind, shape)
+    if rank < 1:
+        raise ShapeError(f"{kind.name} needs at least one spatial axis, got the shape {shape}.")
+    built = kind.build(spec.params(rank), shape)
+    return built.stages, built.notes
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """A layer evaluated on one input: its stages (one for simple types) and notes."""
+
+    spec: LayerSpec
+    input_shape: Shape
+    stages: tuple[StageResult, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.stages[-1].output
+
+    @property
+    def field(self) -> rf.Field | None:
+        return self.stages[-1].field
+
+    @property
+    def aligned(self) -> bool:
+        return all(s.aligned for s in self.stages)
+
+
+def evaluate_layer(spec: LayerSpec, shape: Shape) -> LayerResult:
+    """Evaluate one layer on ``shape``; the receptive field is relative to the layer's input."""
+    try:
+        stages, notes = expand(spec, shape)
+        results = walk(stages, {"in": Tensor(shape, rf.identity_field(len(shape) - 1))})
+    except ConvcalcError as err:
+        raise err.with_context(layer=spec.name, where=spec.where) from None
+    stage_notes = tuple(n for r in results for n in r.stats.notes)
+    return LayerResult(spec, shape, tuple(results), notes + stage_notes)

@@ -1,0 +1,77 @@
+"""The one exception hierarchy of convcalc.
+
+Domain modules raise these; only :mod:`convcalc.cli` turns them into a message and an
+exit code (2 for bad input, 1 for a failed check).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value came from: a file (or ``<stdin>``/``<flags>``) and a 1-based line."""
+
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return self.file if self.line is None else f"{self.file}:{self.line}"
+
+
+class ConvcalcError(Exception):
+    """Base class: a one-paragraph message naming what is wrong and how to fix it."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        layer: str | None = None,
+        where: Location | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.layer = layer
+        self.where = where
+        self.hint = hint
+
+    def with_context(self, *, layer: str | None = None, where: Location | None = None) -> ConvcalcError:
+        """Fill in the layer name / location if they are not known yet (returns ``self``)."""
+        if self.layer is None:
+            self.layer = layer
+        if self.where is None:
+            self.where = where
+        return self
+
+    def __str__(self) -> str:
+        parts = []
+        if self.where is not None:
+            parts.append(f"{self.where}:")
+        if self.layer is not None:
+            parts.append(f"layer '{self.layer}':")
+        parts.append(self.message)
+        if self.hint:
+            parts.append(self.hint)
+        return " ".join(parts)
+
+
+class SpecError(ConvcalcError):
+    """A spec or flag is malformed: unknown type or field, wrong value type, bad YAML."""
+
+
+class ShapeError(ConvcalcError):
+    """A well-formed spec describes an impossible layer (output < 1, groups mismatch ...)."""
+
+
+class LimitError(ConvcalcError):
+    """A spec exceeds a documented size limit (layers, repeats, tensor elements, nesting)."""
+
+
+class CheckFailure(ConvcalcError):
+    """An expectation written in a spec does not hold (exit code 1)."""
+
+    exit_code = 1

@@ -1,0 +1,96 @@
+"""Inverse questions: which padding keeps the size, which kernel/stride/padding/dilation map i to o.
+
+Solutions are found by exhaustive integer search over bounded ranges using the forward
+formulas of :mod:`convcalc.ops`, so they are exact by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from convcalc.errors import ShapeError
+from convcalc.ops import conv_out_size, effective_kernel, transposed_out_size
+from convcalc.kinds.padding import resolve_conv_padding
+
+MAX_SOLUTIONS = 200
+
+
+@dataclass(frozen=True)
+class Solution:
+    """One configuration mapping ``size_in`` to ``size_out``."""
+
+    kernel: int
+    stride: int
+    padding: tuple[int, int]
+    dilation: int
+    output_padding: int = 0
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TF/Keras 'same' pair for one axis (out = ceil(i/s), odd unit at the end)."""
+    pairs, _ = resolve_conv_padding("same", (size,), (kernel,), (stride,), (dilation,))
+    return pairs[0]
+
+
+def _or_zero(formula: Callable[..., int], *args: object) -> int:
+    """The forward formula's size, or 0 where it refuses the configuration."""
+    try:
+        return formula(*args, "L")
+    except ShapeError:
+        return 0
+
+
+def _range(value: int | None, limit: int, low: int = 1) -> range:
+    return range(value, value + 1) if value is not None else range(low, limit + 1)
+
+
+def solve_conv(
+    size_in: int,
+    size_out: int,
+    *,
+    kernel: int | None = None,
+    stride: int | None = None,
+    padding: int | None = None,
+    dilation: int | None = None,
+    max_kernel: int = 11,
+    max_stride: int = 8,
+    max_dilation: int = 4,
+) -> Iterator[Solution]:
+    """Symmetric-padding convolutions with ``floor((i + 2p - d(k-1) - 1)/s) + 1 == o``."""
+    for k in _range(kernel, max_kernel):
+        for d in _range(dilation, max_dilation if k > 1 else 1):
+            k_eff = effective_kernel(k, d)
+            for s in _range(stride, max_stride):
+                for p in _range(padding, k_eff - 1, low=0):
+                    if _or_zero(conv_out_size, size_in, k, s, (p, p), d) == size_out:
+                        yield Solution(k, s, (p, p), d)
+
+
+def solve_transposed(
+    size_in: int,
+    size_out: int,
+    *,
+    kernel: int | None = None,
+    stride: int | None = None,
+    padding: int | None = None,
+    dilation: int | None = None,
+    max_kernel: int = 11,
+    max_stride: int = 8,
+    max_dilation: int = 4,
+) -> Iterator[Solution]:
+    """Transposed convolutions with ``(i-1)s - 2p + d(k-1) + op + 1 == o`` and ``op < max(s, d)``."""
+    for k in _range(kernel, max_kernel):
+        for d in _range(dilation, max_dilation if k > 1 else 1):
+            for s in _range(stride, max_stride):
+                for p in _range(padding, effective_kernel(k, d) - 1, low=0):
+                    base = _or_zero(transposed_out_size, size_in, k, s, (p, p), d, 0)
+                    if base and 0 <= size_out - base < max(s, d):
+                        op = size_out - base
+                        yield Solution(k, s, (p, p), d, op)
+
+
+def check_sizes(size_in: int, size_out: int | None) -> None:
+    """Sizes must be positive."""
+    if size_in < 1 or (size_out is not None and size_out < 1):
+        raise ShapeError("sizes must be >= 1.")

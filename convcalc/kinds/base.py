@@ -1,0 +1,215 @@
+"""The registry of named layer types ("kinds").
+
+A kind declares, in one place, its canonical name, aliases, fields (with defaults and help),
+the formulas it implements, and a ``build`` function that expands parsed parameters into a small
+graph of primitives (:mod:`convcalc.ops`). Registering a name or alias twice is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from convcalc.errors import ShapeError, SpecError
+from convcalc.ops import Shape, Stage
+from convcalc.values import (
+    PAD_MODES,
+    Axes,
+    Choice,
+    Padding,
+    Pairs,
+    broadcast,
+    broadcast_axes,
+    parse_axes,
+    parse_bool,
+    parse_int,
+    parse_padding,
+)
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "required"
+
+
+REQUIRED = _Required()
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """One field of a kind: its canonical name, parser, default, help and short aliases."""
+
+    name: str
+    parse: Callable[[object, str], object]
+    default: object
+    help: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+def _opt(parser: Callable[[object, str], object]) -> Callable[[object, str], object]:
+    return lambda value, name: None if value is None else parser(value, name)
+
+
+def _positive(value: object, name: str) -> int:
+    return parse_int(value, name)
+
+
+def _axes(value: object, name: str) -> Axes:
+    return parse_axes(value, name)
+
+
+def _axes0(value: object, name: str) -> Axes:
+    return parse_axes(value, name, minimum=0)
+
+
+IN_CHANNELS = FieldDef("in_channels", _opt(_positive), None, "input channels (default: taken from the input shape)", ("c_in",))
+OUT_CHANNELS = FieldDef("out_channels", _positive, REQUIRED, "output channels (filters)", ("c_out", "filters"))
+KERNEL = FieldDef("kernel_size", _axes, REQUIRED, "kernel size, one int or per axis (1x7)", ("k", "kernel"))
+STRIDE = FieldDef("stride", _axes, (1,), "stride, one int or per axis", ("s", "strides"))
+PADDING = FieldDef(
+    "padding", parse_padding, ((0, 0),), f"int, per axis, per-axis before:after pairs, or {'/'.join(PAD_MODES)}", ("p", "pad")
+)
+DILATION = FieldDef("dilation", _axes, (1,), "dilation (atrous rate), one int or per axis", ("d", "dilation_rate", "rate"))
+GROUPS = FieldDef("groups", _positive, 1, "number of channel groups", ("g",))
+BIAS = FieldDef("bias", parse_bool, True, "learnable bias (PyTorch default: true)", ("use_bias",))
+OUTPUT_PADDING = FieldDef(
+    "output_padding", _opt(_axes0), None, "extra size at the end of a transposed conv output (< max(stride, dilation))", ("op",)
+)
+DEPTH_MULTIPLIER = FieldDef("depth_multiplier", _positive, 1, "depthwise outputs per input channel (Keras)", ("dm",))
+MID_CHANNELS = FieldDef("mid_channels", _opt(_positive), None, "channels between the stages of a factorised conv", ("mid",))
+
+
+def choice(name: str, options: tuple[str, ...], default: str, help_text: str) -> FieldDef:
+    """A field restricted to ``options``."""
+    return FieldDef(name, Choice(options).parse, default, help_text)
+
+
+CONV_FIELDS = (IN_CHANNELS, OUT_CHANNELS, KERNEL, STRIDE, PADDING, DILATION, GROUPS, BIAS)
+
+
+@dataclass(frozen=True)
+class Built:
+    """A kind's expansion: primitive stages (the last one is the output) and notes for the user."""
+
+    stages: tuple[Stage, ...]
+    notes: tuple[str, ...] = ()
+
+
+class Params:
+    """Parsed field values of one layer, with per-axis broadcasting to the layer's rank."""
+
+    def __init__(self, values: Mapping[str, object], rank: int) -> None:
+        self.values = values
+        self.rank = rank
+
+    def __getitem__(self, name: str) -> object:
+        return self.values[name]
+
+    def int(self, name: str) -> int:
+        return cast(int, self.values[name])
+
+    def opt_int(self, name: str) -> int | None:
+        return cast("int | None", self.values[name])
+
+    def flag(self, name: str) -> bool:
+        return bool(self.values[name])
+
+    def text(self, name: str) -> str:
+        return str(self.values[name])
+
+    def axes(self, name: str) -> Axes:
+        return broadcast_axes(cast(Axes, self.values[name]), self.rank, name)
+
+    def opt_axes(self, name: str) -> Axes | None:
+        value = self.values[name]
+        return None if value is None else self.axes(name)
+
+    def padding(self, name: str = "padding") -> Padding:
+        value = self.values[name]
+        if isinstance(value, str):
+            return value
+        return cast(Pairs, broadcast(cast(Pairs, value), self.rank, name))
+
+
+BuildFn = Callable[[Params, Shape], Built]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A named layer type: fields, formulas, and the expansion into primitives."""
+
+    name: str
+    summary: str
+    fields: tuple[FieldDef, ...]
+    build: BuildFn
+    rank: int | None = None
+    aliases: tuple[str, ...] = ()
+    formulas: tuple[str, ...] = ()
+    source: str = ""
+
+    def field(self, name: str) -> FieldDef | None:
+        for f in self.fields:
+            if name == f.name or name in f.aliases:
+                return f
+        return None
+
+
+_KINDS: dict[str, Kind] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """Add a kind; refuse a name or alias that is already taken."""
+    for label in (kind.name, *kind.aliases):
+        if label in _ALIASES:
+            raise ValueError(f"kind name {label!r} registered twice ({_ALIASES[label]!r} and {kind.name!r})")
+        _ALIASES[label] = kind.name
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def normalise_name(name: str) -> str:
+    """``Conv2D`` / ``conv-2d`` -> ``conv2d``."""
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def lookup(name: object) -> Kind:
+    """Find a kind by name or alias; unknown names get the closest suggestion."""
+    key = normalise_name(str(name))
+    if key in _ALIASES:
+        return _KINDS[_ALIASES[key]]
+    import difflib  # only on the error path
+
+    close = difflib.get_close_matches(key, list(_ALIASES), n=3, cutoff=0.5)
+    hint = f"Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise SpecError(
+        f"unknown layer type {name!r}.",
+        hint=(hint + " " if hint else "") + "Run 'convcalc types' to list every type.",
+    )
+
+
+def all_kinds() -> list[Kind]:
+    """Every registered kind in registration order."""
+    return list(_KINDS.values())
+
+
+def suggest(word: str, options: Sequence[str]) -> str:
+    """``" Did you mean 'x'?"`` or an empty string."""
+    import difflib  # only on the error path
+
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def rank_mismatch(kind: Kind, shape: Shape) -> ShapeError:
+    """The error for an input whose rank does not fit the kind."""
+    return ShapeError(
+        f"{kind.name} expects an input with {kind.rank} spatial axes but got {len(shape) - 1}"
+        f" ({'x'.join(map(str, shape))}).",
+        hint="Give --in as CxL (1d), CxHxW (2d) or CxDxHxW (3d), or pick the type for your input's rank.",
+    )

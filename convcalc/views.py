@@ -1,0 +1,131 @@
+"""Build the tables of the single-layer commands from evaluated layers.
+
+A *view* picks the columns: ``shape``, ``params``, ``flops``, ``rf`` or ``layer`` (all).
+Composite layers get one row per stage and a total row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+from convcalc import rf
+from convcalc.engine import LayerResult, StageResult
+from convcalc.formula import axis_names
+from convcalc.kinds import Kind
+from convcalc.ops import numel
+from convcalc.render import Cell, Table
+from convcalc.report import DATA_DEPENDENT, Costs, costs
+from convcalc.values import format_shape
+
+Layout = str
+"""``channels_first`` (CxHxW, PyTorch) or ``channels_last`` (HxWxC, TF/Keras)."""
+
+
+def show(shape: Sequence[int], layout: Layout) -> str:
+    """A shape as the user writes it."""
+    if layout == "channels_last":
+        return format_shape((*shape[1:], shape[0]))
+    return format_shape(shape)
+
+
+def rf_summary(field: rf.Field | None) -> str:
+    """``7x7 /2`` (size per axis, effective stride per axis) or ``data-dependent``."""
+    if field is None:
+        return DATA_DEPENDENT
+    sizes = "x".join(rf.fmt(a.size) for a in field)
+    jumps = "x".join(rf.fmt(a.jump) if a.jump.denominator == 1 else f"({rf.fmt(a.jump)})" for a in field)
+    return f"{sizes} /{jumps}"
+
+
+Column = tuple[str, Callable[[StageResult, Costs], Cell], Callable[[LayerResult, Costs], Cell]]
+
+
+def _cols(layout: Layout) -> dict[str, Column]:
+    return {
+        "input": ("input", lambda s, c: show(s.input_shapes[0], layout), lambda r, c: show(r.input_shape, layout)),
+        "output": ("output", lambda s, c: show(s.output, layout), lambda r, c: show(r.output_shape, layout)),
+        "weights": ("weights", lambda s, c: c.weights, lambda r, c: c.weights),
+        "biases": ("biases", lambda s, c: c.biases, lambda r, c: c.biases),
+        "params": ("params", lambda s, c: c.params, lambda r, c: c.params),
+        "macs": ("MACs", lambda s, c: c.macs, lambda r, c: c.macs),
+        "flops": ("FLOPs", lambda s, c: c.flops, lambda r, c: c.flops),
+        "bias_adds": ("bias adds", lambda s, c: c.bias_adds, lambda r, c: c.bias_adds),
+        "other": ("other ops", lambda s, c: c.other_ops + c.moved, lambda r, c: c.other_ops + c.moved),
+        "rf": ("receptive field", lambda s, c: rf_summary(s.field), lambda r, c: rf_summary(r.field)),
+    }
+
+
+VIEWS: dict[str, tuple[str, ...]] = {
+    "shape": ("input", "output", "rf"),
+    "params": ("output", "weights", "biases", "params"),
+    "flops": ("output", "macs", "flops", "bias_adds", "other"),
+    "layer": ("input", "output", "params", "macs", "flops", "rf"),
+}
+
+
+def title(result: LayerResult, batch: int, layout: Layout) -> str:
+    batch_text = f" (batch {batch}: MACs and activations x{batch})" if batch != 1 else ""
+    return f"{result.spec.kind} '{result.spec.name}': {show(result.input_shape, layout)} -> {show(result.output_shape, layout)}{batch_text}"
+
+
+def layer_table(result: LayerResult, view: str, batch: int, layout: Layout, explain: bool) -> Table:
+    """The table for one view; ``rf`` has its own per-axis layout."""
+    if view == "rf":
+        table = rf_table(result)
+    else:
+        cols = _cols(layout)
+        names = VIEWS[view]
+        table = Table(["stage", "operation", *(cols[n][0] for n in names)])
+        for stage in result.stages:
+            cost = costs([stage], batch)
+            table.rows.append([stage.name, stage.label, *(cols[n][1](stage, cost) for n in names)])
+        if len(result.stages) > 1:
+            total = costs(result.stages, batch)
+            table.rows.append(["total", "", *(cols[n][2](result, total) for n in names)])
+    table.title = title(result, batch, layout)
+    table.notes = [f"note: {n}" for n in result.notes]
+    if not result.aligned:
+        table.notes.append("note: merged branches have different effective strides or centres (fields not aligned).")
+    if view in ("layer", "flops"):
+        table.notes.append(f"activation (output elements) = {batch * numel(result.output_shape):,}; FLOPs = 2 x MACs, bias adds separate.")
+    if explain:
+        table.notes.extend(explain_lines(result.stages))
+    return table
+
+
+def explain_lines(stages: Sequence[StageResult]) -> list[str]:
+    """Every formula with its numbers substituted, stage by stage."""
+    lines = []
+    for stage in stages:
+        lines.append(f"[{stage.name}] {stage.label}")
+        lines.extend(f"    {line}" for line in stage.stats.explain)
+    return lines
+
+
+def rf_table(result: LayerResult) -> Table:
+    """Per stage and axis: the step (kernel, stride, padding, grid refinement) and the cumulative field."""
+    table = Table(["stage", "axis", "kernel", "stride", "pad", "upsample", "RF size", "eff. stride", "centre", "eff. padding"])
+    for stage in result.stages:
+        names = axis_names(len(stage.output) - 1)
+        steps = stage.stats.rf
+        for i, name in enumerate(names):
+            step = ["", "", "", ""] if steps is None else [str(steps[i].kernel), str(steps[i].stride), rf.fmt(Fraction(steps[i].pad)), str(steps[i].upsample)]
+            if stage.field is None:
+                table.rows.append([stage.name, name, *step, DATA_DEPENDENT, "", "", ""])
+                continue
+            axis = stage.field[i]
+            table.rows.append([stage.name, name, *step, rf.fmt(axis.size), rf.fmt(axis.jump), rf.fmt(axis.start), rf.fmt(axis.padding)])
+    return table
+
+
+def types_table(kinds: Sequence[Kind], formulas: bool) -> Table:
+    """Every kind with its aliases and fields (and formulas)."""
+    table = Table(["type", "aliases", "fields", "what it is"])
+    for kind in kinds:
+        fields = ", ".join(f.name + ("*" if f.required else "") for f in kind.fields)
+        table.rows.append([kind.name, ", ".join(kind.aliases), fields, kind.summary])
+        if formulas:
+            table.rows.extend(["", "", "", f"  {line}"] for line in (*kind.formulas, f"source: {kind.source}"))
+    table.notes = ["* required field; in_channels defaults to the input's channels. Short flags: -k -s -p -d -g."]
+    return table
