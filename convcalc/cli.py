@@ -49,7 +49,9 @@ def guarded(body: Callable[[], T]) -> T:
     except Exception as err:  # a bug: never show a traceback unless asked
         if STATE["debug"]:
             raise
-        raise fail(f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback and please report it)", 3) from None
+        raise fail(
+            f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback and please report it)", 3
+        ) from None
 
 
 def _version(value: bool) -> None:
@@ -61,7 +63,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")] = False,
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
 ) -> None:
     """Exact arithmetic of convolutions: shapes, parameters, MACs/FLOPs and receptive fields."""
     STATE["debug"] = STATE["debug"] or debug
@@ -79,13 +83,18 @@ class Layout(str, Enum):
     channels_last = "channels_last"
 
 
-TypeArg = Annotated[Optional[str], typer.Argument(metavar="TYPE", help="Layer type, e.g. conv2d (see 'convcalc types').", show_default=False)]
-InOpt = Annotated[Optional[str], typer.Option("--in", "-i", help="Input shape, channels first: CxL, CxHxW or CxDxHxW.", show_default=False)]
+TypeArg = Annotated[
+    Optional[str], typer.Argument(metavar="TYPE", help="Layer type, e.g. conv2d (see 'convcalc types').", show_default=False)
+]
+InOpt = Annotated[
+    Optional[str], typer.Option("--in", "-i", help="Input shape, channels first: CxL, CxHxW or CxDxHxW.", show_default=False)
+]
 OutOpt = Annotated[Optional[str], typer.Option("--out-channels", "-o", help="Output channels.", show_default=False)]
 KOpt = Annotated[Optional[str], typer.Option("--kernel-size", "-k", help="Kernel size: 3 or per axis 1x7.", show_default=False)]
 SOpt = Annotated[Optional[str], typer.Option("--stride", "-s", help="Stride: int or per axis.", show_default=False)]
 POpt = Annotated[
-    Optional[str], typer.Option("--padding", "-p", help="int, per axis (1x2), pairs (0:1x0:1), valid, same, full, causal.", show_default=False)
+    Optional[str],
+    typer.Option("--padding", "-p", help="int, per axis (1x2), pairs (0:1x0:1), valid, same, full, causal.", show_default=False),
 ]
 DOpt = Annotated[Optional[str], typer.Option("--dilation", "-d", help="Dilation: int or per axis.", show_default=False)]
 GOpt = Annotated[Optional[str], typer.Option("--groups", "-g", help="Channel groups.", show_default=False)]
@@ -93,11 +102,21 @@ OPOpt = Annotated[Optional[str], typer.Option("--output-padding", help="Transpos
 DMOpt = Annotated[Optional[str], typer.Option("--depth-multiplier", help="Depthwise multiplier (Keras).", show_default=False)]
 MidOpt = Annotated[Optional[str], typer.Option("--mid-channels", help="Channels between factorised stages.", show_default=False)]
 VarOpt = Annotated[Optional[str], typer.Option("--variant", help="P3D variant A, B or C.", show_default=False)]
-BiasOpt = Annotated[Optional[bool], typer.Option("--bias/--no-bias", help="Learnable bias (default: yes, as PyTorch).", show_default=False)]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Any other field as name=value (repeatable).", show_default=False)]
-BatchOpt = Annotated[Optional[int], typer.Option("--batch", "-b", help="Batch size: scales MACs and activations, not params.", show_default=False)]
-LayoutOpt = Annotated[Optional[Layout], typer.Option("--layout", help="How --in is written (default channels_first).", show_default=False)]
-SpecOpt = Annotated[Optional[str], typer.Option("--spec", help="Single-layer YAML spec ('-' reads stdin); flags override it.", show_default=False)]
+BiasOpt = Annotated[
+    Optional[bool], typer.Option("--bias/--no-bias", help="Learnable bias (default: yes, as PyTorch).", show_default=False)
+]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", help="Any other field as name=value (repeatable).", show_default=False)
+]
+BatchOpt = Annotated[
+    Optional[int], typer.Option("--batch", "-b", help="Batch size: scales MACs and activations, not params.", show_default=False)
+]
+LayoutOpt = Annotated[
+    Optional[Layout], typer.Option("--layout", help="How --in is written (default channels_first).", show_default=False)
+]
+SpecOpt = Annotated[
+    Optional[str], typer.Option("--spec", help="Single-layer YAML spec ('-' reads stdin); flags override it.", show_default=False)
+]
 FmtOpt = Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")]
 ExplainOpt = Annotated[bool, typer.Option("--explain", help="Print every formula with the numbers substituted.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
@@ -197,7 +216,10 @@ def types_command(
 
 @app.command("compare")
 def compare_command(
-    types: Annotated[Optional[list[str]], typer.Argument(metavar="[TYPES]...", help="Types to compare (default: a standard set).", show_default=False)] = None,
+    types: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="[TYPES]...", help="Types to compare (default: a standard set).", show_default=False),
+    ] = None,
     in_shape: InOpt = None,
     out_channels: OutOpt = None,
     kernel_size: KOpt = None,
@@ -233,10 +255,15 @@ def compare_command(
 @app.command("solve")
 def solve_command(
     in_size: Annotated[str, typer.Option("--in", "-i", help="Input size (one axis, or per axis 224x224).")],
-    out_size: Annotated[Optional[str], typer.Option("--out", help="Wanted output size; omit to ask which padding keeps the size.", show_default=False)] = None,
+    out_size: Annotated[
+        Optional[str],
+        typer.Option("--out", help="Wanted output size; omit to ask which padding keeps the size.", show_default=False),
+    ] = None,
     kernel_size: KOpt = None,
     stride: SOpt = None,
-    padding: Annotated[Optional[str], typer.Option("--padding", "-p", help="Fix the (symmetric) padding.", show_default=False)] = None,
+    padding: Annotated[
+        Optional[str], typer.Option("--padding", "-p", help="Fix the (symmetric) padding.", show_default=False)
+    ] = None,
     dilation: DOpt = None,
     transposed: Annotated[bool, typer.Option("--transposed", help="Solve for a transposed convolution (upsampling).")] = False,
     limit: Annotated[int, typer.Option("--limit", help="Most solutions to list per axis.")] = 20,

@@ -36,7 +36,11 @@ def types_output(name: str | None, formulas: bool, fmt: str) -> str:
     table = Table(["field", "aliases", "default", "meaning"], title=f"{kind.name}: {kind.summary}")
     for f in kind.fields:
         table.rows.append([f.name, ", ".join(f.aliases), repr(f.default) if not f.required else "required", f.help])
-    table.notes = [f"aliases: {', '.join(kind.aliases) or '-'}", *(f"formula: {line}" for line in kind.formulas), f"source: {kind.source}"]
+    table.notes = [
+        f"aliases: {', '.join(kind.aliases) or '-'}",
+        *(f"formula: {line}" for line in kind.formulas),
+        f"source: {kind.source}",
+    ]
     return render(Format(fmt), table, _kind_dict(kind))
 
 
@@ -63,7 +67,12 @@ def _separable_note(base: LayerResult, other: LayerResult) -> str | None:
     """Seed formula for depthwise separable vs standard with equal output sizes: 1/C_out + 1/prod(k)."""
     if other.spec.kind.startswith("separable") and base.spec.kind.startswith("conv") and len(base.stages) == 1:
         op = base.stages[0].op
-        if isinstance(op, Conv) and op.groups == 1 and other.output_shape == base.output_shape and other.spec.get("depth_multiplier") == 1:
+        if (
+            isinstance(op, Conv)
+            and op.groups == 1
+            and other.output_shape == base.output_shape
+            and other.spec.get("depth_multiplier") == 1
+        ):
             k = 1
             for size in op.kernel_size:
                 k *= size
@@ -127,7 +136,10 @@ def solve_output(
     sizes = parse_axes(in_text, "--in")
     rank = len(sizes)
     outs = _axis_values(out_text, rank, "--out")
-    ks, ss, ps, ds = (_axis_values(v, rank, n) for v, n in ((kernel, "kernel_size"), (stride, "stride"), (padding, "padding"), (dilation, "dilation")))
+    ks, ss, ps, ds = (
+        _axis_values(v, rank, n)
+        for v, n in ((kernel, "kernel_size"), (stride, "stride"), (padding, "padding"), (dilation, "dilation"))
+    )
     names = axis_names(rank) if rank <= 3 else tuple(f"x{i}" for i in range(rank))
     if out_text is None:
         return _keep_size(sizes, ks, ss, ds, names, fmt)
@@ -147,17 +159,32 @@ def solve_output(
     return render(Format(fmt), table, data)
 
 
-def _keep_size(sizes: tuple[int, ...], ks: list[int | None], ss: list[int | None], ds: list[int | None], names: tuple[str, ...], fmt: str) -> str:
-    table = Table(["axis", "in", "kernel", "stride", "dilation", "out = ceil(i/s)", "same pair (before, after)", "symmetric p (PyTorch)"])
+def _keep_size(
+    sizes: tuple[int, ...], ks: list[int | None], ss: list[int | None], ds: list[int | None], names: tuple[str, ...], fmt: str
+) -> str:
+    table = Table(
+        ["axis", "in", "kernel", "stride", "dilation", "out = ceil(i/s)", "same pair (before, after)", "symmetric p (PyTorch)"]
+    )
     table.title = "padding that keeps the size (out = ceil(in / stride), TF/Keras 'same')"
     data = []
-    for axis, i, k, s, d in zip(names, sizes, ks, ss, ds, strict=True):
-        k, s, d = k or 3, s or 1, d or 1
+    for axis, i, k_given, s_given, d_given in zip(names, sizes, ks, ss, ds, strict=True):
+        k, s, d = k_given or 3, s_given or 1, d_given or 1
         pair = same_padding(i, k, s, d)
         want = -(-i // s)
         symmetric = [sol.padding[0] for sol in solve_conv(i, want, kernel=k, stride=s, dilation=d)]
         table.rows.append([axis, i, k, s, d, want, f"{pair[0]}, {pair[1]}", ", ".join(map(str, symmetric)) or "none"])
-        data.append({"axis": axis, "in": i, "kernel": k, "stride": s, "dilation": d, "out": want, "same": list(pair), "symmetric": symmetric})
+        data.append(
+            {
+                "axis": axis,
+                "in": i,
+                "kernel": k,
+                "stride": s,
+                "dilation": d,
+                "out": want,
+                "same": list(pair),
+                "symmetric": symmetric,
+            }
+        )
     return render(Format(fmt), table, data)
 
 
@@ -169,7 +196,13 @@ def overlap_output(in_text: str, kernel: str, stride: str, padding: str, dilatio
         raise SpecError("overlap prints a 1D row or a 2D grid: give --in as L or HxW (no channels).")
     ks, ss, ps, ds, ops = (
         broadcast_axes(parse_axes(v, n, minimum=0 if n in ("padding", "output_padding") else 1), rank, n)
-        for v, n in ((kernel, "kernel_size"), (stride, "stride"), (padding, "padding"), (dilation, "dilation"), (output_padding, "output_padding"))
+        for v, n in (
+            (kernel, "kernel_size"),
+            (stride, "stride"),
+            (padding, "padding"),
+            (dilation, "dilation"),
+            (output_padding, "output_padding"),
+        )
     )
     rows = []
     for axis, i, k, s, p, d, op in zip(axis_names(rank), sizes, ks, ss, ps, ds, ops, strict=True):
@@ -187,7 +220,7 @@ def overlap_output(in_text: str, kernel: str, stride: str, padding: str, dilatio
         width = max(len(str(v)) for line in grid for v in line)
         table.notes.append("2D grid (row count x column count):")
         table.notes.extend(" ".join(str(v).rjust(width) for v in line) for line in grid)
-    data = {"axes": [{"axis": a, "counts": c, "uneven": u} for a, c, u in rows]}
+    data: dict[str, object] = {"axes": [{"axis": a, "counts": c, "uneven": u} for a, c, u in rows]}
     if rank == 2:
         data["grid"] = [[a * b for b in rows[1][1]] for a in rows[0][1]]
     return render(Format(fmt), table, data)

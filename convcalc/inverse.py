@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from convcalc.errors import ShapeError
-from convcalc.ops import conv_out_size, effective_kernel, transposed_out_size
 from convcalc.kinds.padding import resolve_conv_padding
+from convcalc.ops import conv_out_size, effective_kernel, transposed_out_size
 
 MAX_SOLUTIONS = 200
 

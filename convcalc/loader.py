@@ -27,7 +27,7 @@ class _Loader(yaml.SafeLoader):
         mapping.line = node.start_mark.line + 1
         self.flatten_mapping(node)
         for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, (str, int, float, bool)):
                 raise SpecError(f"a mapping key must be a plain value, got {type(key).__name__}.")
             text = str(key)
@@ -35,7 +35,7 @@ class _Loader(yaml.SafeLoader):
                 raise SpecError(
                     f"the key '{text}' appears twice in one mapping.", where=Location(self.name, key_node.start_mark.line + 1)
                 )
-            mapping[text] = self.construct_object(value_node, deep=deep)  # type: ignore[no-untyped-call]
+            mapping[text] = self.construct_object(value_node, deep=deep)
             mapping.lines[text] = key_node.start_mark.line + 1
         return mapping
 
@@ -82,18 +82,20 @@ def load_text(text: str, source: str) -> object:
         loader = _Loader(text)
         loader.name = source
         try:
-            root = loader.get_single_node()  # type: ignore[no-untyped-call]
+            root = loader.get_single_node()
             if root is None:
                 raise SpecError(f"{source} is empty.", where=Location(source), hint="Write a YAML mapping.")
             _check_size(root, source)
-            return loader.construct_document(root)  # type: ignore[no-untyped-call]
+            return loader.construct_document(root)
         finally:
-            loader.dispose()  # type: ignore[no-untyped-call]
+            loader.dispose()
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = err.problem or err.context or "malformed YAML"
-        raise SpecError(f"malformed YAML: {problem}.", where=Location(source, line), hint="Check indentation and quoting.") from None
+        raise SpecError(
+            f"malformed YAML: {problem}.", where=Location(source, line), hint="Check indentation and quoting."
+        ) from None
     except yaml.YAMLError as err:
         raise SpecError(f"malformed YAML: {err}.", where=Location(source)) from None
     except RecursionError:

@@ -79,8 +79,7 @@ def check_rank(shape: Shape, rank: int, op: str) -> None:
     """The input must have ``rank`` spatial axes."""
     if len(shape) - 1 != rank:
         raise ShapeError(
-            f"{op} expects {rank} spatial axes (C{'xN' * rank}) but the input is {format_shape(shape)}"
-            f" with {len(shape) - 1}.",
+            f"{op} expects {rank} spatial axes (C{'xN' * rank}) but the input is {format_shape(shape)} with {len(shape) - 1}.",
             hint="Check --in / input, or use the 1d/2d/3d variant that matches.",
         )
 
@@ -217,7 +216,12 @@ class Conv:
         weights = self.weight_product()
         macs = product(
             "MACs",
-            [positions(out, "out"), ("C_out", self.out_channels), ("C_in/g", self.in_channels // self.groups), kernel_term(self.kernel_size)],
+            [
+                positions(out, "out"),
+                ("C_out", self.out_channels),
+                ("C_in/g", self.in_channels // self.groups),
+                kernel_term(self.kernel_size),
+            ],
         )
         lines = [
             _shape_line(n, o, f"⌊({i} + {p[0]} + {p[1]} - {d}·({k}-1) - 1)/{s}⌋ + 1")
@@ -292,7 +296,12 @@ class ConvTranspose:
         )
         macs = product(
             "MACs",
-            [positions(shape[1:], "in"), ("C_in", self.in_channels), ("C_out/g", self.out_channels // self.groups), kernel_term(self.kernel_size)],
+            [
+                positions(shape[1:], "in"),
+                ("C_in", self.in_channels),
+                ("C_out/g", self.out_channels // self.groups),
+                kernel_term(self.kernel_size),
+            ],
         )
         lines = [
             _shape_line(n, o, f"({i}-1)·{s} - {p[0]} - {p[1]} + {d}·({k}-1) + {op} + 1")

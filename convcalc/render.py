@@ -73,7 +73,11 @@ def markdown(table: Table) -> str:
     """GitHub-flavoured Markdown table (exact integers)."""
     out = [f"**{table.title}**", ""] if table.title else []
     out.append("| " + " | ".join(table.headers) + " |")
-    out.append("|" + "|".join("---:" if table.rows and isinstance(table.rows[0][i], int) else "---" for i in range(len(table.headers))) + "|")
+    out.append(
+        "|"
+        + "|".join("---:" if table.rows and isinstance(table.rows[0][i], int) else "---" for i in range(len(table.headers)))
+        + "|"
+    )
     out.extend("| " + " | ".join(str(c) for c in row) + " |" for row in table.rows)
     if table.notes:
         out.append("")

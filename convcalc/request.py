@@ -65,7 +65,9 @@ def build_request(
     if type_name is not None:
         raw["type"] = type_name
     if "type" not in raw:
-        raise SpecError("no layer type given.", hint="Name one, e.g. 'convcalc shape conv2d ...', or put 'type:' in the --spec file.")
+        raise SpecError(
+            "no layer type given.", hint="Name one, e.g. 'convcalc shape conv2d ...', or put 'type:' in the --spec file."
+        )
     kind = lookup(raw["type"])
     for key, value in flags.items():
         if value is None:
@@ -81,7 +83,9 @@ def build_request(
     layout_name = layout or str(raw.get("layout", "channels_first"))
     shape_value = shape_text if shape_text is not None else raw.get("input")
     if shape_value is None:
-        raise SpecError("no input shape given.", layer=spec.name, hint="Add --in CxHxW (e.g. --in 3x224x224) or 'input:' in the spec.")
+        raise SpecError(
+            "no input shape given.", layer=spec.name, hint="Add --in CxHxW (e.g. --in 3x224x224) or 'input:' in the spec."
+        )
     shape = to_channels_first(parse_shape(shape_value), layout_name)
     batch_value = batch if batch is not None else raw.get("batch", 1)
     return LayerRequest(spec, shape, parse_int(batch_value, "batch"), layout_name)

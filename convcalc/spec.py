@@ -79,7 +79,11 @@ def parse_layer(
                 hint=f"Its fields are: {', '.join(names)}.",
             )
         if fdef.name in values:
-            raise SpecError(f"field '{fdef.name}' is given twice (as '{key}' and an alias).", layer=layer_name, where=_field_where(raw, key, where))
+            raise SpecError(
+                f"field '{fdef.name}' is given twice (as '{key}' and an alias).",
+                layer=layer_name,
+                where=_field_where(raw, key, where),
+            )
         try:
             values[fdef.name] = fdef.parse(value, fdef.name)
         except ConvcalcError as err:

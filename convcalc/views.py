@@ -88,7 +88,9 @@ def layer_table(result: LayerResult, view: str, batch: int, layout: Layout, expl
     if not result.aligned:
         table.notes.append("note: merged branches have different effective strides or centres (fields not aligned).")
     if view in ("layer", "flops"):
-        table.notes.append(f"activation (output elements) = {batch * numel(result.output_shape):,}; FLOPs = 2 x MACs, bias adds separate.")
+        table.notes.append(
+            f"activation (output elements) = {batch * numel(result.output_shape):,}; FLOPs = 2 x MACs, bias adds separate."
+        )
     if explain:
         table.notes.extend(explain_lines(result.stages))
     return table
@@ -110,12 +112,18 @@ def rf_table(result: LayerResult) -> Table:
         names = axis_names(len(stage.output) - 1)
         steps = stage.stats.rf
         for i, name in enumerate(names):
-            step = ["", "", "", ""] if steps is None else [str(steps[i].kernel), str(steps[i].stride), rf.fmt(Fraction(steps[i].pad)), str(steps[i].upsample)]
+            step = (
+                ["", "", "", ""]
+                if steps is None
+                else [str(steps[i].kernel), str(steps[i].stride), rf.fmt(Fraction(steps[i].pad)), str(steps[i].upsample)]
+            )
             if stage.field is None:
                 table.rows.append([stage.name, name, *step, DATA_DEPENDENT, "", "", ""])
                 continue
             axis = stage.field[i]
-            table.rows.append([stage.name, name, *step, rf.fmt(axis.size), rf.fmt(axis.jump), rf.fmt(axis.start), rf.fmt(axis.padding)])
+            table.rows.append(
+                [stage.name, name, *step, rf.fmt(axis.size), rf.fmt(axis.jump), rf.fmt(axis.start), rf.fmt(axis.padding)]
+            )
     return table
 
 

@@ -110,8 +110,8 @@ class Params:
     def __getitem__(self, name: str) -> object:
         return self.values[name]
 
-    def int(self, name: str) -> int:
-        return cast(int, self.values[name])
+    def num(self, name: str) -> int:
+        return cast("int", self.values[name])
 
     def opt_int(self, name: str) -> int | None:
         return cast("int | None", self.values[name])
@@ -209,7 +209,6 @@ def suggest(word: str, options: Sequence[str]) -> str:
 def rank_mismatch(kind: Kind, shape: Shape) -> ShapeError:
     """The error for an input whose rank does not fit the kind."""
     return ShapeError(
-        f"{kind.name} expects an input with {kind.rank} spatial axes but got {len(shape) - 1}"
-        f" ({'x'.join(map(str, shape))}).",
+        f"{kind.name} expects an input with {kind.rank} spatial axes but got {len(shape) - 1} ({'x'.join(map(str, shape))}).",
         hint="Give --in as CxL (1d), CxHxW (2d) or CxDxHxW (3d), or pick the type for your input's rank.",
     )

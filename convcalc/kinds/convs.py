@@ -69,13 +69,24 @@ def conv_stage(
 
 def _build_conv(p: Params, shape: Shape) -> Built:
     in_channels(p, shape)
-    stage, notes = conv_stage("conv", shape, p.int("out_channels"), p.axes("kernel_size"), p, groups=p.int("groups"), bias=p.flag("bias"))
+    stage, notes = conv_stage(
+        "conv", shape, p.num("out_channels"), p.axes("kernel_size"), p, groups=p.num("groups"), bias=p.flag("bias")
+    )
     return Built((stage,), notes)
 
 
 def _build_pointwise(p: Params, shape: Shape) -> Built:
     in_channels(p, shape)
-    op = Conv(shape[0], p.int("out_channels"), (1,) * p.rank, p.axes("stride"), ((0, 0),) * p.rank, (1,) * p.rank, p.int("groups"), p.flag("bias"))
+    op = Conv(
+        shape[0],
+        p.num("out_channels"),
+        (1,) * p.rank,
+        p.axes("stride"),
+        ((0, 0),) * p.rank,
+        (1,) * p.rank,
+        p.num("groups"),
+        p.flag("bias"),
+    )
     return Built((Stage("pointwise", op, ("in",)),))
 
 
@@ -83,13 +94,13 @@ def _build_transposed(p: Params, shape: Shape) -> Built:
     in_channels(p, shape)
     kernel, stride, dilation = p.axes("kernel_size"), p.axes("stride"), p.axes("dilation")
     crops, out_pad, notes = resolve_transposed_padding(p.padding(), p.opt_axes("output_padding"), kernel, stride, dilation)
-    op = ConvTranspose(shape[0], p.int("out_channels"), kernel, stride, crops, out_pad, dilation, p.int("groups"), p.flag("bias"))
+    op = ConvTranspose(shape[0], p.num("out_channels"), kernel, stride, crops, out_pad, dilation, p.num("groups"), p.flag("bias"))
     return Built((Stage("conv_transpose", op, ("in",)),), notes)
 
 
 def depthwise_stage(p: Params, shape: Shape, *, bias: bool) -> tuple[Stage, tuple[str, ...]]:
     """Depthwise conv: ``groups = C_in``, ``C_out = C_in · depth_multiplier`` (Keras DepthwiseConv)."""
-    channels = shape[0] * p.int("depth_multiplier")
+    channels = shape[0] * p.num("depth_multiplier")
     return conv_stage("depthwise", shape, channels, p.axes("kernel_size"), p, groups=shape[0], bias=bias)
 
 
@@ -102,21 +113,21 @@ def _build_depthwise(p: Params, shape: Shape) -> Built:
 def _build_separable(p: Params, shape: Shape) -> Built:
     in_channels(p, shape)
     depthwise, notes = depthwise_stage(p, shape, bias=False)
-    mid = shape[0] * p.int("depth_multiplier")
+    mid = shape[0] * p.num("depth_multiplier")
     rank = p.rank
-    pointwise = Conv(mid, p.int("out_channels"), (1,) * rank, (1,) * rank, ((0, 0),) * rank, (1,) * rank, 1, p.flag("bias"))
+    pointwise = Conv(mid, p.num("out_channels"), (1,) * rank, (1,) * rank, ((0, 0),) * rank, (1,) * rank, 1, p.flag("bias"))
     return Built((depthwise, Stage("pointwise", pointwise, ("depthwise",))), notes)
 
 
 def _build_shuffle_grouped(p: Params, shape: Shape) -> Built:
     in_channels(p, shape)
-    groups = p.int("groups")
-    stage, notes = conv_stage("gconv", shape, p.int("out_channels"), p.axes("kernel_size"), p, groups=groups, bias=p.flag("bias"))
+    groups = p.num("groups")
+    stage, notes = conv_stage("gconv", shape, p.num("out_channels"), p.axes("kernel_size"), p, groups=groups, bias=p.flag("bias"))
     return Built((stage, Stage("shuffle", ChannelShuffle(groups), ("gconv",))), notes)
 
 
 def _build_shuffle(p: Params, shape: Shape) -> Built:
-    return Built((Stage("shuffle", ChannelShuffle(p.int("groups")), ("in",)),))
+    return Built((Stage("shuffle", ChannelShuffle(p.num("groups")), ("in",)),))
 
 
 def _at_least_two(value: object, name: str) -> int:
@@ -138,7 +149,7 @@ for _r in (1, 2, 3):
             rank=_r,
             aliases=(f"atrous{_r}d", f"dilated{_r}d", f"grouped{_r}d", f"conv_{_r}d"),
             formulas=CONV_FORMULAS,
-            source="PyTorch torch.nn.Conv{r}d docs; Dumoulin & Visin 2016".format(r=_r),
+            source=f"PyTorch torch.nn.Conv{_r}d docs; Dumoulin & Visin 2016",
         )
     )
     register(
@@ -155,7 +166,7 @@ for _r in (1, 2, 3):
                 "MACs = in_positions · C_in · (C_out/g) · prod(k)   (counted per INPUT position)",
                 "RF step: refine grid by s (jump j/s), window d·(k-1)+1 with padding d·(k-1) - p_before",
             ),
-            source="PyTorch torch.nn.ConvTranspose{r}d docs; Dumoulin & Visin 2016 rel. 13-14".format(r=_r),
+            source=f"PyTorch torch.nn.ConvTranspose{_r}d docs; Dumoulin & Visin 2016 rel. 13-14",
         )
     )
     register(
@@ -171,7 +182,7 @@ for _r in (1, 2, 3):
                 "weights = C_in · depth_multiplier · prod(k)",
                 "MACs = out_positions · C_in · depth_multiplier · prod(k)",
             ),
-            source="Keras DepthwiseConv{r}D; Howard et al. 2017 (MobileNets)".format(r=_r),
+            source=f"Keras DepthwiseConv{_r}D; Howard et al. 2017 (MobileNets)",
         )
     )
     register(
@@ -187,18 +198,18 @@ for _r in (1, 2, 3):
                 "MACs = out_positions · C_in·dm · (prod(k) + C_out)",
                 "MACs ratio vs standard (dm=1) = 1/C_out + 1/prod(k)",
             ),
-            source="Keras SeparableConv{r}D; Chollet 2017 (Xception); Howard et al. 2017".format(r=_r),
+            source=f"Keras SeparableConv{_r}D; Chollet 2017 (Xception); Howard et al. 2017",
         )
     )
     register(
         Kind(
             f"shuffle_grouped{_r}d",
             f"{_r}D grouped convolution followed by a channel shuffle with the same groups (ShuffleNet)",
-            CONV_FIELDS[:6] + (SHUFFLE_GROUPS, BIAS),
+            (*CONV_FIELDS[:6], SHUFFLE_GROUPS, BIAS),
             _build_shuffle_grouped,
             rank=_r,
             aliases=(f"shuffled_grouped{_r}d", f"gconv_shuffle{_r}d"),
-            formulas=CONV_FORMULAS[1:3] + ("channel shuffle: 0 params, 0 MACs, C·positions elements moved",),
+            formulas=(*CONV_FORMULAS[1:3], "channel shuffle: 0 params, 0 MACs, C·positions elements moved"),
             source="Zhang et al. 2018 (ShuffleNet)",
         )
     )

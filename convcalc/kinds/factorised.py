@@ -7,6 +7,7 @@ primitives, so their shapes, parameters and MACs come from :mod:`convcalc.ops`.
 from __future__ import annotations
 
 from convcalc.errors import ShapeError
+from convcalc.formula import axis_names
 from convcalc.kinds.base import (
     BIAS,
     DILATION,
@@ -27,7 +28,6 @@ from convcalc.kinds.base import (
 from convcalc.kinds.convs import in_channels
 from convcalc.kinds.padding import resolve_conv_padding
 from convcalc.ops import Add, Conv, DeformSample, Shape, Stage, numel
-from convcalc.formula import axis_names
 from convcalc.values import Axes, Pairs, parse_int
 
 
@@ -58,7 +58,7 @@ def axis_conv(
 def _build_spatial_separable(p: Params, shape: Shape) -> Built:
     """k_1 x 1 (x 1), then 1 x k_2 (x 1), ...: one stage per spatial axis; bias on the last stage."""
     c_in = in_channels(p, shape)
-    c_out = p.int("out_channels")
+    c_out = p.num("out_channels")
     mid = p.opt_int("mid_channels") or min(c_in, c_out)
     kernel, stride, dilation, pads, notes = _resolved(p, shape)
     names = axis_names(p.rank)
@@ -76,14 +76,16 @@ def _build_spatial_separable(p: Params, shape: Shape) -> Built:
 def _build_flattened(p: Params, shape: Shape) -> Built:
     """Jin et al. 2014: lateral 1x1 (C_in -> C_out), then a 1D depthwise filter along each axis."""
     c_in = in_channels(p, shape)
-    c_out = p.int("out_channels")
+    c_out = p.num("out_channels")
     kernel, stride, dilation, pads, notes = _resolved(p, shape)
     rank = p.rank
     lateral = Conv(c_in, c_out, (1,) * rank, (1,) * rank, ((0, 0),) * rank, (1,) * rank, 1, False)
     stages = [Stage("lateral", lateral, ("in",), "1x1 across channels")]
     names = axis_names(rank)
     for axis in range(rank):
-        op = axis_conv(c_out, c_out, (axis,), (kernel, stride, dilation, pads), groups=c_out, bias=p.flag("bias") and axis == rank - 1)
+        op = axis_conv(
+            c_out, c_out, (axis,), (kernel, stride, dilation, pads), groups=c_out, bias=p.flag("bias") and axis == rank - 1
+        )
         stages.append(Stage(f"filter_{names[axis]}", op, (stages[-1].name,), f"1D along {names[axis]}"))
     return Built(tuple(stages), notes)
 
@@ -91,7 +93,7 @@ def _build_flattened(p: Params, shape: Shape) -> Built:
 def _build_p3d(p: Params, shape: Shape) -> Built:
     """Qiu et al. 2017: S = 1xkxk spatial, T = kx1x1 temporal; A: T(S(x)), B: S(x)+T(x), C: S(x)+T(S(x))."""
     c_in = in_channels(p, shape)
-    c_out = p.int("out_channels")
+    c_out = p.num("out_channels")
     kernel, stride, dilation, pads, notes = _resolved(p, shape)
     resolved = (kernel, stride, dilation, pads)
     bias = p.flag("bias")
@@ -114,14 +116,20 @@ def r2plus1d_mid_channels(c_in: int, c_out: int, kernel: Axes) -> int:
 def _build_conv2plus1d(p: Params, shape: Shape) -> Built:
     """R(2+1)D: 1 x k_h x k_w spatial conv to M channels, then t x 1 x 1 temporal conv to C_out."""
     c_in = in_channels(p, shape)
-    c_out = p.int("out_channels")
+    c_out = p.num("out_channels")
     kernel, stride, dilation, pads, notes = _resolved(p, shape)
     mid = p.opt_int("mid_channels") or r2plus1d_mid_channels(c_in, c_out, kernel)
     bias = p.flag("bias")
     resolved = (kernel, stride, dilation, pads)
-    spatial = Stage("spatial", axis_conv(c_in, mid, (1, 2), resolved, bias=bias), ("in",), f"1x{kernel[1]}x{kernel[2]} to M={mid}")
+    spatial = Stage(
+        "spatial", axis_conv(c_in, mid, (1, 2), resolved, bias=bias), ("in",), f"1x{kernel[1]}x{kernel[2]} to M={mid}"
+    )
     temporal = Stage("temporal", axis_conv(mid, c_out, (0,), resolved, bias=bias), ("spatial",), f"{kernel[0]}x1x1")
-    extra = () if p.opt_int("mid_channels") else (f"mid channels M = {mid} from Tran et al. 2018: floor(t·k_h·k_w·C_in·C_out / (k_h·k_w·C_in + t·C_out)).",)
+    extra = (
+        ()
+        if p.opt_int("mid_channels")
+        else (f"mid channels M = {mid} from Tran et al. 2018: floor(t·k_h·k_w·C_in·C_out / (k_h·k_w·C_in + t·C_out)).",)
+    )
     return Built((spatial, temporal), notes + extra)
 
 
@@ -129,19 +137,24 @@ def _build_deformable(p: Params, shape: Shape) -> Built:
     """Dai et al. 2017 (v1) / Zhu et al. 2019 (v2): offset conv, bilinear sampling, main conv."""
     c_in = in_channels(p, shape)
     kernel, stride, dilation, pads, notes = _resolved(p, shape)
-    offset_groups = p.int("offset_groups")
-    modulated = p.int("version") == 2
-    groups = p.int("groups")
+    offset_groups = p.num("offset_groups")
+    modulated = p.num("version") == 2
+    groups = p.num("groups")
     if c_in % offset_groups:
         raise ShapeError(f"in_channels = {c_in} is not divisible by offset_groups = {offset_groups}.")
     offset_channels = (3 if modulated else 2) * offset_groups * numel(kernel)
     offset = Conv(c_in, offset_channels, kernel, stride, pads, dilation, 1, True)
     sample = DeformSample(kernel, stride, pads, dilation, offset_groups, modulated)
     rank = len(kernel)
-    main = Conv(c_in, p.int("out_channels"), kernel, kernel, ((0, 0),) * rank, (1,) * rank, groups, p.flag("bias"))
+    main = Conv(c_in, p.num("out_channels"), kernel, kernel, ((0, 0),) * rank, (1,) * rank, groups, p.flag("bias"))
     return Built(
         (
-            Stage("offset", offset, ("in",), f"offset conv -> {offset_channels} ch ({'2K offsets + K masks' if modulated else '2K offsets'})"),
+            Stage(
+                "offset",
+                offset,
+                ("in",),
+                f"offset conv -> {offset_channels} ch ({'2K offsets + K masks' if modulated else '2K offsets'})",
+            ),
             Stage("sample", sample, ("in", "offset"), "bilinear sampling"),
             Stage("conv", main, ("sample",), "main conv on sampled taps"),
         ),
@@ -191,7 +204,11 @@ register(
     Kind(
         "p3d",
         "Pseudo-3D block core: S = 1xkxk spatial and T = kx1x1 temporal; A series, B parallel (added), C series with shortcut S+T(S)",
-        (*FACTOR_FIELDS, choice("variant", ("A", "B", "C"), "A", "P3D-A (series), P3D-B (parallel), P3D-C (series + shortcut)"), BIAS),
+        (
+            *FACTOR_FIELDS,
+            choice("variant", ("A", "B", "C"), "A", "P3D-A (series), P3D-B (parallel), P3D-C (series + shortcut)"),
+            BIAS,
+        ),
         _build_p3d,
         rank=3,
         aliases=("pseudo3d", "p3d_block"),

@@ -97,6 +97,8 @@ def resolve_transposed_padding(
     return (
         tuple(crops_list),
         tuple(extra),
-        (f"Keras Conv*DTranspose '{padding}' with output_padding=None: out = {target}"
-         " (set output_padding, even 0, for the other Keras formula).",),
+        (
+            f"Keras Conv*DTranspose '{padding}' with output_padding=None: out = {target}"
+            " (set output_padding, even 0, for the other Keras formula).",
+        ),
     )
