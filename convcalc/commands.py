@@ -10,6 +10,7 @@ from convcalc.errors import SpecError
 from convcalc.formula import axis_names
 from convcalc.inverse import Solution, check_sizes, same_padding, solve_conv, solve_transposed
 from convcalc.kinds import all_kinds, lookup
+from convcalc.kinds.base import REQUIRED
 from convcalc.ops import Conv, overlap_counts, uneven_overlap
 from convcalc.render import Format, Table, render
 from convcalc.report import costs, layer_to_dict
@@ -35,13 +36,27 @@ def types_output(name: str | None, formulas: bool, fmt: str) -> str:
     kind = lookup(name)
     table = Table(["field", "aliases", "default", "meaning"], title=f"{kind.name}: {kind.summary}")
     for f in kind.fields:
-        table.rows.append([f.name, ", ".join(f.aliases), repr(f.default) if not f.required else "required", f.help])
+        table.rows.append([f.name, ", ".join(f.aliases), default_text(f.default), f.help])
     table.notes = [
         f"aliases: {', '.join(kind.aliases) or '-'}",
         *(f"formula: {line}" for line in kind.formulas),
         f"source: {kind.source}",
     ]
     return render(Format(fmt), table, _kind_dict(kind))
+
+
+def default_text(value: object) -> str:
+    """A default as a user would write it: ``1``, ``0``, ``true``, ``required``, ``from input``."""
+    if value is REQUIRED:
+        return "required"
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        flat = [v[0] if isinstance(v, tuple) and v[0] == v[1] else v for v in value]
+        return "x".join(str(v) for v in flat)
+    return str(value)
 
 
 def _kind_dict(kind: object) -> dict[str, object]:

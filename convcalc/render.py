@@ -6,9 +6,6 @@ importing rich; the network renderer uses rich.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -87,6 +84,9 @@ def markdown(table: Table) -> str:
 
 def csv_text(table: Table) -> str:
     """CSV with a header row (exact integers, no notes)."""
+    import csv
+    import io
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(table.headers)
@@ -96,6 +96,8 @@ def csv_text(table: Table) -> str:
 
 def to_json(data: object) -> str:
     """Stable JSON (keys in insertion order, 2-space indent)."""
+    import json
+
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
