@@ -307,11 +307,14 @@ class ConvTranspose:
             _shape_line(n, o, f"({i}-1)·{s} - {p[0]} - {p[1]} + {d}·({k}-1) + {op} + 1")
             for o, (i, k, s, p, d, op, n) in zip(out, per_axis, strict=True)
         ]
-        notes = tuple(
-            f"checkerboard: along {n} the kernel ({k}, dilation {d}) gives uneven overlap with stride {s};"
-            " prefer a kernel divisible by the stride or resize-then-convolve (Odena et al. 2016)."
-            for (_, k, s, _, d, _, n) in per_axis
-            if uneven_overlap(k, s, d)
+        uneven = [f"{n} (k={k}, s={s}, d={d})" for (_, k, s, _, d, _, n) in per_axis if uneven_overlap(k, s, d)]
+        notes = (
+            (
+                f"checkerboard: uneven overlap along {', '.join(uneven)}: the kernel is not divisible by the stride;"
+                " prefer a divisible kernel or resize-then-convolve (Odena et al. 2016). See 'convcalc overlap'.",
+            )
+            if uneven
+            else ()
         )
         biases = self.out_channels if self.bias else 0
         return OpStats(
