@@ -129,7 +129,8 @@ def compare_output(types: list[str], flags: Mapping[str, object], shape_text: st
 def _axis_values(text: str | None, rank: int, field: str) -> list[int | None]:
     if text is None:
         return [None] * rank
-    return list(broadcast_axes(parse_axes(text, field, minimum=0), rank, field))
+    minimum = 0 if field == "padding" else 1  # sizes, kernels, strides and dilations are >= 1
+    return list(broadcast_axes(parse_axes(text, field, minimum=minimum), rank, field))
 
 
 def _sorted(solutions: list[Solution], limit: int) -> list[Solution]:

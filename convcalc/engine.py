@@ -7,8 +7,10 @@ A layer is expanded by its kind into a small graph (:class:`convcalc.ops.Stage` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from convcalc import rf
 from convcalc.errors import ConvcalcError, ShapeError
@@ -55,11 +57,21 @@ def _field(op: Op, stats: OpStats, fields: list[rf.Field | None]) -> tuple[rf.Fi
     return rf.apply(known[0], stats.rf), True
 
 
+def _analyse_op(op: Op, shapes: tuple[Shape, ...]) -> OpStats:
+    return op.analyse(shapes)
+
+
+_analyse = cast(Callable[[Op, tuple[Shape, ...]], OpStats], functools.lru_cache(maxsize=8192)(_analyse_op))
+"""``op.analyse`` memoised: ops are frozen values, OpStats immutable, and a network applies the same
+op to the same shapes many times (repeated blocks). Merges are not memoised: their error messages
+name their inputs."""
+
+
 def evaluate(stage: Stage, tensors: Mapping[str, Tensor]) -> StageResult:
     """Evaluate one node given the tensors it reads."""
     sources = [tensors[name] for name in stage.inputs]
     shapes = tuple(t.shape for t in sources)
-    stats = stage.op.analyse(shapes, stage.inputs)
+    stats = stage.op.analyse(shapes, stage.inputs) if stage.op.merge else _analyse(stage.op, shapes)
     field, aligned = _field(stage.op, stats, [t.field for t in sources])
     return StageResult(stage.name, stage.label or stage.op.describe(), stage.op, stage.inputs, shapes, stats, field, aligned)
 
@@ -81,8 +93,8 @@ def expand(spec: LayerSpec, shape: Shape) -> tuple[tuple[Stage, ...], tuple[str,
     rank = len(shape) - 1
     if kind.rank is not None and kind.rank != rank:
         raise rank_mismatch(kind, shape)
-    if rank < 1:
-        raise ShapeError(f"{kind.name} needs at least one spatial axis, got the shape {shape}.")
+    if rank < kind.min_rank:
+        raise ShapeError(f"{kind.name} needs at least {kind.min_rank} spatial axis, got the shape {shape}.")
     built = kind.build(spec.params(rank), shape)
     return built.stages, built.notes
 

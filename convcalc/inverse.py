@@ -84,9 +84,10 @@ def solve_transposed(
         for d in _range(dilation, max_dilation if k > 1 else 1):
             for s in _range(stride, max_stride):
                 for p in _range(padding, effective_kernel(k, d) - 1, low=0):
-                    base = _or_zero(transposed_out_size, size_in, k, s, (p, p), d, 0)
-                    if base and 0 <= size_out - base < max(s, d):
-                        op = size_out - base
+                    # the output_padding that closes the gap, then the forward formula validates it (the size
+                    # with op = 0 may be < 1 and still be rescued by op > 0)
+                    op = size_out - ((size_in - 1) * s - 2 * p + effective_kernel(k, d))
+                    if 0 <= op < max(s, d) and _or_zero(transposed_out_size, size_in, k, s, (p, p), d, op) == size_out:
                         yield Solution(k, s, (p, p), d, op)
 
 

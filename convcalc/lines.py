@@ -23,3 +23,29 @@ def line_of(data: Mapping[str, object], key: str | None = None) -> int | None:
     if key is not None and key in data.lines:
         return data.lines[key]
     return data.line
+
+
+class LineList(list[object]):
+    """A sequence from YAML that knows its own line and the line of each item."""
+
+    line: int | None = None
+    item_lines: list[int]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.item_lines = []
+
+
+def line_of_item(data: object, index: int) -> int | None:
+    """The line of item ``index`` of a YAML sequence, else None."""
+    if isinstance(data, LineList) and 0 <= index < len(data.item_lines):
+        return data.item_lines[index]
+    return None
+
+
+def type_name(value: object) -> str:
+    """The plain type name of a loaded value for messages (``list`` for a :class:`LineList`)."""
+    for base in (bool, int, float, str, list, dict):
+        if isinstance(value, base):
+            return base.__name__
+    return type(value).__name__

@@ -8,13 +8,14 @@ nor the file :data:`MAX_BYTES` bytes, nor nesting :data:`MAX_DEPTH` levels.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
 from convcalc.errors import LimitError, Location, SpecError
-from convcalc.lines import LineDict
+from convcalc.lines import LineDict, LineList, type_name
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_NODES = 1_000_000
@@ -29,7 +30,7 @@ class _Loader(yaml.SafeLoader):
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, (str, int, float, bool)):
-                raise SpecError(f"a mapping key must be a plain value, got {type(key).__name__}.")
+                raise SpecError(f"a mapping key must be a plain value, got {type_name(key)}.")
             text = str(key)
             if text in mapping:
                 raise SpecError(
@@ -44,7 +45,28 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     return loader.construct_mapping(node, deep=True)
 
 
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+    items = LineList()
+    items.line = node.start_mark.line + 1
+    items.item_lines = [child.start_mark.line + 1 for child in node.value]
+    items.extend(loader.construct_object(child, deep=True) for child in node.value)
+    return items
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+
+# YAML 1.1 reads 0x3 as hexadecimal, 0:1 as sexagesimal (1) and 1_000 as 1000: all of them are
+# convcalc size notations (per-axis "0x3", pad pairs "0:1"). Only plain decimals are numbers here.
+_NUMERIC = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NUMERIC]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"), list("-+.0123456789")
+)
 
 
 def _check_size(root: yaml.Node, source: str) -> None:

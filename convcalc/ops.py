@@ -124,6 +124,14 @@ def conv_out_size(size: int, kernel: int, stride: int, pad: tuple[int, int], dil
     return span // stride + 1
 
 
+def transposed_step(k_eff: int, stride: int, crop_before: int) -> AxisStep:
+    """Receptive-field step of a transposed window: refine the grid by ``stride`` (fractional
+    stride 1/s), then a stride-1 window of ``k_eff`` taps with padding ``k_eff - 1 - crop_before``
+    (Dumoulin & Visin 2016, rel. 13-14). Also the rule for nearest/linear upsampling (netops).
+    """
+    return AxisStep(k_eff, 1, Fraction(k_eff - 1 - crop_before), upsample=stride)
+
+
 def transposed_out_size(
     size: int, kernel: int, stride: int, crop: tuple[int, int], dilation: int, output_padding: int, axis: str
 ) -> int:
@@ -324,7 +332,7 @@ class ConvTranspose:
             macs=macs.value,
             bias_adds=biases * numel(out),
             rf=tuple(
-                AxisStep(effective_kernel(k, d), 1, Fraction(effective_kernel(k, d) - 1 - p[0]), upsample=s)
+                transposed_step(effective_kernel(k, d), s, p[0])
                 for k, s, p, d in zip(self.kernel_size, self.stride, self.padding, self.dilation, strict=True)
             ),
             notes=notes,
@@ -369,8 +377,10 @@ class DeformSample:
     Inputs: the feature map ``(C_in, *sizes)`` and the offsets ``(2·G·K, *out)`` (v2: offsets and
     masks, ``3·G·K`` channels), ``K = prod(k)``, ``G`` offset groups. Output: the sampled columns laid
     out as ``(C_in, k_h·H_out, k_w·W_out)`` so the main convolution is a ``k``-strided ``k`` conv.
-    Cost: 4 MACs per sampled value for the bilinear weights (+1 for the v2 modulation),
-    ``C_in × K × out_positions`` values. The receptive field depends on the data (``rf = None``).
+    Cost, reported under ``other_ops`` (it is interpolation, not a convolution's MACs, so network
+    MAC totals stay comparable with published conv+linear counts): 4 multiply-adds per sampled
+    value for the bilinear weights (+1 for the v2 modulation) over ``C_in × K × out_positions``
+    values, plus (v2) one sigmoid per mask value. The receptive field depends on the data (``rf = None``).
     """
 
     op: ClassVar[str] = "deform_sample"
@@ -406,17 +416,17 @@ class DeformSample:
         if tuple(offsets) != expected:
             raise ShapeError(f"the offsets have shape {format_shape(offsets)} but {format_shape(expected)} is needed.")
         per_value = 5 if self.modulated else 4
-        macs = product(
-            "sampling MACs",
-            [("MACs/value", per_value), ("C_in", shape[0]), kernel_term(self.kernel_size), positions(out, "out")],
+        sampling = product(
+            "sampling ops",
+            [("ops/value", per_value), ("C_in", shape[0]), kernel_term(self.kernel_size), positions(out, "out")],
         )
+        masks = product("mask sigmoids", [("G", self.offset_groups), kernel_term(self.kernel_size), positions(out, "out")])
         return OpStats(
             output=(shape[0], *(k * o for k, o in zip(self.kernel_size, out, strict=True))),
-            macs=macs.value,
-            other_ops=(self.offset_groups * taps * numel(out)) if self.modulated else 0,
+            other_ops=sampling.value + (masks.value if self.modulated else 0),
             rf=None,
             notes=("receptive field is data-dependent (deformable sampling moves every tap by a learned offset).",),
-            explain=(macs.explain(),),
+            explain=(sampling.explain(), masks.explain() if self.modulated else "mask sigmoids = 0 (v1)"),
         )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from convcalc.errors import Location, SpecError
 from convcalc.kinds import lookup
+from convcalc.lines import LineDict, line_of
 from convcalc.ops import Shape
 from convcalc.spec import LayerSpec, as_mapping, parse_layer
 from convcalc.values import parse_int, parse_shape
@@ -79,7 +80,13 @@ def build_request(
             for existing in [k for k in raw if kind.field(k) is fdef]:
                 del raw[existing]
         raw[fdef.name if fdef else key] = value
-    spec = parse_layer({k: v for k, v in raw.items() if k not in SPEC_ONLY}, where=where)
+    fields = LineDict()
+    fields.update((k, v) for k, v in raw.items() if k not in SPEC_ONLY)
+    if spec_path is not None:
+        # keep the YAML line of every key still holding the file's value, so field errors name file:line
+        fields.line = line_of(loaded)
+        fields.lines = {k: n for k, n in getattr(loaded, "lines", {}).items() if k in fields and fields[k] is loaded[k]}
+    spec = parse_layer(fields, where=where)
     layout_name = layout or str(raw.get("layout", "channels_first"))
     shape_value = shape_text if shape_text is not None else raw.get("input")
     if shape_value is None:

@@ -48,11 +48,26 @@ class AxisField:
 
     def step(self, st: AxisStep) -> AxisField:
         """Apply one layer (module docstring, Distill 2019 eq. 1-3)."""
+        if st.kernel == 1 and st.stride == 1 and st.upsample == 1 and not st.pad:
+            return self  # an element-wise layer changes nothing
+        if st.upsample == 1 and self.jump.denominator == 1 and st.pad.denominator == 1:
+            return self._integer_step(st)
         jump = self.jump / st.upsample
         return AxisField(
             size=self.size + (st.kernel - 1) * jump,
             jump=jump * st.stride,
             start=self.start + (Fraction(st.kernel - 1, 2) - st.pad) * jump,
+        )
+
+    def _integer_step(self, st: AxisStep) -> AxisField:
+        """:meth:`step` for an integer jump and padding without refinement, in integer arithmetic
+        (the common case; Fraction operations are slow): ``c' = c + (k - 1 - 2p)·j / 2``."""
+        jump = self.jump.numerator
+        shift = (st.kernel - 1 - 2 * st.pad.numerator) * jump
+        return AxisField(
+            size=self.size + (st.kernel - 1) * jump,
+            jump=Fraction(jump * st.stride),
+            start=self.start + (shift // 2 if shift % 2 == 0 else Fraction(shift, 2)),
         )
 
     @property

@@ -13,7 +13,7 @@ from typing import cast
 from convcalc.errors import ConvcalcError, Location, SpecError
 from convcalc.kinds import lookup
 from convcalc.kinds.base import Kind, Params, suggest
-from convcalc.lines import line_of
+from convcalc.lines import line_of, type_name
 
 RESERVED = ("type", "name")
 
@@ -108,5 +108,5 @@ def parse_layer(
 def as_mapping(data: object, what: str, where: Location | None) -> Mapping[str, object]:
     """Refuse anything but a mapping (e.g. a YAML list where a layer was expected)."""
     if not isinstance(data, Mapping):
-        raise SpecError(f"{what} must be a mapping of field: value, got {type(data).__name__}.", where=where)
+        raise SpecError(f"{what} must be a mapping of field: value, got {type_name(data)}.", where=where)
     return cast(Mapping[str, object], data)

@@ -151,6 +151,8 @@ class Kind:
     aliases: tuple[str, ...] = ()
     formulas: tuple[str, ...] = ()
     source: str = ""
+    min_rank: int = 1
+    """Fewest spatial axes the kind accepts (0: also flat vectors, e.g. linear after flatten)."""
 
     def field(self, name: str) -> FieldDef | None:
         for f in self.fields:

@@ -119,6 +119,12 @@ def _build_conv2plus1d(p: Params, shape: Shape) -> Built:
     c_out = p.num("out_channels")
     kernel, stride, dilation, pads, notes = _resolved(p, shape)
     mid = p.opt_int("mid_channels") or r2plus1d_mid_channels(c_in, c_out, kernel)
+    if mid < 1:
+        raise ShapeError(
+            f"the R(2+1)D formula floor(t·k_h·k_w·C_in·C_out / (k_h·k_w·C_in + t·C_out)) gives M = {mid} mid channels"
+            f" for C_in = {c_in}, C_out = {c_out} and kernel {'x'.join(map(str, kernel))}.",
+            hint="Give the mid channels explicitly (--mid-channels N or 'mid_channels: N').",
+        )
     bias = p.flag("bias")
     resolved = (kernel, stride, dilation, pads)
     spatial = Stage(
@@ -247,7 +253,7 @@ register(
         aliases=("deform_conv2d", "deformable_conv2d", "dcn"),
         formulas=(
             "offset conv: C_in -> (2|3)·G·k_h·k_w channels, same k/s/p/d as the main conv, with bias",
-            "sampling MACs = (4|5) · C_in · k_h·k_w · out_positions (bilinear weights, +1 for v2 modulation)",
+            "sampling (other ops, not MACs) = (4|5) · C_in · k_h·k_w · out_positions (bilinear weights, +1 for v2 modulation)",
             "main conv weights = C_out · C_in/g · k_h·k_w;  MACs = out_positions · C_out · C_in/g · k_h·k_w",
         ),
         source="Dai et al. 2017; Zhu et al. 2019; torchvision.ops.deform_conv2d",

@@ -1,0 +1,1 @@
+"""Pure-NumPy execution kernels; the public API lives in :mod:`convcalc.execute.kernels`."""

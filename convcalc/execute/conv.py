@@ -1,0 +1,414 @@
+"""N-d convolution with PyTorch ``conv1d/2d/3d`` semantics and padding pairs.
+
+Paths (chosen by :func:`plan_conv`, all exact up to float rounding):
+
+* ``matmul`` - 1x1 kernel, stride 1, no padding: ``y[n] = W @ x[n]`` on a
+  reshaped view, no copy.
+* ``im2col`` - columns ``(C_in*prod(k), P)`` copied from a strided window view
+  of a zero-padded slab into a reused buffer (for strided kernels the slab is
+  first split into stride phases so every copy has contiguous inner runs; the
+  taps are then grouped by phase and the weights permuted to match), then per
+  group one GEMM ``W_g (C_out/g, K) @ cols_g (K, P)`` written straight into
+  the channels-first output.  Work is split into blocks of samples/output
+  rows so scratch stays within the workspace budget.
+* ``taps`` - depthwise (``C_in/groups == 1``, any channel multiplier):
+  ``y += w[:, tap] * x_shifted`` per kernel tap, each tap one long
+  contiguous slice of the flattened, phase-split padded input
+  (:mod:`convcalc.execute.taps`).
+* ``winograd`` - F(m, r), ``m`` in {2, 4, 6}, for 2- and 3-tap stride-1 axes
+  with enough channels (see :mod:`convcalc.execute.winograd`).
+
+``macs`` in the kernel records is the direct-algorithm count; see
+:mod:`convcalc.execute.stats`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import product
+from math import prod
+from typing import Any, Literal
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from numpy.typing import ArrayLike, DTypeLike
+
+from convcalc.execute import winograd as wg
+from convcalc.execute.convspec import ConvSpec, make_conv_spec
+from convcalc.execute.geometry import (
+    FloatArray,
+    IntSpec,
+    PadSpec,
+    as_float_array,
+    blocks,
+    choose_block,
+    copy_padded,
+    phase_view,
+    reshape_view,
+)
+from convcalc.execute.stats import KernelRecord, record
+from convcalc.execute.taps import TapGeometry
+from convcalc.execute.workspace import Workspace, buffer_bytes, get_workspace_budget, reserve
+
+Algorithm = Literal["auto", "matmul", "im2col", "taps", "winograd"]
+
+IM2COL_BLOCK_BYTES = 2 << 20
+"""Preferred scratch per im2col block: columns stay cache resident while the GEMM packs them."""
+WINOGRAD_BLOCK_BYTES = 24 << 20
+"""Preferred scratch per Winograd block: large enough that the channel GEMMs amortise ``U``."""
+TAPS_BLOCK_BYTES = 1 << 20
+"""Preferred temporary per block for the tap loop (kept cache resident)."""
+WINOGRAD_MIN_CHANNELS = 16
+"""Winograd is picked automatically only with at least this many channels per group."""
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """Chosen algorithm, blocking and scratch size of one convolution."""
+
+    spec: ConvSpec
+    path: str
+    block: tuple[int, int]
+    workspace_bytes: int
+    executed_macs: int
+    winograd: wg.WinogradGeometry | None = None
+
+    @property
+    def writes_strided(self) -> bool:
+        """Whether :func:`execute_conv` can write into a non-contiguous output view."""
+        return self.path in ("taps", "winograd")
+
+
+def _is_pointwise(spec: ConvSpec) -> bool:
+    return spec.taps == 1 and set(spec.stride) == {1} and all(p == (0, 0) for p in spec.padding)
+
+
+def _in_extent(spec: ConvSpec, axis: int, outputs: int) -> int:
+    return (outputs - 1) * spec.stride[axis] + spec.dilation[axis] * (spec.kernel[axis] - 1) + 1
+
+
+def _needs_slab(spec: ConvSpec) -> bool:
+    return any(p != (0, 0) for p in spec.padding)
+
+
+def _strided(spec: ConvSpec) -> bool:
+    """im2col through stride phases (contiguous inner copies) when a multi-tap kernel is strided."""
+    return spec.taps > 1 and any(s > 1 for s in spec.stride)
+
+
+def _im2col_buffers(spec: ConvSpec, nb: int, rows: int) -> list[tuple[int, ...]]:
+    """Scratch of one block: [padded slab, [stride phases,]] columns ``(nb, C, taps, rows, *out_rest)``."""
+    if _is_pointwise(spec):
+        return []
+    rest = spec.out_shape[1:]
+    cols = (nb, spec.c_in, spec.taps, rows, *rest)
+    ext = [_in_extent(spec, 0, rows), *(_in_extent(spec, a, o) for a, o in enumerate(rest, 1))]
+    if _strided(spec):
+        ext = [-(-e // s) * s for e, s in zip(ext, spec.stride, strict=True)]
+        phases = (nb, spec.c_in, *spec.stride, *(e // s for e, s in zip(ext, spec.stride, strict=True)))
+        return [(nb, spec.c_in, *ext), phases, cols]
+    if not _needs_slab(spec):
+        return [cols]
+    return [(nb, spec.c_in, *ext), cols]
+
+
+@dataclass(frozen=True)
+class _PhaseBlock:
+    """Kernel taps that read one stride phase: ``count`` per axis, phase shifts ``first + j*step``."""
+
+    phase: tuple[int, ...]
+    first: tuple[int, ...]
+    step: tuple[int, ...]
+    count: tuple[int, ...]
+    start: int
+
+
+@lru_cache(maxsize=64)
+def _phase_blocks(spec: ConvSpec) -> tuple[tuple[_PhaseBlock, ...], tuple[int, ...]]:
+    """Tap blocks grouped by stride phase and the matching permutation of the flat taps.
+
+    Tap ``t`` reads padded index ``o*s + t*d`` = phase ``(t*d) % s`` at shift ``(t*d) // s``.
+    """
+    per_axis = []
+    for k, s, d in zip(spec.kernel, spec.stride, spec.dilation, strict=True):
+        groups: dict[int, list[int]] = {}
+        for t in range(k):
+            groups.setdefault(t * d % s, []).append(t)
+        per_axis.append(sorted(groups.items()))
+    blocks_: list[_PhaseBlock] = []
+    order: list[int] = []
+    for combo in product(*per_axis):
+        shifts = [[t * d // s for t in taps] for (_, taps), s, d in zip(combo, spec.stride, spec.dilation, strict=True)]
+        blocks_.append(
+            _PhaseBlock(
+                phase=tuple(p for p, _ in combo),
+                first=tuple(sh[0] for sh in shifts),
+                step=tuple(sh[1] - sh[0] if len(sh) > 1 else 1 for sh in shifts),
+                count=tuple(len(taps) for _, taps in combo),
+                start=len(order),
+            )
+        )
+        order += [int(np.ravel_multi_index(t, spec.kernel)) for t in product(*(taps for _, taps in combo))]
+    return tuple(blocks_), tuple(order)
+
+
+def _phase_columns(slab: FloatArray, phases: FloatArray, cols: FloatArray, spec: ConvSpec, rows: int) -> None:
+    """Columns in phase-block tap order from a padded slab (one contiguous-inner copy per block)."""
+    np.copyto(phases, phase_view(slab, spec.stride))
+    out_sp = (rows, *spec.out_shape[1:])
+    for blk in _phase_blocks(spec)[0]:
+        index: tuple[Any, ...] = (slice(None), slice(None), *blk.phase, *(slice(f, None) for f in blk.first))
+        src = phases[index]
+        view = as_strided(
+            src,
+            (*src.shape[:2], *blk.count, *out_sp),
+            (*src.strides[:2], *(st * sp for st, sp in zip(src.strides[2:], blk.step, strict=True)), *src.strides[2:]),
+            writeable=False,
+        )
+        dst = cols[:, :, blk.start : blk.start + prod(blk.count)]
+        np.copyto(dst.reshape(*dst.shape[:2], *blk.count, *out_sp), view)
+
+
+def _taps_buffers(spec: ConvSpec, nb: int, channels: int) -> list[tuple[int, ...]]:
+    geo = _tap_geometry(spec)
+    return [*geo.buffers(nb, channels), *[(nb, channels, spec.c_out_g, geo.wide_len)] * 2]
+
+
+def _nbytes(spec: ConvSpec, shapes: list[tuple[int, ...]]) -> int:
+    return buffer_bytes([(s, spec.dtype) for s in shapes])
+
+
+def _plan_gemm(spec: ConvSpec, budget: int) -> ConvPlan:
+    path = "matmul" if _is_pointwise(spec) else "im2col"
+    nb, rows = choose_block(
+        spec.batch,
+        spec.out_shape[0],
+        1,
+        lambda n, r: _nbytes(spec, _im2col_buffers(spec, n, r)),
+        min(IM2COL_BLOCK_BYTES, budget),
+    )
+    return ConvPlan(spec, path, (nb, rows), _nbytes(spec, _im2col_buffers(spec, nb, rows)), spec.macs)
+
+
+def _plan_taps(spec: ConvSpec, budget: int) -> ConvPlan:
+    nb, cb = choose_block(
+        spec.batch, spec.c_in, 1, lambda n, c: _nbytes(spec, _taps_buffers(spec, n, c)), min(TAPS_BLOCK_BYTES, budget)
+    )
+    nb = 1 if cb < spec.c_in else nb
+    return ConvPlan(spec, "taps", (nb, cb), _nbytes(spec, _taps_buffers(spec, nb, cb)), spec.macs)
+
+
+def _plan_winograd(spec: ConvSpec, geo: wg.WinogradGeometry, budget: int) -> ConvPlan | None:
+    fixed = _nbytes(spec, [wg.weight_shape(spec, geo)]) * 2
+    if fixed >= budget:
+        return None
+    nb, rows = choose_block(
+        spec.batch,
+        spec.out_shape[0],
+        geo.row_unit,
+        lambda n, r: _nbytes(spec, wg.block_buffers(spec, geo, n, r)),
+        min(WINOGRAD_BLOCK_BYTES, budget - fixed),
+    )
+    total = fixed + _nbytes(spec, wg.block_buffers(spec, geo, nb, rows))
+    if total > budget:
+        return None
+    return ConvPlan(spec, "winograd", (nb, rows), total, wg.executed_macs(spec, geo), geo)
+
+
+def _winograd_worth_it(spec: ConvSpec) -> bool:
+    return min(spec.c_in_g, spec.c_out_g) >= WINOGRAD_MIN_CHANNELS
+
+
+def plan_for_spec(spec: ConvSpec, algorithm: Algorithm = "auto", budget: int | None = None) -> ConvPlan:
+    """Choose the algorithm and blocking for ``spec`` (see module docstring); cached per arguments."""
+    return _plan(spec, algorithm, get_workspace_budget() if budget is None else budget)
+
+
+@lru_cache(maxsize=256)
+def _plan(spec: ConvSpec, algorithm: Algorithm, budget: int) -> ConvPlan:
+    geo = wg.winograd_geometry(spec)
+    if algorithm == "auto":
+        if spec.c_in_g == 1 and spec.taps > 1:
+            return _plan_taps(spec, budget)
+        if geo is not None and _winograd_worth_it(spec):
+            plan = _plan_winograd(spec, geo, budget)
+            if plan is not None:
+                return plan
+        return _plan_gemm(spec, budget)
+    if algorithm == "taps":
+        if spec.c_in_g != 1:
+            raise ValueError("the taps path needs C_in/groups == 1 (depthwise)")
+        return _plan_taps(spec, budget)
+    if algorithm == "winograd":
+        plan = _plan_winograd(spec, geo, budget) if geo is not None else None
+        if plan is None:
+            raise ValueError("Winograd does not apply to this convolution (or exceeds the workspace budget)")
+        return plan
+    if algorithm == "matmul" and not _is_pointwise(spec):
+        raise ValueError("the matmul path needs a 1x1 kernel, stride 1 and no padding")
+    if algorithm in ("matmul", "im2col"):
+        return _plan_gemm(spec, budget)
+    raise ValueError(f"unknown algorithm {algorithm!r}")
+
+
+def plan_conv(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    stride: IntSpec = 1,
+    padding: PadSpec = 0,
+    dilation: IntSpec = 1,
+    groups: int = 1,
+    dtype: DTypeLike = np.float32,
+    algorithm: Algorithm = "auto",
+    budget: int | None = None,
+) -> ConvPlan:
+    """Plan a convolution from shapes only; ``.workspace_bytes`` is its scratch need."""
+    spec = make_conv_spec(x_shape, w_shape, stride, padding, dilation, groups, dtype)
+    return plan_for_spec(spec, algorithm, budget)
+
+
+def add_bias(y: FloatArray, b: FloatArray | None) -> None:
+    """``y[:, o, ...] += b[o]`` in place."""
+    if b is not None:
+        np.add(y, b.reshape((1, -1) + (1,) * (y.ndim - 2)), out=y)
+
+
+def _window_view(src: FloatArray, spec: ConvSpec, rows: int) -> FloatArray:
+    """``(nb, C, *k, rows, *out_rest)`` view: element = ``src[n, c, o*s + t*d]``."""
+    sp = src.strides[2:]
+    shape = (*src.shape[:2], *spec.kernel, rows, *spec.out_shape[1:])
+    strides = (
+        *src.strides[:2],
+        *(d * st for d, st in zip(spec.dilation, sp, strict=True)),
+        *(s * st for s, st in zip(spec.stride, sp, strict=True)),
+    )
+    return as_strided(src, shape, strides, writeable=False)
+
+
+def _run_gemm(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+    spec = plan.spec
+    g, kg = spec.groups, spec.c_in_g * spec.taps
+    w4 = w.reshape(g, spec.c_out_g, spec.c_in_g, spec.taps)
+    if plan.path == "im2col" and _strided(spec):
+        w4 = w4[..., list(_phase_blocks(spec)[1])]
+    wr = w4.reshape(g, spec.c_out_g, kg)
+    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *plan.block):
+        nb, rows = n1 - n0, r1 - r0
+        p = rows * prod(spec.out_shape[1:])
+        with ws.scope():
+            if plan.path == "matmul":
+                cols = reshape_view(x[n0:n1, :, r0:r1], (nb, g, spec.c_in_g, p))
+            else:
+                shapes = _im2col_buffers(spec, nb, rows)
+                lo0 = r0 * spec.stride[0] - spec.padding[0][0]
+                if len(shapes) > 1:
+                    src = ws.take(shapes[0], spec.dtype)
+                    ranges = [(lo0, lo0 + src.shape[2])]
+                    ranges += [(-pb, -pb + n) for (pb, _), n in zip(spec.padding[1:], src.shape[3:], strict=True)]
+                    copy_padded(x[n0:n1], ranges, src)
+                else:
+                    src = x[n0:n1, :, lo0:]
+                buf = ws.take(shapes[-1], spec.dtype)
+                if _strided(spec):
+                    _phase_columns(src, ws.take(shapes[1], spec.dtype), buf, spec, rows)
+                else:
+                    np.copyto(buf.reshape(nb, spec.c_in, *spec.kernel, rows, *spec.out_shape[1:]), _window_view(src, spec, rows))
+                cols = buf.reshape(nb, g, kg, p)
+            out = reshape_view(y[n0:n1, :, r0:r1], (nb, g, spec.c_out_g, p))
+            np.matmul(wr, cols, out=out)
+            add_bias(y[n0:n1, :, r0:r1], b)
+
+
+def _tap_geometry(spec: ConvSpec) -> TapGeometry:
+    return TapGeometry(spec.in_shape, spec.out_shape, spec.kernel, spec.stride, spec.padding, spec.dilation)
+
+
+def _run_taps(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+    spec = plan.spec
+    geo = _tap_geometry(spec)
+    mult = spec.c_out_g
+    wt = w.reshape(spec.c_in, mult, spec.taps)
+    y5 = reshape_view(y, (x.shape[0], spec.c_in, mult, *spec.out_shape))
+    bias = None if b is None else b.reshape(spec.c_in, mult, *(1,) * spec.ndim)
+    for n0, n1, c0, c1 in blocks(x.shape[0], spec.c_in, *plan.block):
+        nb, cb = n1 - n0, c1 - c0
+        with ws.scope():
+            phases = geo.load(x[n0:n1, c0:c1], 0.0, ws)
+            acc = ws.take((nb, cb, mult, geo.wide_len), spec.dtype)
+            tmp = ws.take((nb, cb, mult, geo.wide_len), spec.dtype)
+            for i, tap in enumerate(geo.taps):
+                src = geo.source(phases, tap)[:, :, None, :]
+                wv = wt[c0:c1, :, tap.index, None]
+                if i == 0:
+                    np.multiply(src, wv, out=acc)
+                else:
+                    np.multiply(src, wv, out=tmp)
+                    np.add(acc, tmp, out=acc)
+            dst = y5[n0:n1, c0:c1]
+            if bias is None:
+                np.copyto(dst, geo.crop(acc))
+            else:
+                np.add(geo.crop(acc), bias[c0:c1], out=dst)
+
+
+def execute_conv(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+    """Run ``plan`` writing ``conv(x, w) + b`` into ``y``.
+
+    ``x`` may hold fewer samples than the plan was made for.  ``y`` must be
+    C-contiguous for the GEMM paths (``plan.writes_strided`` is False); the
+    Winograd and taps paths also write into strided views.
+    """
+    if plan.path == "taps":
+        _run_taps(plan, x, w, b, y, ws)
+    elif plan.path == "winograd":
+        assert plan.winograd is not None
+        u = wg.transform_weights(w, plan.spec, plan.winograd, ws)
+        wg.run_winograd(x, u, plan.spec, plan.winograd, plan.block, y, ws)
+        add_bias(y, b)
+    else:
+        _run_gemm(plan, x, w, b, y, ws)
+
+
+def output_array(out: FloatArray | None, shape: tuple[int, ...], dtype: np.dtype[np.floating]) -> FloatArray:
+    """``out`` validated as a C-contiguous ``shape``/``dtype`` array, or a new one."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {dtype} array of shape {shape}")
+    return out
+
+
+def conv(
+    x: ArrayLike,
+    w: ArrayLike,
+    b: ArrayLike | None = None,
+    stride: IntSpec = 1,
+    padding: PadSpec = 0,
+    dilation: IntSpec = 1,
+    groups: int = 1,
+    out: FloatArray | None = None,
+    *,
+    algorithm: Algorithm = "auto",
+) -> FloatArray:
+    """N-d convolution (cross-correlation), ``torch.nn.functional.conv{1,2,3}d``.
+
+    ``x``: (N, C_in, *S); ``w``: (C_out, C_in/groups, *k); ``b``: (C_out,) or
+    None; ``padding``: (before, after) per axis (an int or per-axis ints mean
+    symmetric); ``stride``/``dilation``: per axis.  Output (N, C_out, *O) with
+    ``O = (S + before + after - d*(k-1) - 1) // s + 1``.  Depthwise with a
+    channel multiplier is ``groups = C_in``, ``C_out = C_in * mult``; output
+    channel ``o`` reads input channel ``o // mult``.
+    """
+    xa = as_float_array(x)
+    wa = as_float_array(w, xa.dtype)
+    ba = None if b is None else as_float_array(b, xa.dtype)
+    spec = make_conv_spec(xa.shape, wa.shape, stride, padding, dilation, groups, xa.dtype)
+    if ba is not None and ba.shape != (spec.c_out,):
+        raise ValueError(f"bias must have shape ({spec.c_out},), got {ba.shape}")
+    plan = plan_for_spec(spec, algorithm)
+    y = output_array(out, (spec.batch, spec.c_out, *spec.out_shape), xa.dtype)
+    with reserve(plan.workspace_bytes) as ws:
+        execute_conv(plan, xa, wa, ba, y, ws)
+    record(KernelRecord("conv", plan.path, spec.macs, plan.executed_macs, plan.workspace_bytes))
+    return y

@@ -1,0 +1,337 @@
+"""Non-convolution layers with ``torch.nn.functional`` semantics.
+
+Linear, eval-mode batch norm, layer/group norm, activations, softmax,
+nearest / (bi,tri)linear upsampling, pixel (un)shuffle, channel shuffle,
+zero padding and flatten.  Arrays are ``(N, C, *spatial)`` unless noted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from math import prod
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from convcalc.execute.geometry import FloatArray, PadSpec, as_float_array, pad_pairs, spatial_ndim
+
+# ---------------------------------------------------------------- affine / norms
+
+
+def linear(x: ArrayLike, w: ArrayLike, b: ArrayLike | None = None) -> FloatArray:
+    """``y = x @ w.T + b`` with ``x`` (..., in), ``w`` (out, in) (``F.linear``)."""
+    xa = as_float_array(x)
+    wa = as_float_array(w, xa.dtype)
+    if wa.ndim != 2 or xa.shape[-1] != wa.shape[1]:
+        raise ValueError(f"linear: x {xa.shape} and weight {wa.shape} do not match")
+    y: FloatArray = xa @ wa.T
+    if b is not None:
+        y += as_float_array(b, xa.dtype)
+    return y
+
+
+def _channel(v: ArrayLike | None, x: FloatArray, default: float) -> FloatArray:
+    """Per-channel vector broadcast against ``(N, C, *spatial)``."""
+    c = x.shape[1]
+    arr = np.full(c, default, x.dtype) if v is None else as_float_array(v, x.dtype)
+    if arr.shape != (c,):
+        raise ValueError(f"expected a per-channel vector of length {c}, got shape {arr.shape}")
+    return arr.reshape((1, c) + (1,) * (x.ndim - 2))
+
+
+def batch_norm(
+    x: ArrayLike,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    weight: ArrayLike | None = None,
+    bias: ArrayLike | None = None,
+    eps: float = 1e-5,
+) -> FloatArray:
+    """Eval-mode batch norm: ``(x - mean) / sqrt(var + eps) * weight + bias``."""
+    xa = as_float_array(x)
+    scale = _channel(weight, xa, 1.0) / np.sqrt(_channel(running_var, xa, 1.0) + xa.dtype.type(eps))
+    shift = _channel(bias, xa, 0.0) - _channel(running_mean, xa, 0.0) * scale
+    return np.asarray(xa * scale + shift)
+
+
+def _normalize(x: FloatArray, axes: tuple[int, ...], eps: float) -> FloatArray:
+    mean = x.mean(axis=axes, keepdims=True)
+    centered: FloatArray = x - mean
+    var = np.mean(np.square(centered), axis=axes, keepdims=True)
+    centered /= np.sqrt(var + x.dtype.type(eps))
+    return centered
+
+
+def layer_norm(
+    x: ArrayLike,
+    normalized_shape: Sequence[int],
+    weight: ArrayLike | None = None,
+    bias: ArrayLike | None = None,
+    eps: float = 1e-5,
+) -> FloatArray:
+    """Normalise over the trailing ``normalized_shape`` axes (biased variance), then affine."""
+    xa = as_float_array(x)
+    shape = tuple(normalized_shape)
+    if xa.shape[xa.ndim - len(shape) :] != shape:
+        raise ValueError(f"layer_norm: trailing shape of {xa.shape} is not {shape}")
+    y = _normalize(xa, tuple(range(xa.ndim - len(shape), xa.ndim)), eps)
+    if weight is not None:
+        y *= as_float_array(weight, xa.dtype).reshape(shape)
+    if bias is not None:
+        y += as_float_array(bias, xa.dtype).reshape(shape)
+    return y
+
+
+def group_norm(
+    x: ArrayLike, num_groups: int, weight: ArrayLike | None = None, bias: ArrayLike | None = None, eps: float = 1e-5
+) -> FloatArray:
+    """Normalise each of ``num_groups`` channel groups per sample, then per-channel affine."""
+    xa = as_float_array(x)
+    n, c = xa.shape[:2]
+    if num_groups < 1 or c % num_groups:
+        raise ValueError(f"num_groups={num_groups} must divide C={c}")
+    y = _normalize(xa.reshape(n, num_groups, -1), (2,), eps).reshape(xa.shape)
+    return y * _channel(weight, xa, 1.0) + _channel(bias, xa, 0.0)
+
+
+# ---------------------------------------------------------------- activations
+
+
+def relu(x: ArrayLike) -> FloatArray:
+    """``max(x, 0)``."""
+    xa = as_float_array(x)
+    return np.asarray(np.maximum(xa, xa.dtype.type(0)))
+
+
+def relu6(x: ArrayLike) -> FloatArray:
+    """``min(max(x, 0), 6)``."""
+    xa = as_float_array(x)
+    return np.clip(xa, xa.dtype.type(0), xa.dtype.type(6))
+
+
+def leaky_relu(x: ArrayLike, negative_slope: float = 0.01) -> FloatArray:
+    """``x if x >= 0 else negative_slope * x``."""
+    xa = as_float_array(x)
+    return np.where(xa >= 0, xa, xa * xa.dtype.type(negative_slope))
+
+
+def sigmoid(x: ArrayLike) -> FloatArray:
+    """``1 / (1 + exp(-x))``, evaluated without overflow."""
+    xa = as_float_array(x)
+    z = np.exp(-np.abs(xa))
+    return np.where(xa >= 0, 1 / (1 + z), z / (1 + z))
+
+
+def tanh(x: ArrayLike) -> FloatArray:
+    """Hyperbolic tangent."""
+    return np.tanh(as_float_array(x))
+
+
+def silu(x: ArrayLike) -> FloatArray:
+    """SiLU / swish: ``x * sigmoid(x)``."""
+    xa = as_float_array(x)
+    return xa * sigmoid(xa)
+
+
+def hardsigmoid(x: ArrayLike) -> FloatArray:
+    """``relu6(x + 3) / 6``."""
+    xa = as_float_array(x)
+    return np.asarray(relu6(xa + xa.dtype.type(3)) / xa.dtype.type(6))
+
+
+def hardswish(x: ArrayLike) -> FloatArray:
+    """``x * relu6(x + 3) / 6``."""
+    xa = as_float_array(x)
+    return xa * hardsigmoid(xa)
+
+
+_ERF_SERIES_LIMIT = 3.0
+_ERF_SERIES_TERMS = 80
+_ERF_FRACTION_TERMS = 60
+
+
+def erf(x: ArrayLike) -> FloatArray:
+    """Vectorised error function, float64 accuracy (~1e-15 relative).
+
+    ``|x| < 3``: ``erf(x) = 2/sqrt(pi) * exp(-x^2) * sum_n 2^n x^(2n+1) / (2n+1)!!``
+    (all terms positive, no cancellation); ``|x| >= 3``: ``1 - erfc(|x|)`` with
+    the continued fraction ``erfc(x) = exp(-x^2)/sqrt(pi) / (x + 1/2 / (x + 1 / (x + 3/2 / ...)))``
+    (Abramowitz & Stegun 7.1.5 and 7.1.14).
+    """
+    xa = as_float_array(x)
+    z = np.abs(xa.astype(np.float64))
+    out = np.ones_like(z)
+    small = z < _ERF_SERIES_LIMIT
+    zs = z[small]
+    term = zs.copy()
+    total = zs.copy()
+    for n in range(1, _ERF_SERIES_TERMS):
+        term *= 2 * zs * zs / (2 * n + 1)
+        total += term
+    out[small] = 2 / math.sqrt(math.pi) * np.exp(-zs * zs) * total
+    zl = z[~small]
+    frac = zl.copy()
+    for k in range(_ERF_FRACTION_TERMS, 0, -1):
+        frac = zl + (k / 2) / frac
+    out[~small] = 1 - np.exp(-zl * zl) / (math.sqrt(math.pi) * frac)
+    return (np.sign(xa) * out).astype(xa.dtype)
+
+
+def gelu(x: ArrayLike, approximate: str = "none") -> FloatArray:
+    """GELU: ``x * Phi(x)`` with ``Phi(x) = (1 + erf(x / sqrt(2))) / 2``; ``approximate='tanh'`` uses
+    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
+    xa = as_float_array(x)
+    if approximate == "tanh":
+        inner = math.sqrt(2 / math.pi) * (xa + 0.044715 * xa**3)
+        return np.asarray(0.5 * xa * (1 + np.tanh(inner)), dtype=xa.dtype)
+    if approximate != "none":
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return np.asarray(0.5 * xa * (1 + erf(xa / math.sqrt(2))), dtype=xa.dtype)
+
+
+def softmax(x: ArrayLike, axis: int = 1) -> FloatArray:
+    """``exp(x - max) / sum(exp(x - max))`` along ``axis``."""
+    xa = as_float_array(x)
+    e: FloatArray = np.exp(xa - xa.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+# ---------------------------------------------------------------- resampling
+
+
+def _resize_plan(
+    x: FloatArray, size: int | Sequence[int] | None, scale_factor: float | Sequence[float] | None
+) -> tuple[tuple[int, ...], tuple[float | None, ...]]:
+    """Output sizes and the user scales (PyTorch: ``floor(L * scale)``)."""
+    nd = spatial_ndim(x)
+    if (size is None) == (scale_factor is None):
+        raise ValueError("give exactly one of size and scale_factor")
+    if size is not None:
+        sizes = (int(size),) * nd if isinstance(size, int | np.integer) else tuple(int(v) for v in size)
+        scales: tuple[float | None, ...] = (None,) * nd
+    else:
+        assert scale_factor is not None
+        scales = (float(scale_factor),) * nd if isinstance(scale_factor, int | float) else tuple(float(v) for v in scale_factor)
+        sizes = tuple(math.floor(length * sc) for length, sc in zip(x.shape[2:], scales, strict=True))
+    if len(sizes) != nd or min(sizes) < 1:
+        raise ValueError(f"invalid output size {sizes} for input {x.shape}")
+    return sizes, scales
+
+
+def _src_scale(length: int, out: int, scale: float | None, dtype: np.dtype[Any]) -> FloatArray:
+    """PyTorch ``compute_scales_value``: ``1/scale`` if given, else ``L/out`` (0-d array of ``dtype``)."""
+    if scale is not None and scale > 0:
+        return np.asarray(1.0 / scale, dtype=dtype)
+    return np.asarray(np.asarray(length, dtype=dtype) / np.asarray(out, dtype=dtype))
+
+
+def upsample_nearest(
+    x: ArrayLike, size: int | Sequence[int] | None = None, scale_factor: float | Sequence[float] | None = None
+) -> FloatArray:
+    """Nearest resize (``F.interpolate(mode='nearest')``): ``src = min(floor(dst * scale), L-1)``."""
+    xa = as_float_array(x)
+    sizes, scales = _resize_plan(xa, size, scale_factor)
+    y = xa
+    for axis, (length, out, sc) in enumerate(zip(xa.shape[2:], sizes, scales, strict=True)):
+        scale = _src_scale(length, out, sc, np.dtype(np.float32))
+        src = np.floor(np.arange(out, dtype=np.float32) * scale).astype(np.int64)
+        y = np.take(y, np.minimum(src, length - 1), axis=axis + 2)
+    return np.ascontiguousarray(y)
+
+
+def upsample_linear(
+    x: ArrayLike,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+    align_corners: bool = False,
+) -> FloatArray:
+    """Linear / bilinear / trilinear resize (``F.interpolate(mode='*linear')``), separable.
+
+    ``align_corners``: ``src = dst * (L-1)/(out-1)``; otherwise
+    ``src = max(scale * (dst + 0.5) - 0.5, 0)``; blend ``x[i0]`` and
+    ``x[min(i0+1, L-1)]`` with weight ``src - i0``.
+    """
+    xa = as_float_array(x)
+    sizes, scales = _resize_plan(xa, size, scale_factor)
+    dt = xa.dtype
+    y = xa
+    for axis, (length, out, sc) in enumerate(zip(xa.shape[2:], sizes, scales, strict=True)):
+        dst = np.arange(out, dtype=dt)
+        if align_corners:
+            step = dt.type(length - 1) / dt.type(out - 1) if out > 1 else dt.type(0)
+            src = dst * step
+        else:
+            src = np.maximum(_src_scale(length, out, sc, dt) * (dst + dt.type(0.5)) - dt.type(0.5), dt.type(0))
+        i0 = np.minimum(src.astype(np.int64), length - 1)
+        i1 = np.minimum(i0 + 1, length - 1)
+        lam = (src - i0).astype(dt)
+        shape = [1] * y.ndim
+        shape[axis + 2] = out
+        lam_b = lam.reshape(shape)
+        y = np.take(y, i0, axis=axis + 2) * (1 - lam_b) + np.take(y, i1, axis=axis + 2) * lam_b
+    return np.ascontiguousarray(y, dtype=dt)
+
+
+# ---------------------------------------------------------------- re-arrangements
+
+
+def pixel_shuffle(x: ArrayLike, upscale: int) -> FloatArray:
+    """(N, C*r^D, *S) -> (N, C, *S*r): ``y[n, c, i*r + a] = x[n, c*r^D + flat(a), i]`` (N-d)."""
+    xa = as_float_array(x)
+    nd = spatial_ndim(xa)
+    n, c, *sp = xa.shape
+    r = upscale
+    if c % r**nd:
+        raise ValueError(f"channels {c} not divisible by {r}^{nd}")
+    v = xa.reshape(n, c // r**nd, *([r] * nd), *sp)
+    perm = [0, 1] + [i for a in range(nd) for i in (2 + nd + a, 2 + a)]
+    return np.ascontiguousarray(v.transpose(perm)).reshape(n, c // r**nd, *(s * r for s in sp))
+
+
+def pixel_unshuffle(x: ArrayLike, downscale: int) -> FloatArray:
+    """Inverse of :func:`pixel_shuffle`: (N, C, *S*r) -> (N, C*r^D, *S)."""
+    xa = as_float_array(x)
+    nd = spatial_ndim(xa)
+    n, c, *sp = xa.shape
+    r = downscale
+    if any(s % r for s in sp):
+        raise ValueError(f"spatial shape {tuple(sp)} not divisible by {r}")
+    v = xa.reshape(n, c, *(d for s in sp for d in (s // r, r)))
+    perm = [0, 1] + [3 + 2 * a for a in range(nd)] + [2 + 2 * a for a in range(nd)]
+    return np.ascontiguousarray(v.transpose(perm)).reshape(n, c * r**nd, *(s // r for s in sp))
+
+
+def channel_shuffle(x: ArrayLike, groups: int) -> FloatArray:
+    """ShuffleNet: reshape (N, g, C/g, ...) -> swap the two channel axes -> reshape."""
+    xa = as_float_array(x)
+    n, c = xa.shape[:2]
+    if groups < 1 or c % groups:
+        raise ValueError(f"groups={groups} must divide C={c}")
+    v = xa.reshape(n, groups, c // groups, *xa.shape[2:]).swapaxes(1, 2)
+    return np.ascontiguousarray(v).reshape(xa.shape)
+
+
+def zero_pad(x: ArrayLike, padding: PadSpec) -> FloatArray:
+    """Zero-pad the spatial axes by ``(before, after)`` pairs; negative values crop."""
+    xa = as_float_array(x)
+    pads = pad_pairs(padding, spatial_ndim(xa), allow_negative=True)
+    out_sp = tuple(s + pb + pa for s, (pb, pa) in zip(xa.shape[2:], pads, strict=True))
+    if min(out_sp) < 0:
+        raise ValueError(f"cropping {pads} exceeds input {xa.shape}")
+    y = np.zeros((*xa.shape[:2], *out_sp), xa.dtype)
+    src: tuple[Any, ...] = (
+        Ellipsis,
+        *(slice(max(0, -pb), s - max(0, -pa)) for s, (pb, pa) in zip(xa.shape[2:], pads, strict=True)),
+    )
+    dst: tuple[Any, ...] = (Ellipsis, *(slice(max(0, pb), o - max(0, pa)) for o, (pb, pa) in zip(out_sp, pads, strict=True)))
+    y[dst] = xa[src]
+    return y
+
+
+def flatten(x: ArrayLike, start_dim: int = 1) -> FloatArray:
+    """Merge axes ``start_dim..`` into one (``torch.flatten``)."""
+    xa = as_float_array(x)
+    return xa.reshape(*xa.shape[:start_dim], prod(xa.shape[start_dim:]))

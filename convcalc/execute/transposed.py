@@ -1,0 +1,256 @@
+"""N-d transposed convolution (PyTorch ``conv_transpose{1,2,3}d``).
+
+``y[n, g*Cog + o, u - before] += x[n, g*Cig + c, i] * w[g*Cig + c, o, k]`` for
+``u = i*s + k*d`` (per axis), output length
+``(L-1)*s + d*(k-1) + 1 - before - after + output_padding``; ``output_padding``
+extends the END (PyTorch semantics).
+
+Algorithm (stride-phase decomposition, no zero-inserted input and no col2im
+scatter): output positions ``u`` with ``u % s == r`` receive only the taps
+``k`` with ``k*d % s == r``, at input index ``i = q - (k*d - r)/s`` where
+``u = q*s + r``.  Each phase is therefore an ordinary stride-1 convolution of
+``x`` with the flipped sub-kernel (dilation ``d / gcd(d, s)``) and a
+phase-specific padding or crop, run by :func:`convcalc.execute.conv.execute_conv`
+(Winograd / im2col / taps as it sees fit) and written to ``y[..., r::s]``.
+Phases that receive no tap hold the bias only.  Total work equals the direct
+per-input-position count ``N * in_positions * C_in * C_out/g * prod(k)`` up
+to the outputs cropped away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import product
+from math import prod
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+from convcalc.execute.conv import ConvPlan, add_bias, execute_conv, output_array, plan_for_spec
+from convcalc.execute.convspec import make_conv_spec
+from convcalc.execute.geometry import (
+    FloatArray,
+    IntSpec,
+    PadSpec,
+    as_float_array,
+    int_tuple,
+    pad_pairs,
+)
+from convcalc.execute.stats import KernelRecord, record
+from convcalc.execute.workspace import Workspace, buffer_bytes, get_workspace_budget, reserve
+
+
+@dataclass(frozen=True)
+class _AxisPhase:
+    """One stride phase along one axis; ``taps`` selects its kernel taps, flipped."""
+
+    start: int
+    count: int
+    ntaps: int
+    taps: slice
+    dilation: int
+    padding: tuple[int, int]
+
+
+def _axis_phases(length: int, k: int, s: int, d: int, pad: tuple[int, int], out_len: int) -> list[_AxisPhase]:
+    phases = []
+    for r in range(s):
+        taps = [t for t in range(k) if (t * d) % s == r]
+        q0 = -((r - pad[0]) // s)
+        count = max(0, (pad[0] + out_len - 1 - r) // s - q0 + 1)
+        start = r + s * q0 - pad[0]
+        if not taps:
+            phases.append(_AxisPhase(start, count, 0, slice(0, 0), 1, (0, 0)))
+            continue
+        shifts = [(t * d - r) // s for t in taps]
+        dil = shifts[1] - shifts[0] if len(taps) > 1 else 1
+        before = shifts[-1] - q0
+        after = count + (len(taps) - 1) * dil - length - before
+        step = taps[1] - taps[0] if len(taps) > 1 else 1
+        flipped = slice(taps[-1], taps[0] - step if taps[0] >= step else None, -step)
+        phases.append(_AxisPhase(start, count, len(taps), flipped, dil, (before, after)))
+    return phases
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """A stride phase of the output and the convolution that fills it."""
+
+    out: tuple[slice, ...]
+    taps: tuple[slice, ...]
+    plan: ConvPlan | None
+
+
+@dataclass(frozen=True)
+class ConvTransposePlan:
+    """Phase decomposition, sample blocking and scratch size of one call."""
+
+    in_shape: tuple[int, ...]
+    w_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    groups: int
+    phases: tuple[_Phase, ...]
+    batch_block: int
+    workspace_bytes: int
+    macs: int
+    executed_macs: int
+    path: str
+
+
+def _phase_bytes(ph: _Phase, nb: int, dtype: np.dtype[Any]) -> int:
+    if ph.plan is None:
+        return 0
+    spec = ph.plan.spec
+    shapes = [] if ph.plan.writes_strided else [(nb, spec.c_out, *spec.out_shape)]
+    return buffer_bytes([(s, dtype) for s in shapes]) + ph.plan.workspace_bytes
+
+
+def plan_conv_transpose(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    stride: IntSpec = 1,
+    padding: PadSpec = 0,
+    output_padding: IntSpec = 0,
+    dilation: IntSpec = 1,
+    groups: int = 1,
+    dtype: DTypeLike = np.float32,
+    budget: int | None = None,
+) -> ConvTransposePlan:
+    """Plan a transposed convolution from shapes (``ValueError`` if inconsistent); ``.workspace_bytes`` is its scratch."""
+    nd = len(x_shape) - 2
+    if nd not in (1, 2, 3) or len(w_shape) != nd + 2:
+        raise ValueError(f"x {x_shape} / weight {w_shape}: expected (N, C, *S) and (C_in, C_out/g, *k), 1-3 axes")
+    return _plan_transpose(
+        tuple(x_shape),
+        tuple(w_shape),
+        int_tuple(stride, nd, "stride"),
+        pad_pairs(padding, nd),
+        int_tuple(output_padding, nd, "output_padding", minimum=0),
+        int_tuple(dilation, nd, "dilation"),
+        groups,
+        np.dtype(dtype),
+        get_workspace_budget() if budget is None else budget,
+    )
+
+
+@lru_cache(maxsize=128)
+def _plan_transpose(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    st: tuple[int, ...],
+    pads: tuple[tuple[int, int], ...],
+    op: tuple[int, ...],
+    dl: tuple[int, ...],
+    groups: int,
+    dt: np.dtype[Any],
+    budget: int,
+) -> ConvTransposePlan:
+    n, c_in, *in_sp = x_shape
+    w_in, c_out_g, *kernel = w_shape
+    if groups < 1 or w_in != c_in or c_in % groups:
+        raise ValueError(f"weight {w_shape} does not match C_in={c_in} with groups={groups}")
+    out_sp = tuple(
+        (i - 1) * s + d * (k - 1) + 1 - pb - pa + o
+        for i, s, d, k, (pb, pa), o in zip(in_sp, st, dl, kernel, pads, op, strict=True)
+    )
+    if min(out_sp) < 1:
+        raise ValueError(f"transposed convolution output would be empty: {out_sp}")
+    axes = [_axis_phases(*args) for args in zip(in_sp, kernel, st, dl, pads, out_sp, strict=True)]
+    c_out = c_out_g * groups
+    nb = n
+    while nb > 1 and (nb * c_out * prod(out_sp) // prod(st)) * dt.itemsize > budget // 2:
+        nb = (nb + 1) // 2
+    phases = []
+    for combo in product(*axes):
+        if any(a.count == 0 for a in combo):
+            continue
+        out = tuple(slice(a.start, None, s) for a, s in zip(combo, st, strict=True))
+        taps = tuple(a.taps for a in combo)
+        sub = None
+        if all(a.ntaps for a in combo):
+            spec = make_conv_spec(
+                (nb, c_in, *in_sp),
+                (c_out, c_in // groups, *(a.ntaps for a in combo)),
+                1,
+                tuple(a.padding for a in combo),
+                tuple(a.dilation for a in combo),
+                groups,
+                dt,
+                allow_crop=True,
+            )
+            sub = plan_for_spec(spec, budget=budget // 2)
+        phases.append(_Phase(out, taps, sub))
+    ws = buffer_bytes([(w_shape, dt)]) + max(_phase_bytes(ph, nb, dt) for ph in phases)
+    executed = sum(ph.plan.executed_macs // nb for ph in phases if ph.plan) * n
+    paths = sorted({ph.plan.path for ph in phases if ph.plan})
+    return ConvTransposePlan(
+        in_shape=tuple(x_shape),
+        w_shape=tuple(w_shape),
+        out_shape=(n, c_out, *out_sp),
+        groups=groups,
+        phases=tuple(phases),
+        batch_block=nb,
+        workspace_bytes=ws,
+        macs=n * prod(in_sp) * c_in * c_out_g * prod(kernel),
+        executed_macs=executed,
+        path=f"phases[{prod(st)}]:" + "+".join(paths) if paths else "bias",
+    )
+
+
+def _conv_layout(w: FloatArray, groups: int, ws: Workspace) -> FloatArray:
+    """``(C_in, C_out/g, *k)`` -> ``(C_out, C_in/g, *k)`` (per-phase sub-kernels are views of it)."""
+    c_in, c_out_g, *k = w.shape
+    dst = ws.take((groups * c_out_g, c_in // groups, *k), w.dtype)
+    grouped = w.reshape(groups, c_in // groups, c_out_g, *k).swapaxes(1, 2)
+    np.copyto(dst.reshape(grouped.shape), grouped)
+    return dst
+
+
+def conv_transpose(
+    x: ArrayLike,
+    w: ArrayLike,
+    b: ArrayLike | None = None,
+    stride: IntSpec = 1,
+    padding: PadSpec = 0,
+    output_padding: IntSpec = 0,
+    dilation: IntSpec = 1,
+    groups: int = 1,
+    out: FloatArray | None = None,
+) -> FloatArray:
+    """Transposed convolution, ``torch.nn.functional.conv_transpose{1,2,3}d``.
+
+    ``x``: (N, C_in, *S); ``w``: (C_in, C_out/groups, *k); ``padding``:
+    (before, after) crop pairs per axis; ``output_padding`` adds rows at the
+    end of each axis.  See the module docstring for the algorithm.
+    """
+    xa = as_float_array(x)
+    wa = as_float_array(w, xa.dtype)
+    plan = plan_conv_transpose(xa.shape, wa.shape, stride, padding, output_padding, dilation, groups, xa.dtype)
+    ba = None if b is None else as_float_array(b, xa.dtype)
+    if ba is not None and ba.shape != (plan.out_shape[1],):
+        raise ValueError(f"bias must have shape ({plan.out_shape[1]},), got {ba.shape}")
+    y = output_array(out, plan.out_shape, xa.dtype)
+    with reserve(plan.workspace_bytes) as ws:
+        wconv = _conv_layout(wa, groups, ws)
+        for n0 in range(0, xa.shape[0], plan.batch_block):
+            n1 = min(xa.shape[0], n0 + plan.batch_block)
+            for ph in plan.phases:
+                index = (slice(n0, n1), slice(None), *ph.out)
+                dst = y[index]
+                if ph.plan is None:
+                    dst.fill(0)
+                    continue
+                taps = (slice(None), slice(None), *ph.taps)
+                wsub = wconv[taps]
+                with ws.scope():
+                    if ph.plan.writes_strided:
+                        execute_conv(ph.plan, xa[n0:n1], wsub, None, dst, ws)
+                        continue
+                    tmp = ws.take(dst.shape, xa.dtype)
+                    execute_conv(ph.plan, xa[n0:n1], wsub, None, tmp, ws)
+                    np.copyto(dst, tmp)
+    add_bias(y, ba)
+    record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
+    return y

@@ -1,0 +1,481 @@
+"""Render evaluated networks (table, JSON, CSV, Markdown) and ``check`` results (text, GitHub
+annotations, JUnit XML).
+
+Numbers stay exact integers everywhere except the compact table cells (``26.7M``). ``batch``
+scales MACs, FLOPs, other operations and activations, never parameters. Rich is imported only by
+the table renderer.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from convcalc import rf
+from convcalc.network import EXACT, NO_AXES, CheckResult, LayerRow, NetResult
+from convcalc.values import format_shape
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+NET_FORMATS = ("table", "json", "csv", "markdown")
+CHECK_FORMATS = ("text", "github", "junit")
+CONVENTIONS = {
+    "macs": "multiply-accumulates of convolutions and linear layers (torchvision's 'GFLOPS' count these)",
+    "flops": "2 x macs",
+    "other_ops": "normalisation, pooling, activation, element-wise and resampling operations (never in macs)",
+    "moved": "elements copied by data movement (concatenation, shuffles, padding, nearest upsampling)",
+    "activations": "output elements of each layer, summed",
+    "batch": "macs, flops, other_ops, bias_adds and activations are multiplied by batch; params are not",
+}
+BAR_WIDTH = 24
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+# ==============================================================================================
+# Cells
+# ==============================================================================================
+
+
+def compact(value: int) -> str:
+    """``26,657,408`` -> ``26.7M``; exact below 10,000."""
+    if abs(value) < 10_000:
+        return f"{value:,}"
+    for scale, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return str(value)  # unreachable: |value| >= 10,000 matched a scale
+
+
+def size_text(size: int) -> str:
+    """Bytes in binary units: ``1.8 MiB``, ``12.0 KiB``, ``512 B``."""
+    for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if size >= scale:
+            return f"{size / scale:,.1f} {unit}"
+    return f"{size} B"
+
+
+def shape_text(result: NetResult, shape: Sequence[int]) -> str:
+    """A shape in the spec's layout (``3x224x224``, or ``224x224x3`` for channels_last)."""
+    return format_shape(result.spec.to_layout(shape))
+
+
+def rf_cells(row: LayerRow) -> tuple[str, str, str]:
+    """Receptive field size, effective stride and effective padding per axis (``7x7``, ``2x2``, ``3x3``)."""
+    if row.field is None or row.rf_status != EXACT:
+        text = "-" if row.rf_status == NO_AXES else row.rf_status
+        return text, "", ""
+    return (
+        "x".join(rf.fmt(a.size) for a in row.field),
+        "x".join(rf.fmt(a.jump) for a in row.field),
+        "x".join(rf.fmt(a.padding) for a in row.field),
+    )
+
+
+def io_text(result: NetResult, row: LayerRow) -> str:
+    inputs = " + ".join(shape_text(result, s) for s in row.input_shapes)
+    return f"{inputs} -> {shape_text(result, row.output_shape)}"
+
+
+# ==============================================================================================
+# JSON (the stable contract)
+# ==============================================================================================
+
+
+def field_json(row: LayerRow) -> object:
+    """Per-axis ``{axis, size, stride, start, padding}`` (fractions as ``"7/2"``), ``[]`` without
+    spatial axes, or the status string ``"data-dependent"`` / ``"not tracked"``."""
+    from convcalc.report import field_to_dict
+
+    if row.rf_status == NO_AXES:
+        return []
+    if row.field is None:
+        return row.rf_status
+    return field_to_dict(row.field)
+
+
+def row_json(result: NetResult, row: LayerRow) -> dict[str, object]:
+    batch = result.batch
+    return {
+        "name": row.name,
+        "type": row.type,
+        "input_shape": list(result.spec.to_layout(row.input_shapes[0])),
+        "input_shapes": [list(result.spec.to_layout(s)) for s in row.input_shapes],
+        "output_shape": list(result.spec.to_layout(row.output_shape)),
+        "params": row.params,
+        "macs": batch * row.macs,
+        "flops": batch * row.flops,
+        "other_ops": batch * row.other_ops,
+        "bias_adds": batch * row.bias_adds,
+        "moved": batch * row.moved,
+        "activations": batch * row.activations,
+        "receptive_field": field_json(row),
+        "notes": list(row.notes),
+        "line": row.where.line if row.where else None,
+    }
+
+
+def net_to_dict(result: NetResult, depth: int | None = None) -> dict[str, object]:
+    """The JSON contract of ``convcalc net``: ``name``, ``input_shape``, ``output_shape``,
+    ``totals`` {``params``, ``macs``, ``flops``, ...} and ``layers`` [{``name``, ``type``,
+    ``input_shape``, ``output_shape``, ``params``, ``macs``, ``receptive_field``, ...}], plus the
+    type breakdown, the heaviest layers, expectations and notes. ``depth`` folds blocks."""
+    totals = result.totals()
+    batch = result.batch
+    return {
+        "name": result.name,
+        "file": result.spec.source,
+        "complete": result.complete,
+        "batch": batch,
+        "layout": result.spec.layout,
+        "input_shape": list(result.spec.to_layout(result.input_shape)),
+        "output_shape": list(result.spec.to_layout(result.output_shape)),
+        "totals": {
+            "params": totals.params,
+            "macs": batch * totals.macs,
+            "flops": batch * totals.flops,
+            "other_ops": batch * totals.other_ops,
+            "bias_adds": batch * totals.bias_adds,
+            "moved": batch * totals.moved,
+            "activations": batch * totals.activations,
+            "layers": totals.layers,
+        },
+        "conventions": CONVENTIONS,
+        "depth": depth,
+        "layers": [row_json(result, row) for row in result.fold(depth)],
+        "breakdown": [
+            {"type": s.type, "count": s.count, "params": s.params, "macs": batch * s.macs, "other_ops": batch * s.other_ops}
+            for s in result.breakdown()
+        ],
+        "heaviest": [{"name": r.name, "type": r.type, "macs": batch * r.macs, "params": r.params} for r in result.heaviest()],
+        "expectations": [
+            {"what": e.what, "ok": e.ok, "message": e.message, "line": e.where.line if e.where else None}
+            for e in result.expectations
+        ],
+        "warnings": result.warnings(),
+    }
+
+
+def render_json(result: NetResult, depth: int | None = None) -> str:
+    return json.dumps(net_to_dict(result, depth), indent=2, ensure_ascii=False)
+
+
+# ==============================================================================================
+# CSV and Markdown
+# ==============================================================================================
+
+COLUMNS = ("layer", "type", "input -> output", "params", "MACs", "FLOPs", "other ops", "activations", "RF", "stride", "eff. pad")
+
+
+def _cells(result: NetResult, row: LayerRow) -> list[str | int]:
+    batch = result.batch
+    return [
+        row.name,
+        row.type,
+        io_text(result, row),
+        row.params,
+        batch * row.macs,
+        batch * row.flops,
+        batch * row.other_ops,
+        batch * row.activations,
+        *rf_cells(row),
+    ]
+
+
+CSV_COLUMNS = (
+    "name", "type", "input_shape", "output_shape", "params", "macs", "flops", "other_ops", "activations",
+    "rf_size", "rf_stride", "rf_padding", "notes",
+)  # fmt: skip
+
+
+def render_csv(result: NetResult, depth: int | None = None) -> str:
+    """One row per layer, exact integers; shapes as ``3x224x224``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    batch = result.batch
+    for row in result.fold(depth):
+        writer.writerow(
+            [
+                row.name,
+                row.type,
+                " + ".join(shape_text(result, s) for s in row.input_shapes),
+                shape_text(result, row.output_shape),
+                row.params,
+                batch * row.macs,
+                batch * row.flops,
+                batch * row.other_ops,
+                batch * row.activations,
+                *rf_cells(row),
+                " | ".join(row.notes),
+            ]
+        )
+    return buffer.getvalue().rstrip("\n")
+
+
+def render_markdown(result: NetResult, depth: int | None = None) -> str:
+    """GitHub-flavoured Markdown: the layer table, totals, breakdown by type, notes."""
+    right = {3, 4, 5, 6, 7}
+    out = [f"### {result.name}", ""]
+    out.append("| " + " | ".join(COLUMNS) + " |")
+    out.append("|" + "|".join("---:" if i in right else "---" for i in range(len(COLUMNS))) + "|")
+    for row in result.fold(depth):
+        out.append("| " + " | ".join(f"{c:,}" if isinstance(c, int) else str(c) for c in _cells(result, row)) + " |")
+    out += ["", *[f"- {line}" for line in _total_lines(result)]]
+    out += ["", "| type | layers | params | MACs |", "|---|---:|---:|---:|"]
+    out += [f"| {s.type} | {s.count} | {s.params:,} | {result.batch * s.macs:,} |" for s in result.breakdown()]
+    notes = result.warnings()
+    if notes:
+        out += ["", "Notes:", "", *[f"- {n}" for n in notes]]
+    return "\n".join(out)
+
+
+def _total_lines(result: NetResult) -> list[str]:
+    totals = result.totals()
+    batch = result.batch
+    per = f" (batch {batch})" if batch != 1 else ""
+    return [
+        f"input {shape_text(result, result.input_shape)} -> output {shape_text(result, result.output_shape)}",
+        f"params: {totals.params:,}",
+        f"MACs{per}: {batch * totals.macs:,}  (FLOPs = 2 x MACs = {batch * totals.flops:,})",
+        f"other ops{per}: {batch * totals.other_ops:,}  (norm/pool/activation/element-wise; bias adds {batch * totals.bias_adds:,})",
+        f"activations{per}: {batch * totals.activations:,} elements ({size_text(4 * batch * totals.activations)} as float32)",
+        f"layers: {totals.layers:,}",
+    ]
+
+
+# ==============================================================================================
+# Rich table, breakdown and bar chart
+# ==============================================================================================
+
+
+def bar(share: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar of ``share`` (0..1) in ``width`` cells, with eighth-cell resolution."""
+    eighths = round(max(0.0, min(1.0, share)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return ("█" * full + (_EIGHTHS[rest] if rest else "")).ljust(width)
+
+
+def chart_lines(result: NetResult, limit: int = 12) -> list[str]:
+    """Where the MACs and the parameters go, per top-level block: the largest ``limit`` blocks
+    holding at least 0.1% of either, the rest summed in one line."""
+    totals = result.totals()
+
+    def visible(row: LayerRow) -> bool:
+        return row.macs * 1000 >= totals.macs > 0 or row.params * 1000 >= totals.params > 0
+
+    ranked = sorted(result.fold(1), key=lambda r: (-r.macs, -r.params))
+    shown = [r for r in ranked if visible(r)][:limit]
+    rest = [r for r in ranked if r not in shown]
+    rows = [(r.name, r.macs, r.params) for r in shown]
+    if rest:
+        rows.append((f"({len(rest)} more)", sum(r.macs for r in rest), sum(r.params for r in rest)))
+    width = max([len(name) for name, _, _ in rows] + [5])
+    lines = [f"{'block'.ljust(width)}  {'MACs'.ljust(BAR_WIDTH + 7)}  params"]
+    for name, macs, params in rows:
+        mac_share = macs / totals.macs if totals.macs else 0.0
+        param_share = params / totals.params if totals.params else 0.0
+        lines.append(f"{name.ljust(width)}  {bar(mac_share)} {mac_share:6.1%}  {bar(param_share)} {param_share:6.1%}")
+    return lines
+
+
+def _layer_table(result: NetResult, depth: int | None) -> object:
+    from rich.table import Table
+
+    title = result.name + ("" if result.complete else "  (stopped at the failing layer)")
+    table = Table(title=title, title_justify="left", header_style="bold", pad_edge=False, box=None)
+    for index, column in enumerate(COLUMNS):
+        table.add_column(column, justify="right" if 3 <= index <= 7 else "left", overflow="fold")
+    for row in result.fold(depth):
+        cells = _cells(result, row)
+        table.add_row(*(compact(c) if isinstance(c, int) else c for c in cells))
+    return table
+
+
+def _breakdown_table(result: NetResult) -> object:
+    from rich.table import Table
+
+    table = Table(title="by layer type", title_justify="left", header_style="bold", pad_edge=False, box=None)
+    for column in ("type", "layers", "params", "MACs", "other ops"):
+        table.add_column(column, justify="left" if column == "type" else "right")
+    for share in result.breakdown():
+        batch = result.batch
+        table.add_row(
+            share.type, str(share.count), f"{share.params:,}", f"{batch * share.macs:,}", f"{batch * share.other_ops:,}"
+        )
+    return table
+
+
+def render_table(result: NetResult, depth: int | None = None, width: int | None = None) -> str:
+    """The per-layer table, totals, type breakdown, heaviest layers, bar chart and notes."""
+    console = _console(width)
+    with console.capture() as capture:
+        console.print(_layer_table(result, depth))
+        console.print()
+        for line in _total_lines(result):
+            console.print(line, markup=False, highlight=False)
+        if result.complete and result.rows:
+            console.print()
+            console.print(_breakdown_table(result))
+            heaviest = result.heaviest()
+            if heaviest:
+                console.print()
+                console.print("heaviest layers (MACs):", markup=False)
+                for row in heaviest:
+                    share = row.macs / (result.totals().macs or 1)
+                    console.print(
+                        f"  {row.name} ({row.type}): {result.batch * row.macs:,} ({share:.1%})", markup=False, highlight=False
+                    )
+            console.print()
+            for line in chart_lines(result):
+                console.print(line, markup=False, highlight=False)
+        failed = result.failed
+        if result.expectations:
+            console.print()
+            console.print(
+                f"expectations: {len(result.expectations) - len(failed)} of {len(result.expectations)} hold", markup=False
+            )
+            for e in failed:
+                console.print(f"  {e.where}: {e.message}", markup=False, highlight=False)
+        notes = result.warnings()
+        if notes:
+            console.print()
+            console.print("notes:", markup=False)
+            for note in notes:
+                console.print(f"  {note}", markup=False, highlight=False)
+    return "\n".join(line.rstrip() for line in capture.get().rstrip("\n").splitlines())
+
+
+def _console(width: int | None) -> Console:
+    import shutil
+
+    from rich.console import Console
+
+    columns = width or max(shutil.get_terminal_size((160, 24)).columns, 100)
+    return Console(width=columns, color_system=None, force_terminal=False, soft_wrap=False, highlight=False)
+
+
+NET_RENDERERS: dict[str, Callable[[NetResult, int | None], str]] = {
+    "table": render_table,
+    "json": render_json,
+    "csv": render_csv,
+    "markdown": render_markdown,
+}
+
+
+def render_network(result: NetResult, fmt: str = "table", depth: int | None = None) -> str:
+    """Render in one of :data:`NET_FORMATS`."""
+    return NET_RENDERERS[fmt](result, depth)
+
+
+# ==============================================================================================
+# check: text, GitHub annotations, JUnit XML
+# ==============================================================================================
+
+
+def _line(where: object) -> str:
+    return str(where) if where is not None else ""
+
+
+def render_check_text(results: Sequence[CheckResult]) -> str:
+    """``PASS``/``FAIL``/``ERROR`` per spec, then each failure as ``file:line: message``."""
+    out = []
+    for r in results:
+        label = r.file if r.name == r.file else f"{r.file} ({r.name})"
+        if r.status == "pass":
+            out.append(f"PASS  {label}: {len(r.expectations)} expectation(s) hold")
+            continue
+        out.append(f"{r.status.upper():5} {label}")
+        out += [f"  {_line(e.where)}: {e.message}" for e in r.expectations if not e.ok]
+        if r.error is not None:
+            out.append(f"  {r.error}")
+    out.append(_summary(results))
+    return "\n".join(out)
+
+
+def _summary(results: Sequence[CheckResult]) -> str:
+    counts = {status: sum(1 for r in results if r.status == status) for status in ("pass", "fail", "error")}
+    return f"{len(results)} spec(s): {counts['pass']} passed, {counts['fail']} failed, {counts['error']} with errors"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotation(file: str, line: int | None, title: str, message: str) -> str:
+    """One GitHub Actions workflow command: ``::error file=...,line=...,title=...::message``."""
+    props = [f"file={_escape_property(file)}"]
+    if line is not None:
+        props.append(f"line={line}")
+    props.append(f"title={_escape_property(title)}")
+    return f"::error {','.join(props)}::{_escape_data(message)}"
+
+
+def render_check_github(results: Sequence[CheckResult]) -> str:
+    """An ``::error`` annotation per failure (shown inline on the PR), then the summary."""
+    out = []
+    for r in results:
+        for e in r.expectations:
+            if not e.ok:
+                where = e.where
+                out.append(
+                    annotation(where.file if where else r.file, where.line if where else None, "convcalc check", e.message)
+                )
+        if r.error is not None:
+            where = r.error.where
+            out.append(
+                annotation(
+                    where.file if where else r.file, where.line if where else None, "convcalc check: bad spec", str(r.error)
+                )
+            )
+    out.append(_summary(results))
+    return "\n".join(out)
+
+
+def render_check_junit(results: Sequence[CheckResult]) -> str:
+    """JUnit XML: one suite per spec, one test case per expectation (plus one for evaluating it)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("testsuites", name="convcalc check")
+    totals = {"tests": 0, "failures": 0, "errors": 0}
+    for r in results:
+        suite = ET.SubElement(root, "testsuite", name=f"{r.file} ({r.name})")
+        cases = [("evaluates", True, "", r.error)] + [
+            (e.what, e.ok, f"{_line(e.where)}: {e.message}", None) for e in r.expectations
+        ]
+        counts = {"tests": len(cases), "failures": 0, "errors": 0}
+        for name, ok, message, error in cases:
+            case = ET.SubElement(suite, "testcase", classname=r.file, name=name, file=r.file)
+            if error is not None:
+                node = ET.SubElement(case, "error", message=str(error), type=type(error).__name__)
+                node.text = str(error)
+                counts["errors"] += 1
+            elif not ok:
+                node = ET.SubElement(case, "failure", message=message, type="ExpectationFailed")
+                node.text = message
+                counts["failures"] += 1
+        for key, value in counts.items():
+            suite.set(key, str(value))
+            totals[key] += value
+    for key, value in totals.items():
+        root.set(key, str(value))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+CHECK_RENDERERS: dict[str, Callable[[Sequence[CheckResult]], str]] = {
+    "text": render_check_text,
+    "github": render_check_github,
+    "junit": render_check_junit,
+}
+
+
+def render_check(results: Sequence[CheckResult], fmt: str = "text") -> str:
+    """Render in one of :data:`CHECK_FORMATS`."""
+    return CHECK_RENDERERS[fmt](results)

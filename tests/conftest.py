@@ -1,0 +1,80 @@
+"""Shared fixtures: drive the CLI in-process, parse its JSON, and a deterministic hypothesis profile.
+
+* ``run_cli(args, input=None)`` -> :class:`CliResult` (exit code, stdout, stderr separately).
+  It uses ``typer.testing.CliRunner`` on ``convcalc.cli.app``: no TTY, so no colour or
+  terminal-width effects.
+* ``cli_json(args, input=None)`` runs with ``--format json``, asserts exit code 0 and an empty
+  stderr, and returns the parsed document.
+
+Hypothesis: the ``ci`` profile (default) is derandomized (the same examples on every run) and
+has no deadline (the torch oracle's first call pays for lazy initialisation). Set
+``HYPOTHESIS_PROFILE=dev`` to explore new random examples locally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, settings
+from typer.testing import CliRunner
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+settings.register_profile("dev", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What one CLI invocation produced."""
+
+    code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together (for 'no Traceback anywhere' checks)."""
+        return self.stdout + self.stderr
+
+
+def _run(args: Sequence[str], input: str | None = None) -> CliResult:
+    from convcalc import cli
+
+    # ``--debug`` sets a process-wide flag in cli.STATE; reset it so one test's --debug run cannot
+    # turn the next test's clean error message into a raised exception.
+    cli.STATE["debug"] = False
+    runner = CliRunner()
+    result = runner.invoke(cli.app, [str(a) for a in args], input=input, catch_exceptions=True)
+    exception = result.exception if not isinstance(result.exception, SystemExit) else None
+    return CliResult(result.exit_code, result.stdout, result.stderr, exception)
+
+
+def _json(args: Sequence[str], input: str | None = None) -> object:
+    result = _run([*args, "--format", "json"], input=input)
+    assert result.code == 0, f"convcalc {' '.join(map(str, args))} failed ({result.code}): {result.stderr}{result.exception!r}"
+    assert result.stderr == "", result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def run_cli() -> Callable[..., CliResult]:
+    """``run_cli(["shape", "conv2d", "--in", "3x7x7", ...], input=None)``."""
+    return _run
+
+
+@pytest.fixture(scope="session")
+def cli_json() -> Callable[..., object]:
+    """``cli_json(["layer", "conv2d", ...])`` -> parsed JSON (asserts success)."""
+    return _json
