@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a failed check, 2 bad input (spec, flags, impossible la
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -17,17 +18,14 @@ import typer
 from convcalc import __version__
 from convcalc.errors import ConvcalcError
 
-app = typer.Typer(
-    name="convcalc",
-    help="Exact arithmetic of convolutions: shapes, parameters, MACs/FLOPs and receptive fields.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
 T = TypeVar("T")
-STATE = {"debug": os.environ.get("CONVCALC_DEBUG", "") not in ("", "0")}
+
+
+def _env_debug() -> bool:
+    return os.environ.get("CONVCALC_DEBUG", "") not in ("", "0")
+
+
+STATE = {"debug": _env_debug()}
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -60,7 +58,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def main_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")] = False,
     version: Annotated[
@@ -68,7 +65,7 @@ def main_options(
     ] = None,
 ) -> None:
     """Exact arithmetic of convolutions: shapes, parameters, MACs/FLOPs and receptive fields."""
-    STATE["debug"] = STATE["debug"] or debug
+    STATE["debug"] = _env_debug() or debug  # per invocation: an earlier --debug run must not stick (in-process use)
 
 
 class Fmt(str, Enum):
@@ -135,7 +132,7 @@ VIEW_HELP = {
 }
 
 
-def _layer_command(view: str) -> None:
+def _layer_command(view: str, target: typer.Typer) -> None:
     def command(
         type_name: TypeArg = None,
         in_shape: InOpt = None,
@@ -191,14 +188,9 @@ def _layer_command(view: str) -> None:
         guarded(body)
 
     command.__doc__ = VIEW_HELP[view]
-    app.command(view, help=VIEW_HELP[view])(command)
+    target.command(view, help=VIEW_HELP[view])(command)
 
 
-for _view in VIEW_HELP:
-    _layer_command(_view)
-
-
-@app.command("types")
 def types_command(
     name: Annotated[Optional[str], typer.Argument(help="Show one type in detail.", show_default=False)] = None,
     formulas: Annotated[bool, typer.Option("--formulas", help="Also print every type's formulas and sources.")] = False,
@@ -214,7 +206,6 @@ def types_command(
     guarded(body)
 
 
-@app.command("compare")
 def compare_command(
     types: Annotated[
         Optional[list[str]],
@@ -252,7 +243,6 @@ def compare_command(
     guarded(body)
 
 
-@app.command("solve")
 def solve_command(
     in_size: Annotated[str, typer.Option("--in", "-i", help="Input size (one axis, or per axis 224x224).")],
     out_size: Annotated[
@@ -279,7 +269,6 @@ def solve_command(
     guarded(body)
 
 
-@app.command("overlap")
 def overlap_command(
     in_size: Annotated[str, typer.Option("--in", "-i", help="Input size: L (1D row) or HxW (2D grid), no channels.")],
     kernel_size: Annotated[str, typer.Option("--kernel-size", "-k", help="Kernel size.")],
@@ -299,17 +288,57 @@ def overlap_command(
     guarded(body)
 
 
-def _register_network_commands() -> None:
-    try:
-        from convcalc import cli_net
-    except ImportError:  # network commands not built yet
-        return
-    cli_net.register(app)
+def _network(target: typer.Typer) -> None:
+    from convcalc import cli_net
+
+    cli_net.register(target)
 
 
-_register_network_commands()
+Registrar = Callable[[typer.Typer], None]
+
+
+def _plain(name: str, function: Callable[..., None]) -> Registrar:
+    def register(target: typer.Typer) -> None:
+        target.command(name)(function)
+
+    return register
+
+
+REGISTRARS: dict[str, Registrar] = {
+    **{view: functools.partial(_layer_command, view) for view in VIEW_HELP},
+    "types": _plain("types", types_command),
+    "compare": _plain("compare", compare_command),
+    "solve": _plain("solve", solve_command),
+    "overlap": _plain("overlap", overlap_command),
+    "net": _network,
+    "check": _network,
+}
+"""How each command is added to an app; the network commands come from :mod:`convcalc.cli_net`."""
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The convcalc app with every command, or only the one about to run (typer converts every
+    registered command to click on each invocation, so a one-command app starts faster)."""
+    target = typer.Typer(
+        name="convcalc",
+        help="Exact arithmetic of convolutions: shapes, parameters, MACs/FLOPs and receptive fields.",
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    target.callback()(main_options)
+    registrars = [REGISTRARS[only]] if only in REGISTRARS else list(dict.fromkeys(REGISTRARS.values()))
+    for register in registrars:
+        register(target)
+    return target
+
+
+app = build_app()
+"""The full app (tests drive it with typer's CliRunner)."""
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: build only the command named on the command line."""
+    name = sys.argv[1] if len(sys.argv) > 1 else None
+    build_app(name)()

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 from convcalc import rf
 from convcalc.errors import ConvcalcError, ShapeError
@@ -20,16 +19,14 @@ from convcalc.ops import Op, OpStats, Shape, Stage
 from convcalc.spec import LayerSpec
 
 
-@dataclass(frozen=True)
-class Tensor:
+class Tensor(NamedTuple):
     """A named tensor of the graph: its shape and the receptive field of its units (None: data-dependent)."""
 
     shape: Shape
     field: rf.Field | None
 
 
-@dataclass(frozen=True)
-class StageResult:
+class StageResult(NamedTuple):
     """One evaluated node."""
 
     name: str
@@ -99,8 +96,7 @@ def expand(spec: LayerSpec, shape: Shape) -> tuple[tuple[Stage, ...], tuple[str,
     return built.stages, built.notes
 
 
-@dataclass(frozen=True)
-class LayerResult:
+class LayerResult(NamedTuple):
     """A layer evaluated on one input: its stages (one for simple types) and notes."""
 
     spec: LayerSpec

@@ -6,11 +6,10 @@ exit code (2 for bad input, 1 for a failed check).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """Where a value came from: a file (or ``<stdin>``/``<flags>``) and a 1-based line."""
 
     file: str

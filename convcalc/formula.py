@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 Term = tuple[str, int]
 
 
-@dataclass(frozen=True)
-class Product:
+class Product(NamedTuple):
     """A named product of integer terms."""
 
     label: str

@@ -18,11 +18,15 @@ Conventions (stated once):
   batch norm are buffers, not parameters.
 * Receptive field: pooling is a window like a convolution (Distill 2019). Upsampling by an
   integer factor ``s`` is the transposed convolution that computes it exactly (nearest: kernel
-  ``s``, crop 0; linear: kernel ``2s - s mod 2``, crop ``s // 2``), so the grid is refined to a
-  fractional stride ``j/s`` with exact :class:`~fractions.Fraction` arithmetic (see
-  :func:`convcalc.ops.transposed_step`). ``rf=None`` marks a field convcalc does not track
-  (non-integer resampling ratios, uneven adaptive windows; each says so in ``notes``) or a
-  result without spatial axes (flatten).
+  ``s``, crop 0; linear: kernel ``2s - s mod 2``, crop ``s // 2``), so it follows the stated
+  fractional-stride rule of :func:`convcalc.ops.transposed_step`: the window lies on the grid
+  refined ``s`` times (jump ``j/s``), with exact :class:`~fractions.Fraction` arithmetic. That
+  is exact where the upsampled units are single input pixels; deeper in a network a unit's true
+  span can be narrower by less than ``(s - 1)·j_out`` per side (the window's end positions may
+  fall between real units, depending on the phase ``o mod s``): the rule gives the
+  phase-independent bound (``tests/test_rf_bruteforce.py``). ``rf=None`` marks a field convcalc
+  does not track (non-integer resampling ratios, uneven adaptive windows; each says so in
+  ``notes``) or a result without spatial axes (flatten).
 """
 
 from __future__ import annotations
@@ -288,7 +292,8 @@ class Norm:
             other_ops=ops,
             rf=identity_steps(shape),
             explain=(
-                f"params = {(2 if self.bias else 1) if self.affine else 0} × {count:,} (weight{' and bias' if self.bias else ''})",
+                f"params = {(2 if self.bias else 1) if self.affine else 0} × {count:,}"
+                f" (weight{' and bias' if self.bias else ''})",
                 f"other ops = numel × {2 if self.affine else 1} = {ops:,}",
             ),
         )
@@ -568,7 +573,8 @@ class Upsample:
         rank = len(shape) - 1
         if self.mode in UPSAMPLE_RANKS and UPSAMPLE_RANKS[self.mode] != rank:
             raise ShapeError(
-                f"'{self.mode}' interpolation needs {UPSAMPLE_RANKS[self.mode]} spatial axes but the input is {format_shape(shape)}.",
+                f"'{self.mode}' interpolation needs {UPSAMPLE_RANKS[self.mode]} spatial axes"
+                f" but the input is {format_shape(shape)}.",
                 hint="Use linear (1D), bilinear (2D), trilinear (3D) or nearest (any).",
             )
         check_rank(shape, len(self.size or self.scale_factor or ()), "this upsampling")

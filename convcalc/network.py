@@ -50,7 +50,7 @@ from convcalc.kinds import all_kinds, lookup
 from convcalc.kinds.base import Kind, normalise_name
 from convcalc.lines import LineDict, line_of, line_of_item, type_name
 from convcalc.loader import load_file
-from convcalc.ops import Add, Concat, DeformSample, Multiply, Shape, Stage, numel
+from convcalc.ops import Add, Concat, DeformSample, Multiply, OpStats, Shape, Stage, numel
 from convcalc.spec import parse_layer
 from convcalc.values import parse_axes, parse_int
 
@@ -1234,19 +1234,16 @@ class _Evaluator:
             extra.extend(self.store(stage, result))
         self.result.stages.extend(stages)
         out = stages[-1].name
+        stats = [r.stats for r in results]
         row = LayerRow(
-            name=path,
-            type=type_name,
-            input_shapes=results[0].input_shapes if stages[0].op.merge else (results[0].input_shapes[0],),
-            output_shape=results[-1].output,
-            params=sum(r.stats.params for r in results),
-            macs=sum(r.stats.macs for r in results),
-            other_ops=sum(r.stats.other_ops for r in results),
-            bias_adds=sum(r.stats.bias_adds for r in results),
-            moved=sum(r.stats.moved for r in results),
+            path,
+            type_name,
+            results[0].input_shapes if stages[0].op.merge else (results[0].input_shapes[0],),
+            results[-1].output,
+            *_costs(stats),
             field=self.tensors[out].field,
             rf_status=self.status(out),
-            notes=tuple(dict.fromkeys((*notes, *(n for r in results for n in r.stats.notes), *extra))),
+            notes=tuple(dict.fromkeys((*notes, *(n for s in stats for n in s.notes), *extra))),
             where=where,
             stages=tuple(results),
         )
@@ -1334,6 +1331,20 @@ class _Evaluator:
         for key, wanted in expect.items():
             at = _at(self.spec.source, expect, key)
             self.result.expectations.append(self.compare(key, key, wanted, actual[key], at))
+
+
+def _costs(stats: Sequence[OpStats]) -> tuple[int, int, int, int, int]:
+    """Params, MACs, other ops, bias additions and moved elements of a layer's stages."""
+    if len(stats) == 1:
+        one = stats[0]
+        return one.params, one.macs, one.other_ops, one.bias_adds, one.moved
+    return (
+        sum(s.params for s in stats),
+        sum(s.macs for s in stats),
+        sum(s.other_ops for s in stats),
+        sum(s.bias_adds for s in stats),
+        sum(s.moved for s in stats),
+    )
 
 
 def broadcast_merge(inputs: Sequence[Tensor], output: Shape) -> tuple[rf.Field, bool]:

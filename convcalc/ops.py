@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import ClassVar, Protocol
+from typing import ClassVar, NamedTuple, Protocol
 
 from convcalc.errors import ShapeError
 from convcalc.formula import Product, axis_names, kernel_term, positions, product
@@ -32,8 +32,7 @@ Shape = tuple[int, ...]
 """Channels-first shape of one sample: ``(C, *spatial)``."""
 
 
-@dataclass(frozen=True)
-class OpStats:
+class OpStats(NamedTuple):
     """What one primitive costs and produces, per sample."""
 
     output: Shape
@@ -507,8 +506,7 @@ class Multiply:
         return OpStats(output=tuple(out), other_ops=(len(inputs) - 1) * numel(out))
 
 
-@dataclass(frozen=True)
-class Stage:
+class Stage(NamedTuple):
     """One node of a layer's or network's graph: a primitive applied to named earlier tensors."""
 
     name: str

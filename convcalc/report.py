@@ -7,7 +7,7 @@ parameters. Shapes are channels-first lists without the batch axis.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from convcalc import rf
 from convcalc.engine import LayerResult, StageResult
@@ -17,8 +17,7 @@ from convcalc.ops import numel
 DATA_DEPENDENT = "data-dependent"
 
 
-@dataclass(frozen=True)
-class Costs:
+class Costs(NamedTuple):
     """Summed costs of some stages, for ``batch`` samples."""
 
     weights: int

@@ -6,7 +6,7 @@ Kept apart from :mod:`convcalc.cli` so it is testable without typer. Flags overr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from convcalc.errors import Location, SpecError
 from convcalc.kinds import lookup
@@ -19,8 +19,7 @@ LAYOUTS = ("channels_first", "channels_last")
 SPEC_ONLY = ("input", "batch", "layout")
 
 
-@dataclass(frozen=True)
-class LayerRequest:
+class LayerRequest(NamedTuple):
     """Everything a single-layer command needs."""
 
     spec: LayerSpec

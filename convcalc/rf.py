@@ -21,12 +21,11 @@ The effective padding of a unit reported with it is ``P = (r - 1) / 2 - c``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class AxisStep:
+class AxisStep(NamedTuple):
     """One layer's effect on one axis: refine by ``upsample``, then a window ``kernel``/``stride``/``pad``."""
 
     kernel: int = 1
@@ -38,8 +37,7 @@ class AxisStep:
 IDENTITY_STEP = AxisStep()
 
 
-@dataclass(frozen=True)
-class AxisField:
+class AxisField(NamedTuple):
     """Receptive field of one unit along one axis, in input pixels."""
 
     size: Fraction = Fraction(1)

@@ -7,8 +7,7 @@ by its field's parser; unknown and missing fields are refused with the closest s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 from convcalc.errors import ConvcalcError, Location, SpecError
 from convcalc.kinds import lookup
@@ -18,8 +17,7 @@ from convcalc.lines import line_of, type_name
 RESERVED = ("type", "name")
 
 
-@dataclass(frozen=True)
-class LayerSpec:
+class LayerSpec(NamedTuple):
     """A validated layer: its kind, every field's parsed value (defaults included), name and origin."""
 
     kind: str

@@ -52,10 +52,8 @@ class CliResult:
 def _run(args: Sequence[str], input: str | None = None) -> CliResult:
     from convcalc import cli
 
-    # ``--debug`` sets a process-wide flag in cli.STATE; reset it so one test's --debug run cannot
-    # turn the next test's clean error message into a raised exception.
-    cli.STATE["debug"] = False
-    runner = CliRunner()
+    # no CONVCALC_DEBUG from the developer's shell: errors must be messages, not raised exceptions
+    runner = CliRunner(env={"CONVCALC_DEBUG": None})
     result = runner.invoke(cli.app, [str(a) for a in args], input=input, catch_exceptions=True)
     exception = result.exception if not isinstance(result.exception, SystemExit) else None
     return CliResult(result.exit_code, result.stdout, result.stderr, exception)

@@ -389,8 +389,21 @@ def test_debug_lets_the_exception_through(run_cli):
     assert isinstance(result.exception, ShapeError)
     result = run_cli(["shape", "conv2d", "--in", "3x7x7", "-o", "4", "-k", "9", "--debug"])
     assert isinstance(result.exception, ConvcalcError)
-    # and --debug does not stick: the next run prints a clean message again
+    # and --debug does not stick in the process (cli.STATE used to latch it): the next run is clean again
     check_clean_error(run_cli(["shape", "conv2d", "--in", "3x7x7", "-o", "4", "-k", "9"]), ["larger than the padded input"])
+
+
+def test_convcalc_debug_environment_variable(monkeypatch):
+    from typer.testing import CliRunner
+
+    from convcalc import cli
+
+    args = ["shape", "conv2d", "--in", "3x7x7", "-o", "4", "-k", "9"]
+    monkeypatch.setenv("CONVCALC_DEBUG", "1")
+    assert isinstance(CliRunner().invoke(cli.app, args).exception, ShapeError)
+    monkeypatch.setenv("CONVCALC_DEBUG", "0")
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")
 
 
 def test_debug_prints_a_traceback_in_a_real_process():

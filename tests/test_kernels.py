@@ -262,6 +262,31 @@ def test_conv_transpose_float32(case: Case) -> None:
     assert_f32(y, ref, case["x"][1] // case["groups"] * math.prod(case["kernel"]), x, w)
 
 
+@pytest.mark.parametrize(
+    ("x", "w", "stride", "pad", "out_pad", "groups"),
+    [
+        ((2, 32, 6, 7), (32, 16, 4, 4), (2, 2), (1, 1), (0, 0), 1),
+        ((1, 32, 5, 6), (32, 16, 4, 4), (2, 2), (1, 0), (0, 0), 1),
+        ((2, 24, 9), (24, 24, 4), (2,), (1,), (0,), 1),
+        ((1, 32, 6, 6), (32, 16, 4, 4), (2, 2), (1, 2), (0, 1), 2),
+        ((1, 20, 5, 4), (20, 20, 6, 6), (3, 3), (2, 1), (2, 0), 1),
+    ],
+)
+def test_conv_transpose_shared_winograd(
+    x: tuple[int, ...], w: tuple[int, ...], stride: tuple[int, ...], pad: tuple[int, ...], out_pad: tuple[int, ...], groups: int
+) -> None:
+    """Stride phases with equal sub-kernels share one Winograd input transform (shifted filters)."""
+    plan = K.plan_conv_transpose(x, w, stride, tuple((p, p) for p in pad), out_pad, 1, groups)
+    assert "shared-winograd" in plan.path
+    case = {"x": x, "cout_g": w[1], "kernel": w[2:], "stride": stride, "padding": pad, "output_padding": out_pad}
+    case.update(dilation=(1,) * len(stride), groups=groups, seed=11)
+    y, ref, _, _ = run_conv_t(case, np.float64)
+    assert_tight(y, ref)
+    y32, _, x32, w32 = run_conv_t(case, np.float32)
+    scale = math.sqrt(x[1] // groups * math.prod(w[2:])) * np.abs(x32).max() * np.abs(w32).max()
+    assert np.abs(y32 - ref).max() <= 1e-5 * scale
+
+
 def test_conv_transpose_asymmetric_crop() -> None:
     """(before, after) crops: equal to torch with symmetric padding min, then a slice."""
     rng = np.random.default_rng(3)

@@ -684,3 +684,17 @@ def test_readme_first_spec_evaluates_as_documented() -> None:
     assert result.totals().params == 175_258
     assert all(e.ok for e in result.expectations)
     assert evaluate_file(str(EXAMPLES / "tiny_resnet.yaml")).totals() == result.totals()
+
+
+def test_network_path_imports_neither_numpy_nor_rich() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from convcalc.network import evaluate_file; from convcalc.render_net import render_network;"
+        f"r = evaluate_file({str(EXAMPLES / 'tiny_resnet.yaml')!r});"
+        "[render_network(r, f) for f in ('table', 'json', 'csv', 'markdown')];"
+        "print(sorted(m for m in ('numpy', 'rich', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -40,6 +40,7 @@ from convcalc.execute.geometry import (
     FloatArray,
     IntSpec,
     PadSpec,
+    add_bias,
     as_float_array,
     blocks,
     choose_block,
@@ -56,9 +57,11 @@ Algorithm = Literal["auto", "matmul", "im2col", "taps", "winograd"]
 IM2COL_BLOCK_BYTES = 2 << 20
 """Preferred scratch per im2col block: columns stay cache resident while the GEMM packs them."""
 WINOGRAD_BLOCK_BYTES = 24 << 20
-"""Preferred scratch per Winograd block: large enough that the channel GEMMs amortise ``U``."""
-TAPS_BLOCK_BYTES = 1 << 20
-"""Preferred temporary per block for the tap loop (kept cache resident)."""
+"""Upper bound of the preferred scratch per Winograd block (see :func:`_winograd_target`)."""
+WINOGRAD_MIN_COLUMNS = 128
+"""Tile columns per block wanted for efficient channel GEMMs."""
+TAPS_BLOCK_BYTES = 8 << 20
+"""Preferred scratch per block of the tap loop (few, long NumPy calls beat cache-sized ones)."""
 WINOGRAD_MIN_CHANNELS = 16
 """Winograd is picked automatically only with at least this many channels per group."""
 
@@ -199,7 +202,20 @@ def _plan_taps(spec: ConvSpec, budget: int) -> ConvPlan:
     return ConvPlan(spec, "taps", (nb, cb), _nbytes(spec, _taps_buffers(spec, nb, cb)), spec.macs)
 
 
-def _plan_winograd(spec: ConvSpec, geo: wg.WinogradGeometry, budget: int) -> ConvPlan | None:
+def _winograd_target(spec: ConvSpec, geo: wg.WinogradGeometry, u_bytes: int) -> int:
+    """Preferred block size: big enough for wide channel GEMMs (>= WINOGRAD_MIN_COLUMNS tile
+    columns) and to amortise re-reading ``U`` (3x its size), otherwise as small as possible so
+    the transform buffers stay in cache.  3-D blocks stay large: their depth halo is recomputed."""
+    if geo.lead:
+        return WINOGRAD_BLOCK_BYTES
+    per_sample = prod(q * d for q, d in zip(geo.q, geo.d, strict=True))
+    nb = min(spec.batch, -(-WINOGRAD_MIN_COLUMNS // per_sample))
+    wide = _nbytes(spec, wg.block_buffers(spec, geo, nb, spec.out_shape[0]))
+    return min(WINOGRAD_BLOCK_BYTES, max(wide, 3 * u_bytes))
+
+
+def plan_winograd(spec: ConvSpec, geo: wg.WinogradGeometry, budget: int) -> ConvPlan | None:
+    """Winograd plan with blocking for ``geo``, or None if its fixed scratch exceeds ``budget``."""
     fixed = _nbytes(spec, [wg.weight_shape(spec, geo)]) * 2
     if fixed >= budget:
         return None
@@ -208,7 +224,7 @@ def _plan_winograd(spec: ConvSpec, geo: wg.WinogradGeometry, budget: int) -> Con
         spec.out_shape[0],
         geo.row_unit,
         lambda n, r: _nbytes(spec, wg.block_buffers(spec, geo, n, r)),
-        min(WINOGRAD_BLOCK_BYTES, budget - fixed),
+        min(_winograd_target(spec, geo, fixed // 2), budget - fixed),
     )
     total = fixed + _nbytes(spec, wg.block_buffers(spec, geo, nb, rows))
     if total > budget:
@@ -232,7 +248,7 @@ def _plan(spec: ConvSpec, algorithm: Algorithm, budget: int) -> ConvPlan:
         if spec.c_in_g == 1 and spec.taps > 1:
             return _plan_taps(spec, budget)
         if geo is not None and _winograd_worth_it(spec):
-            plan = _plan_winograd(spec, geo, budget)
+            plan = plan_winograd(spec, geo, budget)
             if plan is not None:
                 return plan
         return _plan_gemm(spec, budget)
@@ -241,7 +257,7 @@ def _plan(spec: ConvSpec, algorithm: Algorithm, budget: int) -> ConvPlan:
             raise ValueError("the taps path needs C_in/groups == 1 (depthwise)")
         return _plan_taps(spec, budget)
     if algorithm == "winograd":
-        plan = _plan_winograd(spec, geo, budget) if geo is not None else None
+        plan = plan_winograd(spec, geo, budget) if geo is not None else None
         if plan is None:
             raise ValueError("Winograd does not apply to this convolution (or exceeds the workspace budget)")
         return plan
@@ -266,12 +282,6 @@ def plan_conv(
     """Plan a convolution from shapes only; ``.workspace_bytes`` is its scratch need."""
     spec = make_conv_spec(x_shape, w_shape, stride, padding, dilation, groups, dtype)
     return plan_for_spec(spec, algorithm, budget)
-
-
-def add_bias(y: FloatArray, b: FloatArray | None) -> None:
-    """``y[:, o, ...] += b[o]`` in place."""
-    if b is not None:
-        np.add(y, b.reshape((1, -1) + (1,) * (y.ndim - 2)), out=y)
 
 
 def _window_view(src: FloatArray, spec: ConvSpec, rows: int) -> FloatArray:
@@ -337,19 +347,23 @@ def _run_taps(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None
             phases = geo.load(x[n0:n1, c0:c1], 0.0, ws)
             acc = ws.take((nb, cb, mult, geo.wide_len), spec.dtype)
             tmp = ws.take((nb, cb, mult, geo.wide_len), spec.dtype)
+            last = len(geo.taps) - 1
+            dst = y5[n0:n1, c0:c1]
             for i, tap in enumerate(geo.taps):
                 src = geo.source(phases, tap)[:, :, None, :]
                 wv = wt[c0:c1, :, tap.index, None]
                 if i == 0:
                     np.multiply(src, wv, out=acc)
-                else:
-                    np.multiply(src, wv, out=tmp)
+                    continue
+                np.multiply(src, wv, out=tmp)
+                if i < last:
                     np.add(acc, tmp, out=acc)
-            dst = y5[n0:n1, c0:c1]
-            if bias is None:
+                else:
+                    np.add(geo.crop(acc), geo.crop(tmp), out=dst)
+            if last == 0:
                 np.copyto(dst, geo.crop(acc))
-            else:
-                np.add(geo.crop(acc), bias[c0:c1], out=dst)
+            if bias is not None:
+                np.add(dst, bias[c0:c1], out=dst)
 
 
 def execute_conv(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
@@ -364,8 +378,7 @@ def execute_conv(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | N
     elif plan.path == "winograd":
         assert plan.winograd is not None
         u = wg.transform_weights(w, plan.spec, plan.winograd, ws)
-        wg.run_winograd(x, u, plan.spec, plan.winograd, plan.block, y, ws)
-        add_bias(y, b)
+        wg.run_winograd(x, u, b, plan.spec, plan.winograd, plan.block, [y], ws)
     else:
         _run_gemm(plan, x, w, b, y, ws)
 

@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from convcalc.execute.conv import IM2COL_BLOCK_BYTES, add_bias
+from convcalc.execute.conv import IM2COL_BLOCK_BYTES
 from convcalc.execute.geometry import (
     FloatArray,
     IntSpec,
     PadSpec,
+    add_bias,
     as_float_array,
     copy_padded,
     int_tuple,

@@ -83,6 +83,12 @@ def window_out_len(length: int, k: int, s: int, pad: tuple[int, int], d: int) ->
     return (length + pad[0] + pad[1] - d * (k - 1) - 1) // s + 1
 
 
+def add_bias(y: FloatArray, b: FloatArray | None) -> None:
+    """``y[:, o, ...] += b[o]`` in place."""
+    if b is not None:
+        np.add(y, b.reshape((1, -1) + (1,) * (y.ndim - 2)), out=y)
+
+
 def reshape_view(a: FloatArray, shape: tuple[int, ...]) -> FloatArray:
     """Reshape that must not copy (a silent copy would lose writes into it)."""
     out = a.reshape(shape)

@@ -14,6 +14,7 @@ import statistics
 import time
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -25,10 +26,10 @@ def threads_limit(threads: int | None) -> AbstractContextManager[object]:
     if threads is None:
         return nullcontext()
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError:  # documented: set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS instead
         return nullcontext()
-    return threadpool_limits(limits=threads)
+    return cast("AbstractContextManager[object]", threadpool_limits(limits=threads))
 
 
 def _cache_file() -> Path:

@@ -31,7 +31,7 @@ from convcalc.execute.geometry import (
 from convcalc.execute.taps import TapGeometry
 from convcalc.execute.workspace import buffer_bytes, reserve
 
-_BLOCK_BYTES = 1 << 20
+_BLOCK_BYTES = 8 << 20
 
 
 def pool_out_len(length: int, k: int, s: int, pad: tuple[int, int], d: int, ceil_mode: bool) -> int:

@@ -15,12 +15,18 @@ phase-specific padding or crop, run by :func:`convcalc.execute.conv.execute_conv
 Phases that receive no tap hold the bias only.  Total work equals the direct
 per-input-position count ``N * in_positions * C_in * C_out/g * prod(k)`` up
 to the outputs cropped away.
+
+Phases whose sub-convolutions are all Winograd with the same sub-kernel size
+and output size (e.g. every phase of DCGAN's 4x4 stride-2 layer) differ only
+by an input shift; they run as one multi-filter Winograd call that gathers
+and input-transforms the union window once (``WinogradGeometry.shifts``) and
+transforms all phase weights with one GEMM on the contiguous kernel.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
+from functools import cache, lru_cache
 from itertools import product
 from math import prod
 from typing import Any
@@ -28,17 +34,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from convcalc.execute.conv import ConvPlan, add_bias, execute_conv, output_array, plan_for_spec
+from convcalc.execute.conv import ConvPlan, execute_conv, output_array, plan_for_spec, plan_winograd
 from convcalc.execute.convspec import make_conv_spec
 from convcalc.execute.geometry import (
     FloatArray,
     IntSpec,
     PadSpec,
+    add_bias,
     as_float_array,
     int_tuple,
     pad_pairs,
 )
 from convcalc.execute.stats import KernelRecord, record
+from convcalc.execute.winograd import WinogradGeometry, kron_all, run_winograd, weight_shape, winograd_matrices
 from convcalc.execute.workspace import Workspace, buffer_bytes, get_workspace_budget, reserve
 
 
@@ -76,11 +84,27 @@ def _axis_phases(length: int, k: int, s: int, d: int, pad: tuple[int, int], out_
 
 @dataclass(frozen=True)
 class _Phase:
-    """A stride phase of the output and the convolution that fills it."""
+    """A stride phase of the output: where it goes and which kernel taps feed it (flipped)."""
 
     out: tuple[slice, ...]
     taps: tuple[slice, ...]
+    padding: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class _PhaseGroup:
+    """Phases filled by one convolution call; several share one Winograd input transform.
+
+    ``plan`` is None for phases that receive no tap (bias only).
+    """
+
+    phases: tuple[_Phase, ...]
     plan: ConvPlan | None
+
+    @property
+    def shared(self) -> bool:
+        """Whether the phases run as one multi-filter Winograd call."""
+        return self.plan is not None and self.plan.winograd is not None and self.plan.winograd.filters > 1
 
 
 @dataclass(frozen=True)
@@ -91,7 +115,7 @@ class ConvTransposePlan:
     w_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     groups: int
-    phases: tuple[_Phase, ...]
+    phase_groups: tuple[_PhaseGroup, ...]
     batch_block: int
     workspace_bytes: int
     macs: int
@@ -99,12 +123,52 @@ class ConvTransposePlan:
     path: str
 
 
-def _phase_bytes(ph: _Phase, nb: int, dtype: np.dtype[Any]) -> int:
-    if ph.plan is None:
+def _group_bytes(group: _PhaseGroup, nb: int, dtype: np.dtype[Any]) -> int:
+    if group.plan is None:
         return 0
-    spec = ph.plan.spec
-    shapes = [] if ph.plan.writes_strided else [(nb, spec.c_out, *spec.out_shape)]
-    return buffer_bytes([(s, dtype) for s in shapes]) + ph.plan.workspace_bytes
+    spec = group.plan.spec
+    shapes = [] if group.plan.writes_strided else [(nb, spec.c_out, *spec.out_shape)]
+    return buffer_bytes([(s, dtype) for s in shapes]) + group.plan.workspace_bytes
+
+
+def _group_phases(phases: list[_Phase], single: list[ConvPlan | None], budget: int, dt: np.dtype[Any]) -> list[_PhaseGroup]:
+    """Group Winograd phases that can share their input transform; others run alone."""
+    out: list[_PhaseGroup] = []
+    buckets: dict[tuple[Any, ...], list[tuple[_Phase, ConvPlan]]] = {}
+    for phase, plan in zip(phases, single, strict=True):
+        geo = None if plan is None else plan.winograd
+        if plan is None or geo is None or geo.lead or set(plan.spec.dilation) != {1}:
+            out.append(_PhaseGroup((phase,), plan))
+            continue
+        buckets.setdefault((plan.spec.kernel, plan.spec.out_shape, geo), []).append((phase, plan))
+    for members in buckets.values():
+        shared = _union_plan([ph for ph, _ in members], members[0][1], budget, dt) if len(members) > 1 else None
+        if shared is None:
+            out += [_PhaseGroup((ph,), plan) for ph, plan in members]
+        else:
+            out.append(_PhaseGroup(tuple(ph for ph, _ in members), shared))
+    return out
+
+
+def _union_plan(phases: list[_Phase], first: ConvPlan, budget: int, dt: np.dtype[Any]) -> ConvPlan | None:
+    """Winograd plan reading the union of the phases' input windows once (shifted filters)."""
+    assert first.winograd is not None
+    spec = first.spec
+    before = [max(ph.padding[a][0] for ph in phases) for a in range(spec.ndim)]
+    shifts = tuple(tuple(b - ph.padding[a][0] for a, b in enumerate(before)) for ph in phases)
+    kernel = tuple(k + max(sh[a] for sh in shifts) for a, k in enumerate(spec.kernel))
+    pads = tuple((b, o + k - 1 - n - b) for b, o, k, n in zip(before, spec.out_shape, kernel, spec.in_shape, strict=True))
+    union = make_conv_spec(
+        (spec.batch, spec.c_in, *spec.in_shape),
+        (spec.c_out, spec.c_in_g, *kernel),
+        1,
+        pads,
+        1,
+        spec.groups,
+        dt,
+        allow_crop=True,
+    )
+    return plan_winograd(union, replace(first.winograd, shifts=shifts), budget)
 
 
 def plan_conv_transpose(
@@ -162,35 +226,37 @@ def _plan_transpose(
     nb = n
     while nb > 1 and (nb * c_out * prod(out_sp) // prod(st)) * dt.itemsize > budget // 2:
         nb = (nb + 1) // 2
-    phases = []
+    phases: list[_Phase] = []
+    single: list[ConvPlan | None] = []
     for combo in product(*axes):
         if any(a.count == 0 for a in combo):
             continue
         out = tuple(slice(a.start, None, s) for a, s in zip(combo, st, strict=True))
-        taps = tuple(a.taps for a in combo)
+        phases.append(_Phase(out, tuple(a.taps for a in combo), tuple(a.padding for a in combo)))
         sub = None
         if all(a.ntaps for a in combo):
             spec = make_conv_spec(
                 (nb, c_in, *in_sp),
                 (c_out, c_in // groups, *(a.ntaps for a in combo)),
                 1,
-                tuple(a.padding for a in combo),
+                phases[-1].padding,
                 tuple(a.dilation for a in combo),
                 groups,
                 dt,
                 allow_crop=True,
             )
             sub = plan_for_spec(spec, budget=budget // 2)
-        phases.append(_Phase(out, taps, sub))
-    ws = buffer_bytes([(w_shape, dt)]) + max(_phase_bytes(ph, nb, dt) for ph in phases)
-    executed = sum(ph.plan.executed_macs // nb for ph in phases if ph.plan) * n
-    paths = sorted({ph.plan.path for ph in phases if ph.plan})
+        single.append(sub)
+    phase_groups = _group_phases(phases, single, budget // 2, dt)
+    ws = buffer_bytes([(w_shape, dt)]) + max(_group_bytes(g, nb, dt) for g in phase_groups)
+    executed = sum(g.plan.executed_macs // nb for g in phase_groups if g.plan) * n
+    paths = sorted({("shared-" if g.shared else "") + g.plan.path for g in phase_groups if g.plan})
     return ConvTransposePlan(
         in_shape=tuple(x_shape),
         w_shape=tuple(w_shape),
         out_shape=(n, c_out, *out_sp),
         groups=groups,
-        phases=tuple(phases),
+        phase_groups=tuple(phase_groups),
         batch_block=nb,
         workspace_bytes=ws,
         macs=n * prod(in_sp) * c_in * c_out_g * prod(kernel),
@@ -206,6 +272,56 @@ def _conv_layout(w: FloatArray, groups: int, ws: Workspace) -> FloatArray:
     grouped = w.reshape(groups, c_in // groups, c_out_g, *k).swapaxes(1, 2)
     np.copyto(dst.reshape(grouped.shape), grouped)
     return dst
+
+
+@cache
+def _shared_g(
+    geo: WinogradGeometry, taps: tuple[tuple[tuple[int, ...], ...], ...], kernel: tuple[int, ...], dt: np.dtype[Any]
+) -> FloatArray:
+    """Stacked ``G`` transforms of all shared phases reading the full flipped kernel: ``(F*alpha^n, prod(k))``.
+
+    ``taps[f][axis]`` lists the kernel indices of phase ``f``'s (flipped)
+    sub-kernel; its ``G`` columns are placed there, so one GEMM with the
+    contiguous conv-layout weights transforms every phase.
+    """
+    blocks_g = []
+    for phase_taps in taps:
+        per_axis = []
+        for m, r, idx, k in zip(geo.m, geo.r, phase_taps, kernel, strict=True):
+            g = winograd_matrices(m, r)[1]
+            full = np.zeros((g.shape[0], k))
+            full[:, list(idx)] = g
+            per_axis.append(full)
+        blocks_g.append(kron_all(per_axis))
+    out = np.ascontiguousarray(np.concatenate(blocks_g), dtype=dt)
+    out.setflags(write=False)
+    return out
+
+
+def _run_group(group: _PhaseGroup, x: FloatArray, wconv: FloatArray, targets: list[FloatArray], ws: Workspace) -> None:
+    """Fill the group's phase views (``targets``) of ``y`` for the samples in ``x``."""
+    plan = group.plan
+    if plan is None:
+        for t in targets:
+            t.fill(0)
+        return
+    if group.shared:
+        assert plan.winograd is not None
+        kernel = wconv.shape[2:]
+        taps = tuple(tuple(tuple(range(k)[sl]) for sl, k in zip(ph.taps, kernel, strict=True)) for ph in group.phases)
+        kg = _shared_g(plan.winograd, taps, kernel, wconv.dtype)
+        u = ws.take(weight_shape(plan.spec, plan.winograd), wconv.dtype)
+        np.matmul(kg, wconv.reshape(-1, kg.shape[1]).T, out=u.reshape(kg.shape[0], -1))
+        run_winograd(x, u, None, plan.spec, plan.winograd, plan.block, targets, ws)
+        return
+    index = (slice(None), slice(None), *group.phases[0].taps)
+    wsub = wconv[index]
+    if plan.writes_strided:
+        execute_conv(plan, x, wsub, None, targets[0], ws)
+        return
+    tmp = ws.take(targets[0].shape, x.dtype)
+    execute_conv(plan, x, wsub, None, tmp, ws)
+    np.copyto(targets[0], tmp)
 
 
 def conv_transpose(
@@ -236,21 +352,13 @@ def conv_transpose(
         wconv = _conv_layout(wa, groups, ws)
         for n0 in range(0, xa.shape[0], plan.batch_block):
             n1 = min(xa.shape[0], n0 + plan.batch_block)
-            for ph in plan.phases:
-                index = (slice(n0, n1), slice(None), *ph.out)
-                dst = y[index]
-                if ph.plan is None:
-                    dst.fill(0)
-                    continue
-                taps = (slice(None), slice(None), *ph.taps)
-                wsub = wconv[taps]
+            for group in plan.phase_groups:
+                targets: list[FloatArray] = []
+                for ph in group.phases:
+                    index = (slice(n0, n1), slice(None), *ph.out)
+                    targets.append(y[index])
                 with ws.scope():
-                    if ph.plan.writes_strided:
-                        execute_conv(ph.plan, xa[n0:n1], wsub, None, dst, ws)
-                        continue
-                    tmp = ws.take(dst.shape, xa.dtype)
-                    execute_conv(ph.plan, xa[n0:n1], wsub, None, tmp, ws)
-                    np.copyto(dst, tmp)
+                    _run_group(group, xa[n0:n1], wconv, targets, ws)
     add_bias(y, ba)
     record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
     return y

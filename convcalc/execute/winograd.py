@@ -21,8 +21,9 @@ are batched over the ``alpha^2`` transform-domain points.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache, lru_cache, reduce
+from functools import cache, lru_cache
 from itertools import product
 from math import prod
 from typing import Any
@@ -32,7 +33,7 @@ from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
 
 from convcalc.execute.convspec import ConvSpec
-from convcalc.execute.geometry import FloatArray, blocks, copy_padded, reshape_view
+from convcalc.execute.geometry import FloatArray, add_bias, blocks, copy_padded, reshape_view
 from convcalc.execute.workspace import Workspace
 
 TILES = (2, 4, 6)
@@ -78,11 +79,32 @@ def winograd_matrices(m: int, r: int) -> tuple[NDArray[np.float64], NDArray[np.f
     return at, g, np.asarray(np.round(bt, 12))
 
 
+def kron_all(mats: Sequence[FloatArray]) -> FloatArray:
+    """Kronecker product of the per-axis matrices (axis 0 outermost)."""
+    out = mats[0]
+    for m in mats[1:]:
+        out = np.kron(out, m)
+    return out
+
+
 @cache
-def _kron_matrices(ms: tuple[int, ...], rs: tuple[int, ...], dtype: np.dtype[Any]) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Kronecker products over the tiled axes: ``(A^T, G, B^T)``."""
-    mats = [winograd_matrices(m, r) for m, r in zip(ms, rs, strict=True)]
-    out = tuple(np.ascontiguousarray(reduce(np.kron, parts), dtype=dtype) for parts in zip(*mats, strict=True))
+def _kron_matrices(geo: WinogradGeometry, dtype: np.dtype[Any]) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Kronecker products over the tiled axes: ``(A^T, G, B^T)``.
+
+    With several filters, ``B^T`` stacks one ``(alpha^n, alpha_in^n)`` block
+    per filter, each reading its shifted window of the shared input tile.
+    """
+    mats = [winograd_matrices(m, r) for m, r in zip(geo.m, geo.r, strict=True)]
+    at, g = kron_all([a for a, _, _ in mats]), kron_all([gg for _, gg, _ in mats])
+    blocks_bt = []
+    for shift in geo.shifts:
+        shifted = []
+        for (_, _, bt), sh, width in zip(mats, shift, geo.alpha_in, strict=True):
+            padded = np.zeros((bt.shape[0], width))
+            padded[:, sh : sh + bt.shape[1]] = bt
+            shifted.append(padded)
+        blocks_bt.append(kron_all(shifted))
+    out = tuple(np.ascontiguousarray(m, dtype=dtype) for m in (at, g, np.concatenate(blocks_bt)))
     for arr in out:
         arr.setflags(write=False)
     return out[0], out[1], out[2]
@@ -95,6 +117,9 @@ class WinogradGeometry:
     ``lead`` is the number of direct leading spatial axes (1 for 3-D, else 0);
     per tiled axis ``m`` outputs per tile, ``r`` taps, dilation ``d`` and
     ``q`` tile groups, each group spanning ``m*d`` outputs (``d`` phases).
+    ``shifts`` (dilation 1, no lead axis) lists several filters that read the
+    same input at different offsets ``t + shift + j``: their input transforms
+    share one tile gather (the stride phases of a transposed convolution).
     """
 
     lead: int
@@ -102,11 +127,26 @@ class WinogradGeometry:
     r: tuple[int, ...]
     d: tuple[int, ...]
     q: tuple[int, ...]
+    shifts: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.shifts:
+            object.__setattr__(self, "shifts", ((0,) * len(self.m),))
 
     @property
     def alpha(self) -> tuple[int, ...]:
-        """Tile input length per axis."""
+        """Transform-domain points per axis (``m + r - 1``)."""
         return tuple(m + r - 1 for m, r in zip(self.m, self.r, strict=True))
+
+    @property
+    def filters(self) -> int:
+        """Number of filters sharing the input tiles (stride phases of a transposed conv)."""
+        return len(self.shifts)
+
+    @property
+    def alpha_in(self) -> tuple[int, ...]:
+        """Input tile length per axis: ``alpha`` plus the largest filter shift."""
+        return tuple(a + max(s[i] for s in self.shifts) for i, a in enumerate(self.alpha))
 
     @property
     def span(self) -> tuple[int, ...]:
@@ -180,22 +220,25 @@ def _block(spec: ConvSpec, geo: WinogradGeometry, nb: int, rows: int) -> _Block:
         lead_in = [(rows - 1) * spec.stride[0] + spec.dilation[0] * (spec.kernel[0] - 1) + 1]
     else:
         q[0] = -(-rows // geo.span[0])
-    ext = [qa * sp + d * (r - 1) for qa, sp, d, r in zip(q, geo.span, geo.d, geo.r, strict=True)]
+    ext = [
+        qa * sp + d * (r - 1) + ai - al
+        for qa, sp, d, r, ai, al in zip(q, geo.span, geo.d, geo.r, geo.alpha_in, geo.alpha, strict=True)
+    ]
     tiles = tuple(v for qa, d in zip(q, geo.d, strict=True) for v in (qa, d))
     t = nb * prod(tiles)
-    a, mo = prod(geo.alpha), prod(geo.m)
+    a, mo, f, a_in = prod(geo.alpha), prod(geo.m), geo.filters, prod(geo.alpha_in)
     cols = (a, t, spec.kernel[0], spec.c_in) if geo.lead and spec.dilation[0] > 1 else None
     row_tiles = prod(tiles[1:]) * prod(lead_in) * spec.c_in
-    chunk = max(1, min(q[0], GATHER_BYTES // (a * row_tiles * spec.itemsize)))
+    chunk = max(1, min(q[0], GATHER_BYTES // (a_in * row_tiles * spec.itemsize)))
     return _Block(
         q=tuple(q),
         slab=(nb, spec.c_in, *lead_in, *ext),
         tiles=tiles,
         chunk=chunk,
-        gather=(a, chunk * row_tiles),
-        v=(a, t, *lead_in, spec.c_in),
-        m=(a, spec.c_out, t),
-        y=(mo, spec.c_out, t),
+        gather=(a_in, chunk * row_tiles),
+        v=(f * a, t, *lead_in, spec.c_in),
+        m=(f * a, spec.c_out, t),
+        y=(f, mo, spec.c_out, t),
         cols=cols,
     )
 
@@ -203,7 +246,7 @@ def _block(spec: ConvSpec, geo: WinogradGeometry, nb: int, rows: int) -> _Block:
 def weight_shape(spec: ConvSpec, geo: WinogradGeometry) -> tuple[int, ...]:
     """Shape of the transformed weights ``U``."""
     kd = spec.kernel[0] if geo.lead else 1
-    return (prod(geo.alpha), spec.c_out, kd * spec.c_in_g)
+    return (geo.filters * prod(geo.alpha), spec.c_out, kd * spec.c_in_g)
 
 
 def block_buffers(spec: ConvSpec, geo: WinogradGeometry, nb: int, rows: int) -> list[tuple[int, ...]]:
@@ -217,12 +260,12 @@ def executed_macs(spec: ConvSpec, geo: WinogradGeometry) -> int:
     """Transform-domain multiply-accumulates of the channel GEMMs."""
     tiles = prod(qa * d for qa, d in zip(geo.q, geo.d, strict=True))
     lead = spec.out_shape[0] * spec.kernel[0] if geo.lead else 1
-    return spec.batch * lead * tiles * prod(geo.alpha) * spec.c_out * spec.c_in_g
+    return geo.filters * spec.batch * lead * tiles * prod(geo.alpha) * spec.c_out * spec.c_in_g
 
 
 def transform_weights(w: FloatArray, spec: ConvSpec, geo: WinogradGeometry, ws: Workspace) -> FloatArray:
     """``U = G g G^T`` per (out, in[, depth tap]) as ``(alpha^n, C_out, K)``."""
-    _, kg, _ = _kron_matrices(geo.m, geo.r, spec.dtype)
+    _, kg, _ = _kron_matrices(geo, spec.dtype)
     a = prod(geo.alpha)
     flat = ws.take((a, w.size // prod(geo.r)), spec.dtype)
     np.matmul(kg, w.reshape(-1, prod(geo.r)).T, out=flat)
@@ -243,7 +286,7 @@ def _tile_view(slab: FloatArray, geo: WinogradGeometry, blk: _Block) -> FloatArr
     base = 2 + geo.lead
     shape = list(slab.shape[:base])
     strides = list(slab.strides[:base])
-    for i, (qa, d, al, sp) in enumerate(zip(blk.q, geo.d, geo.alpha, geo.span, strict=True)):
+    for i, (qa, d, al, sp) in enumerate(zip(blk.q, geo.d, geo.alpha_in, geo.span, strict=True)):
         st = slab.strides[base + i]
         shape += [qa, d, al]
         strides += [sp * st, st, d * st]
@@ -257,7 +300,7 @@ def _tile_view(slab: FloatArray, geo: WinogradGeometry, blk: _Block) -> FloatArr
 def _input_transform(
     slab: FloatArray, v: FloatArray, kbt: FloatArray, geo: WinogradGeometry, blk: _Block, gather: FloatArray
 ) -> None:
-    """``V = (B^T kron B^T) @ tiles``, gathering ``blk.chunk`` tile rows at a time."""
+    """``V = (B^T kron B^T) @ tiles`` (all filters at once), gathering ``blk.chunk`` tile rows at a time."""
     view = _tile_view(slab, geo, blk)
     nw = len(geo.m)
     a = v.shape[0]
@@ -271,7 +314,7 @@ def _input_transform(
             np.copyto(buf, part)
             t0 = n * per_sample + q0 * per_row
             dst = v[:, t0 : t0 + (q1 - q0) * per_row]
-            np.matmul(kbt, buf.reshape(a, -1), out=reshape_view(dst, (a, -1)))
+            np.matmul(kbt, buf.reshape(kbt.shape[1], -1), out=reshape_view(dst, (a, -1)))
 
 
 @lru_cache(maxsize=64)
@@ -342,14 +385,19 @@ def _channel_gemm(
 def run_winograd(
     x: FloatArray,
     u: FloatArray,
+    b: FloatArray | None,
     spec: ConvSpec,
     geo: WinogradGeometry,
     block: tuple[int, int],
-    y: FloatArray,
+    targets: Sequence[FloatArray],
     ws: Workspace,
 ) -> None:
-    """Write ``conv(x, w)`` (no bias) into ``y`` using transformed weights ``u``."""
-    kat, _, kbt = _kron_matrices(geo.m, geo.r, spec.dtype)
+    """Write ``conv(x, w_f) + b`` into ``targets[f]`` for each filter, from transformed weights ``u``.
+
+    ``u`` is ``(filters * alpha^n, C_out, K)``; targets may be strided views;
+    the bias is added block by block while the outputs are cache hot.
+    """
+    kat, _, kbt = _kron_matrices(geo, spec.dtype)
     dt = spec.dtype
     for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *block):
         blk = _block(spec, geo, n1 - n0, r1 - r0)
@@ -367,5 +415,8 @@ def run_winograd(
             cols = ws.take(blk.cols, dt) if blk.cols else None
             for row in range(r1 - r0 if geo.lead else 1):
                 _channel_gemm(u, v, mbuf, spec, geo, row, cols)
-                np.matmul(kat, mbuf.reshape(kat.shape[1], -1), out=ybuf.reshape(kat.shape[0], -1))
-                _scatter(ybuf, y[n0:n1, :, r0 + row] if geo.lead else y[n0:n1, :, r0:r1], geo, blk)
+                np.matmul(kat, mbuf.reshape(geo.filters, kat.shape[1], -1), out=ybuf.reshape(geo.filters, kat.shape[0], -1))
+                for f, y in enumerate(targets):
+                    target = y[n0:n1, :, r0 + row] if geo.lead else y[n0:n1, :, r0:r1]
+                    _scatter(ybuf[f], target, geo, blk)
+                    add_bias(target, b)

@@ -8,8 +8,7 @@ graph of primitives (:mod:`convcalc.ops`). Registering a name or alias twice is 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 from convcalc.errors import ShapeError, SpecError
 from convcalc.ops import Shape, Stage
@@ -36,8 +35,7 @@ class _Required:
 REQUIRED = _Required()
 
 
-@dataclass(frozen=True)
-class FieldDef:
+class FieldDef(NamedTuple):
     """One field of a kind: its canonical name, parser, default, help and short aliases."""
 
     name: str
@@ -92,8 +90,7 @@ def choice(name: str, options: tuple[str, ...], default: str, help_text: str) ->
 CONV_FIELDS = (IN_CHANNELS, OUT_CHANNELS, KERNEL, STRIDE, PADDING, DILATION, GROUPS, BIAS)
 
 
-@dataclass(frozen=True)
-class Built:
+class Built(NamedTuple):
     """A kind's expansion: primitive stages (the last one is the output) and notes for the user."""
 
     stages: tuple[Stage, ...]
@@ -139,8 +136,7 @@ class Params:
 BuildFn = Callable[[Params, Shape], Built]
 
 
-@dataclass(frozen=True)
-class Kind:
+class Kind(NamedTuple):
     """A named layer type: fields, formulas, and the expansion into primitives."""
 
     name: str
@@ -151,8 +147,7 @@ class Kind:
     aliases: tuple[str, ...] = ()
     formulas: tuple[str, ...] = ()
     source: str = ""
-    min_rank: int = 1
-    """Fewest spatial axes the kind accepts (0: also flat vectors, e.g. linear after flatten)."""
+    min_rank: int = 1  # fewest spatial axes accepted (0: also flat vectors, e.g. linear after flatten)
 
     def field(self, name: str) -> FieldDef | None:
         for f in self.fields:
@@ -180,11 +175,28 @@ def normalise_name(name: str) -> str:
     return name.strip().lower().replace("-", "_").replace(" ", "_")
 
 
+LAZY_MODULES = ("convcalc.kinds.layers",)
+"""Kind modules registered on first need (a name not found yet, or a full listing), so the
+single-convolution commands do not pay for importing every network layer type at start-up."""
+
+
+def _load_lazy() -> bool:
+    """Import the lazy kind modules; True if that registered anything new."""
+    import importlib
+
+    before = len(_KINDS)
+    for module in LAZY_MODULES:
+        importlib.import_module(module)
+    return len(_KINDS) > before
+
+
 def lookup(name: object) -> Kind:
     """Find a kind by name or alias; unknown names get the closest suggestion."""
     key = normalise_name(str(name))
     if key in _ALIASES:
         return _KINDS[_ALIASES[key]]
+    if _load_lazy():
+        return lookup(name)
     import difflib  # only on the error path
 
     close = difflib.get_close_matches(key, list(_ALIASES), n=3, cutoff=0.5)
@@ -197,6 +209,7 @@ def lookup(name: object) -> Kind:
 
 def all_kinds() -> list[Kind]:
     """Every registered kind in registration order."""
+    _load_lazy()
     return list(_KINDS.values())
 
 

@@ -188,7 +188,8 @@ for _r in (1, 2, 3):
         rank=_r,
         aliases=(f"max_pool{_r}d", f"maxpooling{_r}d", f"max_pooling{_r}d"),
         formulas=(
-            "out = floor((i + p_b + p_a - d·(k-1) - 1)/s) + 1;  ceil_mode: ceil(...) + 1, minus 1 if the last window starts >= i + p_b",
+            "out = floor((i + p_b + p_a - d·(k-1) - 1)/s) + 1",
+            "ceil_mode: ceil(...) + 1, minus 1 if the last window would start at or after i + p_b",
             "params 0, MACs 0;  other ops = C·out_positions·(prod(k) - 1) comparisons",
         ),
         source=POOL_SOURCE,
