@@ -119,7 +119,7 @@ ExplainOpt = Annotated[bool, typer.Option("--explain", help="Print every formula
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
 
 
-def _flags(**values: object) -> dict[str, object]:
+def flags_of(**values: object) -> dict[str, object]:
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -164,7 +164,7 @@ def _layer_command(view: str, target: typer.Typer) -> None:
             from convcalc.request import build_request, parse_set
             from convcalc.views import layer_table
 
-            flags = _flags(
+            flags = flags_of(
                 out_channels=out_channels,
                 kernel_size=kernel_size,
                 stride=stride,
@@ -228,7 +228,7 @@ def compare_command(
     def body() -> None:
         from convcalc.commands import compare_output
 
-        flags = _flags(
+        flags = flags_of(
             out_channels=out_channels,
             kernel_size=kernel_size,
             stride=stride,
@@ -294,6 +294,12 @@ def _network(target: typer.Typer) -> None:
     cli_net.register(target)
 
 
+def _executor(target: typer.Typer) -> None:
+    from convcalc import cli_run
+
+    cli_run.register(target)
+
+
 Registrar = Callable[[typer.Typer], None]
 
 
@@ -312,6 +318,8 @@ REGISTRARS: dict[str, Registrar] = {
     "overlap": _plain("overlap", overlap_command),
     "net": _network,
     "check": _network,
+    "run": _executor,
+    "peak": _executor,
 }
 """How each command is added to an app; the network commands come from :mod:`convcalc.cli_net`."""
 
@@ -334,8 +342,11 @@ def build_app(only: str | None = None) -> typer.Typer:
     return target
 
 
-app = build_app()
-"""The full app (tests drive it with typer's CliRunner)."""
+def __getattr__(name: str) -> typer.Typer:
+    """``convcalc.cli.app``: the full app, built on first access (tests drive it with CliRunner)."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def main() -> None:

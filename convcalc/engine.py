@@ -5,8 +5,6 @@ A layer is expanded by its kind into a small graph (:class:`convcalc.ops.Stage` 
 :func:`walk` is the one place where shapes and receptive fields are propagated.
 """
 
-from __future__ import annotations
-
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, cast

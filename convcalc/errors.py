@@ -4,8 +4,6 @@ Domain modules raise these; only :mod:`convcalc.cli` turns them into a message a
 exit code (2 for bad input, 1 for a failed check).
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 
@@ -38,7 +36,7 @@ class ConvcalcError(Exception):
         self.where = where
         self.hint = hint
 
-    def with_context(self, *, layer: str | None = None, where: Location | None = None) -> ConvcalcError:
+    def with_context(self, *, layer: str | None = None, where: Location | None = None) -> "ConvcalcError":
         """Fill in the layer name / location if they are not known yet (returns ``self``)."""
         if self.layer is None:
             self.layer = layer

@@ -5,8 +5,6 @@ the line ``MACs = H_out·W_out × C_out × ... = 25 × 128 × ... = 86,400`` tha
 prints. The value is computed from the same terms the text shows.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from typing import NamedTuple

@@ -1,7 +1,8 @@
 """Non-convolution primitives of real networks, with the same protocol as :mod:`convcalc.ops`.
 
-Pooling (max/avg, adaptive, global), normalisation, activations, linear, flatten, upsampling,
-pixel (un)shuffle, padding/cropping, embedding and identity. Each is a frozen dataclass whose
+Pooling (max/avg, adaptive, global), normalisation (batch, layer, group, instance, local
+response), activations, linear, flatten, upsampling, pixel (un)shuffle, padding/cropping,
+embedding and identity. Each is a frozen dataclass whose
 :meth:`analyse` returns an :class:`~convcalc.ops.OpStats` for channels-first shapes without the
 batch axis; a shape ``(F,)`` (no spatial axis) is a flat vector, e.g. after ``flatten``.
 
@@ -296,6 +297,56 @@ class Norm:
                 f" (weight{' and bias' if self.bias else ''})",
                 f"other ops = numel × {2 if self.affine else 1} = {ops:,}",
             ),
+        )
+
+
+LRN_FIXED_OPS = 5
+"""Per-element operations of local response normalisation besides the window sum: square, scale
+by ``alpha/size``, add ``k``, power ``beta``, divide (see :class:`LocalResponseNorm`)."""
+
+
+@dataclass(frozen=True)
+class LocalResponseNorm:
+    """Local response normalisation across channels (PyTorch ``nn.LocalResponseNorm(size,
+    alpha=1e-4, beta=0.75, k=1.0)``; Krizhevsky et al. 2012 §3.3)::
+
+        b_c = a_c / (k + alpha/size · Σ_{c' in window(c)} a_c'^2) ^ beta
+
+    the window being the ``size`` channels around ``c`` (zero-padded at the ends).
+
+    * output shape = input shape (at least one spatial axis, as PyTorch requires); params 0, MACs 0
+    * ``other_ops = numel × (size + 5)``: per element one square, the window's ``size - 1``
+      additions and one division by ``size`` (the average-pooling convention: ``size`` ops, as
+      PyTorch computes it with ``avg_pool``), then scale by ``alpha``, add ``k``, power ``beta``
+      and divide (:data:`LRN_FIXED_OPS` = 5 with the square)
+    * receptive field: mixes channels only, so spatially the identity
+    """
+
+    op: ClassVar[str] = "lrn"
+    merge: ClassVar[bool] = False
+
+    size: int
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+    def describe(self) -> str:
+        return f"local response norm size={self.size} alpha={self.alpha:g} beta={self.beta:g} k={self.k:g}"
+
+    def analyse(self, inputs: Sequence[Shape], names: Sequence[str] = ()) -> OpStats:
+        shape = single_input(inputs, self.op)
+        if len(shape) < 2:
+            raise ShapeError(
+                f"local response norm needs at least one spatial axis (C x ...), got {format_shape(shape)}.",
+                hint="PyTorch's LocalResponseNorm takes 3D or higher inputs (N, C, *).",
+            )
+        per = self.size + LRN_FIXED_OPS
+        ops = numel(shape) * per
+        return OpStats(
+            output=shape,
+            other_ops=ops,
+            rf=identity_steps(shape),
+            explain=(f"other ops = numel × (size + {LRN_FIXED_OPS}) = {numel(shape):,} × {per} = {ops:,}",),
         )
 
 
@@ -680,7 +731,9 @@ __all__ = [
     "Embedding",
     "Flatten",
     "Identity",
+    "LRN_FIXED_OPS",
     "Linear",
+    "LocalResponseNorm",
     "Norm",
     "Pad",
     "PixelShuffle",

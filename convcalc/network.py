@@ -620,6 +620,26 @@ class NetResult:
         """Every distinct note of every row, prefixed by the row's name."""
         return [f"{row.name}: {note}" for row in self.rows for note in row.notes]
 
+    def warning_summary(self, names: int = 3) -> list[str]:
+        """:meth:`warnings` with repeats collapsed, for reports read by people: one line per kind
+        of note (:func:`note_kind`) with the number of layers and the first ``names`` of them
+        (``12 layers (a, b, c and 9 more): <note>``); a note of a single layer keeps its full
+        form. A WaveNet's 30 causal merges thus take one line; :meth:`warnings` lists them all.
+        """
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for row in self.rows:
+            for note in row.notes:
+                groups.setdefault(note_kind(note), []).append((row.name, note))
+        lines = []
+        for kind, members in groups.items():
+            if len(members) == 1:
+                lines.append(f"{members[0][0]}: {members[0][1]}")
+                continue
+            shown = ", ".join(name for name, _ in members[:names])
+            more = f" and {len(members) - names:,} more" if len(members) > names else ""
+            lines.append(f"{len(members):,} layers ({shown}{more}): {kind}")
+        return lines
+
     @property
     def failed(self) -> list[Expectation]:
         return [e for e in self.expectations if not e.ok]
@@ -1095,18 +1115,44 @@ class _Evaluator:
                 )
             args[key] = substitute(value, variables)
         for key, default in template.params.items():
-            if key not in args:
-                if default == REQUIRED_PARAM:
-                    raise SpecError(
-                        f"template '{template.name}' needs the parameter '{key}'.",
-                        where=where,
-                        hint=f"Add '{key}: ...' (template defined at {template.where}).",
-                    )
-                args[key] = default
+            if key not in args and default == REQUIRED_PARAM:
+                raise SpecError(
+                    f"template '{template.name}' needs the parameter '{key}'.",
+                    where=where,
+                    hint=f"Add '{key}: ...' (template defined at {template.where}).",
+                )
+        self.fill_defaults(template, args, current)
         self.check_depth(scope, template.name)
         self.add_block(path, template.name, where)
         inner = scope.child(path, current, {**self.spec.variables, **args}, call=template.name)
         return self.sequence(template.body, inner, current)
+
+    def fill_defaults(self, template: Template, args: dict[str, object], current: str) -> None:
+        """Add the defaults of the parameters missing from ``args``, evaluated like arguments.
+
+        A default may be an expression (``inplanes: $in_channels``, ``width: $planes * 2``). It
+        sees what the template's body sees: the top-level ``variables``, ``in_channels`` (the
+        channels of the tensor the call reads), the arguments of the call and the parameters
+        declared before it (in the order of ``params``); never the caller's variables, so a
+        template behaves the same wherever it is used.
+        """
+        missing = [key for key in template.params if key not in args]
+        if not missing:
+            return
+        known: dict[str, object] = {**self.spec.variables, **args}
+        variables = Variables(known, self.tensors[current].shape[0])
+        for key in template.params:
+            if key not in args:
+                default = template.params[key]
+                try:
+                    args[key] = substitute(default, variables)
+                except ConvcalcError as err:
+                    raise type(err)(
+                        f"the default of parameter '{key}' of template '{template.name}' ({default!r}): {err.message}",
+                        where=_at(self.spec.source, template.params, key),
+                        hint=err.hint,
+                    ) from None
+            known[key] = args[key]
 
     # -- references ---------------------------------------------------------------------------------
 
@@ -1364,6 +1410,10 @@ def broadcast_merge(inputs: Sequence[Tensor], output: Shape) -> tuple[rf.Field, 
     return tuple(axes), aligned
 
 
+UNALIGNED = "merged paths are not aligned"
+"""How an unaligned-merge note starts (:func:`unaligned_note`)."""
+
+
 def unaligned_note(names: Sequence[str], inputs: Sequence[Tensor], output: Shape) -> str:
     """Name each full-size input of an unaligned merge with its effective stride and centre."""
     parts = []
@@ -1373,7 +1423,15 @@ def unaligned_note(names: Sequence[str], inputs: Sequence[Tensor], output: Shape
         jumps = "x".join(rf.fmt(a.jump) for a in tensor.field)
         starts = "x".join(rf.fmt(a.start) for a in tensor.field)
         parts.append(f"'{name}' (effective stride {jumps}, centre {starts})")
-    return "merged paths are not aligned: " + " vs ".join(parts) + "; the receptive field shown is the largest."
+    return f"{UNALIGNED}: " + " vs ".join(parts) + "; the receptive field shown is the largest."
+
+
+def note_kind(note: str) -> str:
+    """What a note says regardless of the layer: an unaligned-merge note without its branches'
+    names, strides and centres; any other note is its own kind."""
+    if note.startswith(UNALIGNED):
+        return f"{UNALIGNED} (the inputs differ in effective stride or centre); the receptive field shown is the largest."
+    return note
 
 
 def parse_count(value: object, key: str, where: Location) -> int:
@@ -1509,6 +1567,7 @@ __all__ = [
     "evaluate_network",
     "expand_paths",
     "load_network",
+    "note_kind",
     "parse_network",
     "substitute",
 ]

@@ -15,8 +15,6 @@ Conventions (stated once):
   TF/Keras asymmetric 'same' padding is representable.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass

@@ -237,10 +237,15 @@ def render_markdown(result: NetResult, depth: int | None = None) -> str:
     out += ["", *[f"- {line}" for line in _total_lines(result)]]
     out += ["", "| type | layers | params | MACs |", "|---|---:|---:|---:|"]
     out += [f"| {s.type} | {s.count} | {s.params:,} | {result.batch * s.macs:,} |" for s in result.breakdown()]
-    notes = result.warnings()
+    notes = result.warning_summary()
     if notes:
-        out += ["", "Notes:", "", *[f"- {n}" for n in notes]]
+        out += ["", f"Notes{_collapsed(result, notes)}:", "", *[f"- {n}" for n in notes]]
     return "\n".join(out)
+
+
+def _collapsed(result: NetResult, summary: list[str]) -> str:
+    """A hint after the notes heading when repeated notes were collapsed into one line."""
+    return " (repeats collapsed; --format json lists each)" if len(summary) < sum(len(r.notes) for r in result.rows) else ""
 
 
 def _total_lines(result: NetResult) -> list[str]:
@@ -342,8 +347,8 @@ def render_table(result: NetResult, depth: int | None = None) -> str:
     sections = [_layer_lines(result, depth), _total_lines(result)]
     if result.complete and result.rows:
         sections += [_breakdown_lines(result), _heaviest_lines(result), chart_lines(result)]
-    notes = result.warnings()
-    sections += [_check_lines(result), ["notes:", *(f"  {note}" for note in notes)] if notes else []]
+    notes = result.warning_summary()
+    sections += [_check_lines(result), [f"notes{_collapsed(result, notes)}:", *(f"  {note}" for note in notes)] if notes else []]
     return "\n\n".join("\n".join(section) for section in sections if section)
 
 

@@ -4,8 +4,6 @@
 parameters. Shapes are channels-first lists without the batch axis.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import NamedTuple
 

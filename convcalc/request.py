@@ -3,8 +3,6 @@
 Kept apart from :mod:`convcalc.cli` so it is testable without typer. Flags override the spec.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import NamedTuple
 

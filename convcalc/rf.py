@@ -19,8 +19,6 @@ All three are exact :class:`fractions.Fraction`; they stay integers for ordinary
 The effective padding of a unit reported with it is ``P = (r - 1) / 2 - c``.
 """
 
-from __future__ import annotations
-
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -44,7 +42,7 @@ class AxisField(NamedTuple):
     jump: Fraction = Fraction(1)
     start: Fraction = Fraction(0)
 
-    def step(self, st: AxisStep) -> AxisField:
+    def step(self, st: AxisStep) -> "AxisField":
         """Apply one layer (module docstring, Distill 2019 eq. 1-3)."""
         if st.kernel == 1 and st.stride == 1 and st.upsample == 1 and not st.pad:
             return self  # an element-wise layer changes nothing
@@ -57,7 +55,7 @@ class AxisField(NamedTuple):
             start=self.start + (Fraction(st.kernel - 1, 2) - st.pad) * jump,
         )
 
-    def _integer_step(self, st: AxisStep) -> AxisField:
+    def _integer_step(self, st: AxisStep) -> "AxisField":
         """:meth:`step` for an integer jump and padding without refinement, in integer arithmetic
         (the common case; Fraction operations are slow): ``c' = c + (k - 1 - 2p)·j / 2``."""
         jump = self.jump.numerator

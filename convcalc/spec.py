@@ -4,8 +4,6 @@ Field names are resolved through the kind's declared names and aliases; every va
 by its field's parser; unknown and missing fields are refused with the closest suggestion.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import NamedTuple, cast
 

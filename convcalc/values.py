@@ -33,7 +33,9 @@ def _int(value: object, field: str, *, minimum: int) -> int:
         raise SpecError(f"'{field}' must be an integer, got the boolean {value!r}.")
     if isinstance(value, int):
         number = value
-    elif (isinstance(value, float) and value.is_integer()) or (isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(?:_\d+)*\s*", value)):
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(?:_\d+)*\s*", value)
+    ):
         number = int(value)
     else:
         raise SpecError(

@@ -13,10 +13,10 @@
       merges are tiny ``Add``/``Cat`` modules named ``add``/``concat``). Forward hooks on the
       "leaf" modules (no children, or one of the composite classes in ``ATOMIC``, e.g. a separable
       conv that convcalc counts as one row) record each output shape; every leaf must run exactly
-      once. Then every torch leaf must name a convcalc row with the same shape (or, for the torch
-      ops in ``STANDINS`` that the format cannot spell yet, i.e. ShuffleNetV2's channel split, a
-      convcalc block whose last row has that shape), and every convcalc row must be covered. A row or
-      module without a partner fails the test, so nothing is compared "roughly in order".
+      once. Then every torch leaf must name a convcalc row with the same shape, and every convcalc
+      row must be covered. A row or module without a partner fails the test, so nothing is compared
+      "roughly in order". (ShuffleNetV2's channel split ``x1, x2 = x.chunk(2, dim=1)`` is two small
+      ``Chunk`` modules here, matching the spec's two ``chunk`` rows ``x1`` and ``x2``.)
 
 (c) The published-number table: convcalc's params equal the published count exactly and its MACs
     round to the published GFLOPS at the digits published (torchvision's ``_ops`` metadata has
@@ -169,11 +169,15 @@ class Cat(nn.Module):
         return torch.cat(xs, dim=1)
 
 
-class Split(nn.Module):
-    """``x.chunk(2, dim=1)`` as a module, so the hook sees it (output: the two halves)."""
+class Chunk(nn.Module):
+    """``x.chunk(chunks, dim=1)[index]`` as a module, so the hook sees it (convcalc: a ``chunk`` row)."""
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return x.chunk(2, dim=1)
+    def __init__(self, chunks: int, index: int) -> None:
+        super().__init__()
+        self.chunks, self.index = chunks, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.chunk(self.chunks, dim=1)[self.index]
 
 
 class GlobalAvg(nn.Module):
@@ -447,15 +451,16 @@ def _v2_branch(cin: int, c: int, stride: int) -> nn.Sequential:
 
 
 class SplitUnit(nn.Module):
-    """ShuffleNetV2 basic unit: keep one half of the channels, transform the other, concat, shuffle."""
+    """ShuffleNetV2 basic unit: keep one half of the channels, transform the other, concat, shuffle
+    (torchvision: ``x1, x2 = x.chunk(2, dim=1)``; the halves are named after its variables)."""
 
     def __init__(self, c: int) -> None:
         super().__init__()
-        self.split, self.branch2, self.concat, self.shuffle = Split(), _v2_branch(c // 2, c // 2, 1), Cat(), nn.ChannelShuffle(2)
+        self.x1, self.x2 = Chunk(2, 0), Chunk(2, 1)
+        self.branch2, self.concat, self.shuffle = _v2_branch(c // 2, c // 2, 1), Cat(), nn.ChannelShuffle(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = self.split(x)
-        return self.shuffle(self.concat(x1, self.branch2(x2)))
+        return self.shuffle(self.concat(self.x1(x), self.branch2(self.x2(x))))
 
 
 def build_shufflenet_v2_x1_0() -> nn.Module:
@@ -689,30 +694,17 @@ def torch_shapes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, tu
     return shapes
 
 
-STANDINS = (Split,)
-"""Torch ops the format has no layer for yet: convcalc spells them as a small block of rows."""
-
-
-def compare_layers(rows: list[dict[str, object]], shapes: dict[str, tuple[int, ...]], blocks: Iterable[str] = ()) -> list[str]:
-    """Problems of the name-based mapping described in the module docstring (empty: all agree).
-
-    ``blocks``: torch modules that may match a convcalc block (its last row) instead of a row.
-    """
-    blocks = set(blocks)
+def compare_layers(rows: list[dict[str, object]], shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """Problems of the name-based mapping described in the module docstring (empty: all agree)."""
     by_name = {str(r["name"]): _shape(r["output_shape"]) for r in rows}
     covered: set[str] = set()
     problems: list[str] = []
     for name, shape in shapes.items():
-        if name in by_name:
-            covered.add(name)
-            got = by_name[name]
-        else:
-            inside = [str(r["name"]) for r in rows if str(r["name"]).startswith(name + ".")] if name in blocks else []
-            if not inside:
-                problems.append(f"torch module {name} {shape}: no convcalc row or block of that name")
-                continue
-            covered.update(inside)
-            got = by_name[inside[-1]]
+        if name not in by_name:
+            problems.append(f"torch module {name} {shape}: no convcalc row of that name")
+            continue
+        covered.add(name)
+        got = by_name[name]
         if got != shape:
             problems.append(f"{name}: torch {shape}, convcalc {got}")
     problems += [f"convcalc row {n} {by_name[n]}: no torch module" for n in by_name if n not in covered]
@@ -738,8 +730,7 @@ def test_torch_build_agrees_layer_by_layer(name: str, run_cli: Callable[..., obj
     assert total(doc, "params") == torch_params
     assert sum(int(r["params"]) for r in rows_of(doc)) == torch_params  # type: ignore[call-overload]
     shapes = torch_shapes(model, input_shape)
-    standins = [n for n, m in leaves(model) if isinstance(m, STANDINS)]
-    problems = compare_layers(rows_of(doc), shapes, standins)
+    problems = compare_layers(rows_of(doc), shapes)
     assert not problems, "\n".join(problems[:20])
     assert _shape(doc["output_shape"]) == (1000,)
 
@@ -765,6 +756,48 @@ def test_torch_side_branch_is_the_auxiliary_head() -> None:
     assert aux == 3_326_696
     rows = evaluate_file(spec("inception_v3")).rows
     assert sum(r.params for r in rows if r.name.startswith("AuxLogits.")) == aux
+
+
+def test_shufflenet_v2_receptive_field_is_exact_by_autograd() -> None:
+    """The channel split is a real ``chunk`` (a view), so conv5's field is exact: 527 pixels,
+    effective stride 32, centred on pixel 0: r = 3 (conv1) + 4 (maxpool) + 8 + 16 + 32 (the
+    stride-2 depthwise convs of the three down units) + 3·16 + 7·32 + 3·64 (the basic units' 3x3
+    depthwise convs at effective strides 8, 16, 32) = 527.
+
+    Checked on the torch build: all-ones conv weights, the max pool swapped for an average pool
+    of the same window (every tap then carries gradient), a positive input 576x576 so that the
+    field of conv5's unit (9, 9), 9·32 ± 263 = 25..551, lies inside it; the input pixels with a
+    non-zero gradient span exactly that interval on both axes.
+    """
+    rows = {r.name: r for r in evaluate_file(spec("shufflenet_v2_x1_0")).rows}
+    field = rows["conv5.2"].field
+    assert field is not None
+    assert [(a.size, a.jump, a.start) for a in field] == [(527, 32, 0)] * 2
+    assert not [n for n in evaluate_file(spec("shufflenet_v2_x1_0")).warnings() if "not aligned" in n]
+
+    model = build_shufflenet_v2_x1_0().double().eval()
+    model.maxpool = nn.AvgPool2d(3, 2, 1)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.fill_(1.0)
+    x = (torch.rand(1, 3, 576, 576, dtype=torch.float64) + 0.5).requires_grad_(True)
+    features = model[:6](x)  # conv1 .. conv5
+    assert tuple(features.shape[2:]) == (18, 18)
+    features[0, :, 9, 9].sum().backward()
+    assert x.grad is not None
+    mask = x.grad[0].abs().sum(0) > 0
+    for axis in (0, 1):
+        hits = torch.nonzero(mask.any(dim=1 - axis)).flatten().tolist()
+        assert (hits[0], hits[-1]) == (9 * 32 - 263, 9 * 32 + 263)
+
+
+def test_alexnet_original_normalises_with_local_response_norm() -> None:
+    rows = {r.name: r for r in evaluate_file(spec("alexnet_original")).rows}
+    for name, (c, h) in (("norm1", (96, 55)), ("norm2", (256, 27))):
+        assert rows[name].type == "local_response_norm"
+        assert (rows[name].params, rows[name].macs) == (0, 0)
+        assert rows[name].other_ops == c * h * h * (5 + 5)  # (size + 5) per element, see `convcalc types lrn`
 
 
 # ----------------------------------------------------------------------------------------------

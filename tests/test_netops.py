@@ -7,7 +7,9 @@ conventions written in the docstrings, as auditable arithmetic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 import torch
@@ -206,6 +208,52 @@ def test_layernorm_over_channels_by_default_counts_2c() -> None:
     assert params(run({"type": "layernorm"}, (96, 14, 14))) == 2 * 96
 
 
+@pytest.mark.parametrize(
+    ("raw", "shape", "module"),
+    [
+        pytest.param({"type": "local_response_norm", "size": 5}, (16, 5, 5), nn.LocalResponseNorm(5), id="lrn-2d"),
+        pytest.param(
+            {"type": "lrn", "size": 5, "alpha": 0.0001, "beta": 0.75, "k": 2},
+            (96, 55, 55),
+            nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0),
+            id="lrn-alexnet",
+        ),
+        pytest.param({"type": "lrn", "size": 3}, (2, 7), nn.LocalResponseNorm(3), id="lrn-1d-window-wider-than-c"),
+        pytest.param({"type": "lrn", "size": 4}, (6, 2, 3, 3), nn.LocalResponseNorm(4), id="lrn-3d-even-size"),
+    ],
+)
+def test_local_response_norm_matches_torch(raw: dict[str, object], shape: tuple[int, ...], module: nn.Module) -> None:
+    result = run(raw, shape)
+    assert result.output_shape == torch_shape(module, shape) == shape
+    assert params(result) == torch_params(module) == 0
+    stats = result.stages[0].stats
+    assert stats.macs == 0
+    size = cast(int, raw["size"])
+    # square + size (window sum and / size, as avg_pool) + scale + add k + power + divide
+    assert stats.other_ops == math.prod(shape) * (size + 5)
+    field = result.field
+    assert field is not None and all(a.size == 1 and a.jump == 1 and a.start == 0 for a in field)
+
+
+def test_local_response_norm_values_follow_the_documented_formula() -> None:
+    # the formula convcalc documents (and counts) is the one torch computes
+    torch.manual_seed(0)
+    x = torch.randn(1, 7, 3, 3)
+    size, alpha, beta, k = 5, 1e-2, 0.75, 2.0
+    square = torch.nn.functional.pad(x.pow(2), (0, 0, 0, 0, size // 2, (size - 1) // 2))
+    window = torch.stack([square[:, c : c + size].sum(dim=1) for c in range(7)], dim=1)
+    expected = x / (k + alpha / size * window).pow(beta)
+    assert torch.allclose(nn.LocalResponseNorm(size, alpha, beta, k)(x), expected, atol=1e-6)
+
+
+def test_local_response_norm_needs_a_spatial_axis_like_torch() -> None:
+    assert _torch_refuses(lambda: nn.LocalResponseNorm(5), (16,))
+    with pytest.raises(ShapeError, match="spatial"):
+        run({"type": "lrn", "size": 5}, (16,))
+    with pytest.raises(SpecError, match="size"):
+        run({"type": "lrn"}, (16, 4, 4))
+
+
 def test_norm_other_ops_convention() -> None:
     result = run({"type": "batchnorm2d"}, (8, 4, 4))
     assert result.stages[0].stats.other_ops == 2 * 8 * 4 * 4  # normalise + affine per element (ptflops)
@@ -377,7 +425,7 @@ def test_zero_padding_is_per_axis_in_axis_order() -> None:
     [
         "maxpool1d", "maxpool2d", "maxpool3d", "avgpool1d", "avgpool2d", "avgpool3d", "adaptive_avgpool2d",
         "adaptive_maxpool3d", "global_avgpool", "global_maxpool", "batchnorm2d", "layernorm", "groupnorm",
-        "instancenorm2d", "relu", "gelu", "silu", "swish", "hardswish", "prelu", "softmax", "dropout", "flatten",
+        "instancenorm2d", "local_response_norm", "lrn", "relu", "gelu", "silu", "swish", "hardswish", "prelu", "softmax", "dropout", "flatten",
         "linear", "dense", "upsample", "pixel_shuffle", "pixel_unshuffle", "zeropad2d", "identity", "embedding",
     ],
 )  # fmt: skip

@@ -22,6 +22,7 @@ from convcalc.loader import load_text
 from convcalc.network import (
     MAX_LAYERS,
     NetResult,
+    NetworkError,
     check,
     check_exit_code,
     evaluate_expression,
@@ -267,6 +268,60 @@ layers:
     assert result.output_shape == (32, 4, 4)
 
 
+def test_template_defaults_are_expressions_evaluated_at_the_call() -> None:
+    result = net(
+        """
+input: 8x4x4
+define: {blk: {params: {planes: required, inplanes: $in_channels}, layers: [{type: conv2d, out_channels: $inplanes + $planes, kernel_size: 1}]}}
+layers: [{type: blk, planes: 4}]
+"""
+    )
+    assert [(r.name, r.output_shape) for r in result.rows] == [("0.0", (12, 4, 4))]
+    assert result.totals().params == 8 * 12 + 12
+
+
+def test_template_defaults_see_in_channels_arguments_and_earlier_parameters() -> None:
+    result = net(
+        """
+input: 8x4x4
+variables: {growth: 2}
+define:
+  blk:
+    params: {planes: required, inplanes: $in_channels, width: $planes * $growth, out: $inplanes + $width}
+    layers:
+      - {type: conv2d, name: conv, out_channels: $out, kernel_size: 1}
+layers:
+  - {type: conv2d, name: stem, out_channels: 6, kernel_size: 1}
+  - {type: blk, name: a, planes: 1}                   # in 6: 6 + 2
+  - {type: blk, name: b, planes: 1, inplanes: 100}    # an argument wins over the default
+  - {type: blk, name: c, planes: 2, input: stem}      # in_channels of the tensor the call reads: 6 + 4
+  - {type: blk, name: d, repeat: 2, planes: 1}        # per repetition: 10 + 2, then 12 + 2
+"""
+    )
+    shapes = {r.name: r.output_shape[0] for r in result.rows}
+    assert shapes == {"stem": 6, "a.conv": 8, "b.conv": 102, "c.conv": 10, "d.0.conv": 12, "d.1.conv": 14}
+
+
+def test_template_defaults_do_not_see_the_callers_variables() -> None:
+    text = """
+input: 8x4x4
+define:
+  inner:
+    params: {k: $size}
+    layers: [{type: conv2d, out_channels: 4, kernel_size: $k}]
+  outer:
+    params: {size: 1}
+    layers: [inner]
+layers: [outer]
+"""
+    with pytest.raises(NetworkError) as info:
+        net(text)
+    message = str(info.value)
+    assert "the default of parameter 'k' of template 'inner'" in message
+    assert "unknown name 'size'" in message
+    assert info.value.where is not None and info.value.where.line == 5  # where the default is written
+
+
 def test_references_skip_connections_and_previous() -> None:
     result = net(
         """
@@ -458,6 +513,56 @@ layers:
     assert field is not None
     assert [a.jump for a in field] == [1, 1], "the 16x16 grid, not the gate's"
     assert [a.size for a in field] == [a.size for a in rows["gate"].field or ()], "widened to the gate's field"
+
+
+_SHIFTED_MERGES = """
+input: 1x32
+layers:
+  - {type: conv1d, name: stem, out_channels: 2, kernel_size: 1}
+  - name: stack
+    repeat: 5
+    residual:
+      - {type: conv1d, name: causal, out_channels: 2, kernel_size: 2, padding: causal}
+"""
+
+
+def test_repeated_warnings_are_collapsed_in_reports_but_listed_in_json(run_cli, tmp_path: Path) -> None:
+    result = net(_SHIFTED_MERGES)
+    unaligned = [w for w in result.warnings() if "not aligned" in w]
+    assert [w.split(":")[0] for w in unaligned] == [f"stack.{i}.add" for i in range(5)]
+    causal = [w for w in result.warnings() if "'causal' padding" in w]
+    assert len(causal) == 5
+    summary = result.warning_summary()
+    assert summary == [
+        f"5 layers (stack.0.causal, stack.1.causal, stack.2.causal and 2 more): {causal[0].split(': ', 1)[1]}",
+        "5 layers (stack.0.add, stack.1.add, stack.2.add and 2 more): merged paths are not aligned (the inputs"
+        " differ in effective stride or centre); the receptive field shown is the largest.",
+    ]
+    assert result.warning_summary(names=5)[1].startswith("5 layers (stack.0.add, stack.1.add, stack.2.add, stack.3.add, stack.4.add):")
+
+    spec = tmp_path / "shifted.yaml"
+    spec.write_text(_SHIFTED_MERGES)
+    table = run_cli(["net", str(spec)]).stdout
+    notes = table[table.index("notes") :].splitlines()
+    assert notes[0] == "notes (repeats collapsed; --format json lists each):"
+    assert len(notes) == 3 and not any("'stack.1.causal' (effective stride" in n for n in notes)
+    markdown = run_cli(["net", str(spec), "--format", "markdown"]).stdout
+    assert "- 5 layers (stack.0.add, stack.1.add, stack.2.add and 2 more): merged paths are not aligned" in markdown
+    document = json.loads(run_cli(["net", str(spec), "--format", "json"]).stdout)
+    assert document["warnings"] == result.warnings()
+    assert len(document["warnings"]) == 10
+
+
+def test_a_single_warning_keeps_its_full_text() -> None:
+    text = """
+input: 1x32
+layers:
+  - {type: zeropad1d, name: odd, padding: [[1, 0]]}
+  - {type: crop1d, name: back, cropping: [[0, 1]]}
+  - {type: add, name: last, inputs: [input, back]}
+"""
+    (line,) = net(text).warning_summary()
+    assert line.startswith("last: merged paths are not aligned: 'input' (effective stride 1, centre 0) vs 'back'")
 
 
 def test_deformable_makes_the_field_data_dependent_downstream() -> None:

@@ -173,7 +173,24 @@ def _phase_columns(slab: FloatArray, phases: FloatArray, cols: FloatArray, spec:
         np.copyto(dst.reshape(*dst.shape[:2], *blk.count, *out_sp), view)
 
 
+def _wraps(spec: ConvSpec) -> bool:
+    """Taps path with row pitch = output width (2-D, stride 1, width kept): no wide layout, no crop.
+
+    Taps then read across row ends; their contributions to the output columns
+    whose window leaves the row are zeroed per kernel column (see :func:`_run_taps_wrapped`).
+    """
+    return spec.ndim == 2 and spec.stride == (1, 1) and spec.out_shape[1] == spec.in_shape[1]
+
+
+def _wrap_len(spec: ConvSpec) -> int:
+    """Flat length of one channel of the wrapped input: left pad, padded rows x width, right pad."""
+    rows = spec.out_shape[0] + spec.dilation[0] * (spec.kernel[0] - 1)
+    return sum(spec.padding[1]) + rows * spec.in_shape[1]
+
+
 def _taps_buffers(spec: ConvSpec, nb: int, channels: int) -> list[tuple[int, ...]]:
+    if _wraps(spec):
+        return [(nb, channels, _wrap_len(spec)), *[(nb, channels, spec.c_out_g, prod(spec.out_shape))] * 3]
     geo = _tap_geometry(spec)
     return [*geo.buffers(nb, channels), *[(nb, channels, spec.c_out_g, geo.wide_len)] * 2]
 
@@ -334,8 +351,75 @@ def _tap_geometry(spec: ConvSpec) -> TapGeometry:
     return TapGeometry(spec.in_shape, spec.out_shape, spec.kernel, spec.stride, spec.padding, spec.dilation)
 
 
+def _run_taps_wrapped(
+    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace
+) -> None:
+    """Depthwise 2-D, stride 1, same width: flat rows of pitch ``W`` (see :func:`_wraps`).
+
+    Input element ``(r, c)`` sits at flat ``pl + (r + pt) * W + c``; output ``o = i*W + j``
+    reads tap ``(a, e)`` at ``o + a*d0*W + e*d1``.  Kernel column ``e`` reads across a row
+    end for outputs ``j < pl - e*d1`` or ``j >= W + pl - e*d1``; its taps are summed into a
+    partial whose invalid columns are zeroed before it joins the accumulator.
+    """
+    spec = plan.spec
+    (k0, k1), (d0, d1) = spec.kernel, spec.dilation
+    (pt, _), (pl, pr) = spec.padding
+    ho, wd = spec.out_shape
+    npos, flat = ho * wd, _wrap_len(spec)
+    mult = spec.c_out_g
+    wt = w.reshape(spec.c_in, mult, k0, k1)
+    y4 = reshape_view(y, (x.shape[0], spec.c_in, mult, ho, wd))
+    bias = None if b is None else b.reshape(spec.c_in, mult, 1)
+    cols = []
+    for e in range(k1):
+        lo, hi = max(0, pl - e * d1), min(wd, wd + pl - e * d1)
+        cols.append((e, lo, hi))
+    cols.sort(key=lambda c: c[1] > 0 or c[2] < wd)
+    for n0, n1, c0, c1 in blocks(x.shape[0], spec.c_in, *plan.block):
+        nb, cb = n1 - n0, c1 - c0
+        with ws.scope():
+            src = ws.take((nb, cb, flat), spec.dtype)
+            body = src[..., pl : flat - pr]
+            src[..., :pl] = 0.0
+            src[..., flat - pr :] = 0.0
+            rows = body.shape[-1] // wd
+            copy_padded(x[n0:n1, c0:c1], [(-pt, rows - pt), (0, wd)], reshape_view(body, (nb, cb, rows, wd)))
+            dst = y4[n0:n1, c0:c1]
+            acc_direct = dst.strides[-1] == dst.itemsize and dst.strides[-2] == wd * dst.itemsize
+            acc = dst.reshape(nb, cb, mult, npos) if acc_direct else ws.take((nb, cb, mult, npos), spec.dtype)
+            part = ws.take((nb, cb, mult, npos), spec.dtype)
+            tmp = ws.take((nb, cb, mult, npos), spec.dtype)
+            started = False
+            for e, lo, hi in cols:
+                masked = lo > 0 or hi < wd
+                target = part if started and masked else acc
+                for a in range(k0):
+                    off = a * d0 * wd + e * d1
+                    tap = src[:, :, None, off : off + npos]
+                    wv = wt[c0:c1, :, a, e, None]
+                    if target is acc and started or a > 0:
+                        np.multiply(tap, wv, out=tmp)
+                        np.add(target, tmp, out=target)
+                    else:
+                        np.multiply(tap, wv, out=target)
+                if masked:
+                    grid = target.reshape(nb, cb, mult, ho, wd)
+                    grid[..., :lo] = 0.0
+                    grid[..., hi:] = 0.0
+                if target is part:
+                    np.add(acc, part, out=acc)
+                started = True
+            if bias is not None:
+                np.add(acc, bias[c0:c1], out=acc)
+            if not acc_direct:
+                np.copyto(dst, acc.reshape(nb, cb, mult, ho, wd))
+
+
 def _run_taps(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
     spec = plan.spec
+    if _wraps(spec):
+        _run_taps_wrapped(plan, x, w, b, y, ws)
+        return
     geo = _tap_geometry(spec)
     mult = spec.c_out_g
     wt = w.reshape(spec.c_in, mult, spec.taps)

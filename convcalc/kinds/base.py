@@ -5,8 +5,6 @@ the formulas it implements, and a ``build`` function that expands parsed paramet
 graph of primitives (:mod:`convcalc.ops`). Registering a name or alias twice is refused.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, cast
 

@@ -1,5 +1,6 @@
-"""The non-convolution layer types of real networks: pooling, normalisation, activations,
-dropout, flatten, linear, embedding, upsampling, pixel (un)shuffle, zero padding, cropping, identity.
+"""The non-convolution layer types of real networks: pooling, normalisation (local response
+normalisation too), activations, dropout, flatten, linear, embedding, upsampling, pixel
+(un)shuffle, zero padding, cropping, identity.
 
 Each kind only wires one primitive of :mod:`convcalc.netops`, where the formulas live. Fields
 that change nothing convcalc counts (``eps``, ``momentum``, ``inplace``, dropout's ``p``) are
@@ -18,6 +19,7 @@ from convcalc.kinds.base import BIAS, DILATION, PADDING, REQUIRED, Built, FieldD
 from convcalc.kinds.padding import resolve_conv_padding
 from convcalc.netops import (
     ACTIVATION_OPS,
+    LRN_FIXED_OPS,
     Activation,
     AdaptivePool,
     ChannelSlice,
@@ -25,6 +27,7 @@ from convcalc.netops import (
     Flatten,
     Identity,
     Linear,
+    LocalResponseNorm,
     Norm,
     Pad,
     PixelShuffle,
@@ -348,6 +351,30 @@ _register(
     aliases=("group_norm", "gn"),
     formulas=("C % num_groups == 0;  params = 2·C when affine",),
     source="PyTorch torch.nn.GroupNorm; Wu & He 2018",
+)
+
+
+def _local_response_norm(p: Params, shape: Shape) -> Built:
+    alpha, beta, k = (cast(float, p[name]) for name in ("alpha", "beta", "k"))
+    return _single("lrn", LocalResponseNorm(p.num("size"), alpha, beta, k))
+
+
+_register(
+    "local_response_norm",
+    "local response normalisation across channels (AlexNet): a_c / (k + alpha/size·Σ a²)^beta over size channels",
+    (
+        FieldDef("size", _positive, REQUIRED, "channels in the window (AlexNet: 5)"),
+        FieldDef("alpha", _number, 1e-4, "scale (PyTorch divides it by size; changes no count)"),
+        FieldDef("beta", _number, 0.75, "exponent (changes no count)"),
+        FieldDef("k", _number, 1.0, "additive constant (AlexNet: 2; changes no count)"),
+    ),
+    _local_response_norm,
+    aliases=("lrn", "localresponsenorm", "local_response_normalization", "local_response_normalisation"),
+    formulas=(
+        f"output = input; params 0, MACs 0;  other ops = numel·(size + {LRN_FIXED_OPS})"
+        " (square, size for the window average, scale, add k, power, divide)",
+    ),
+    source="PyTorch torch.nn.LocalResponseNorm; Krizhevsky et al. 2012 §3.3",
 )
 
 # ----------------------------------------------------------------------------------------------

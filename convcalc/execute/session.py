@@ -1,0 +1,277 @@
+"""``convcalc run`` and ``convcalc peak``: evaluate, execute, compare, time and report.
+
+A single layer reports one row per primitive stage; a network one row per layer (its stages'
+times summed). Achieved GFLOP/s = 2 · MACs / median time (MACs from the arithmetic engine);
+fraction of peak = that / the machine's measured NumPy matmul peak (:mod:`convcalc.execute.peak`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from convcalc.engine import StageResult, evaluate_layer
+from convcalc.errors import CheckFailure, SpecError
+from convcalc.execute.peak import peak_gflops
+from convcalc.execute.runner import Config, RunOutcome, StageRun, median, run_stages
+from convcalc.network import INPUT_TENSOR, evaluate_network, load_network
+from convcalc.ops import Shape
+from convcalc.render import Format, Table, render
+from convcalc.request import LayerRequest
+from convcalc.values import format_shape, parse_shape
+
+UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """``512M``, ``4G``, ``4GiB``, ``1000000`` -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not match:
+        raise SpecError(f"--max-memory must be a size such as 512M or 4G, got {text!r}.")
+    return int(float(match.group(1)) * UNITS[match.group(2)])
+
+
+def default_max_memory() -> int:
+    """80% of the memory available now (``MemAvailable``), else of physical memory."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 * 8 // 10
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 8 // 10
+
+
+@dataclass
+class Row:
+    """One reported row: a stage (single layer) or a network layer."""
+
+    name: str
+    type: str
+    predicted: Shape
+    executed: tuple[int, ...]
+    runs: list[StageRun] = field(default_factory=list)
+
+    @property
+    def shape_ok(self) -> bool:
+        return all(r.shape_ok for r in self.runs) and self.executed == self.predicted
+
+    @property
+    def time_s(self) -> float:
+        return sum(median(r.times) for r in self.runs)
+
+    @property
+    def min_s(self) -> float:
+        return sum(min(r.times, default=0.0) for r in self.runs)
+
+    @property
+    def macs(self) -> int:
+        return sum(r.macs for r in self.runs)
+
+    @property
+    def workspace_bytes(self) -> int:
+        return max((r.workspace_bytes for r in self.runs), default=0)
+
+    @property
+    def verify(self) -> tuple[float, float] | None:
+        checks = [r.check for r in self.runs if r.check is not None]
+        if not checks:
+            return None
+        worst = max(checks, key=lambda c: c.max_error / c.tolerance if c.tolerance else 0)
+        return worst.max_error, worst.tolerance
+
+    @property
+    def gflops(self) -> float:
+        return 2 * self.macs / self.time_s / 1e9 if self.time_s > 0 else 0.0
+
+
+@dataclass
+class Report:
+    """Everything ``run`` prints."""
+
+    name: str
+    cfg: Config
+    peak: float
+    rows: list[Row]
+    outcome: RunOutcome
+
+    @property
+    def ok(self) -> bool:
+        return all(r.shape_ok for r in self.rows) and all(v[0] <= v[1] for r in self.rows if (v := r.verify) is not None)
+
+
+def _progress(total: int, enabled: bool) -> tuple[Callable[[StageRun], None] | None, Callable[[], None]]:
+    """A rich progress bar on stderr (only on a terminal)."""
+    if not enabled or not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    task = bar.add_task("running", total=total)
+    bar.start()
+
+    def advance(run: StageRun) -> None:
+        bar.update(task, advance=1, description=f"running {run.name}")
+
+    return advance, bar.stop
+
+
+def _execute(stages: Sequence[StageResult], source: tuple[str, Shape], cfg: Config, show: bool) -> RunOutcome:
+    advance, stop = _progress(len(stages), show)
+    try:
+        return run_stages(stages, source, cfg, advance)
+    finally:
+        stop()
+
+
+def run_layer(request: LayerRequest, cfg: Config, show_progress: bool) -> Report:
+    """Execute one layer (batch from the request); one row per primitive stage."""
+    cfg = dataclasses.replace(cfg, batch=request.batch)
+    result = evaluate_layer(request.spec, request.shape)
+    outcome = _execute(result.stages, ("in", request.shape), cfg, show_progress)
+    rows = [
+        Row(
+            f"{request.spec.name}.{run.name}" if len(result.stages) > 1 else request.spec.name,
+            run.op,
+            run.predicted,
+            run.executed,
+            [run],
+        )
+        for run in outcome.stages
+    ]
+    return Report(request.spec.name, cfg, peak_gflops(cfg.threads, cfg.dtype), rows, outcome)
+
+
+def run_network(path: str, cfg: Config, *, batch: int | None, in_shape: str | None, show_progress: bool) -> Report:
+    """Execute a network spec (``in_shape`` overrides its input, e.g. a reduced size for CI;
+    ``batch`` overrides the spec's)."""
+    spec = load_network(path)
+    if in_shape is not None:
+        spec = dataclasses.replace(spec, input_shape=parse_shape(in_shape))
+    batch = spec.batch if batch is None else batch
+    cfg = dataclasses.replace(cfg, batch=batch)
+    result = evaluate_network(spec, batch=batch)
+    stages = [stage for row in result.rows for stage in row.stages]
+    outcome = _execute(stages, (INPUT_TENSOR, spec.input_shape), cfg, show_progress)
+    by_name = {run.name: run for run in outcome.stages}
+    rows = []
+    for layer in result.rows:
+        runs = [by_name[s.name] for s in layer.stages]
+        executed = runs[-1].executed if runs else (batch, *layer.output_shape)
+        rows.append(Row(layer.name, layer.type, (batch, *layer.output_shape), executed, runs))
+    return Report(spec.name, cfg, peak_gflops(cfg.threads, cfg.dtype), rows, outcome)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}"
+
+
+def report_table(report: Report) -> Table:
+    """Rows plus a total line and the configuration."""
+    table = Table(["layer", "type", "predicted", "executed", "ok", "median ms", "min ms", "GFLOP/s", "% peak", "workspace MiB"])
+    verify = report.cfg.verify
+    if verify:
+        table.headers.append("max error / tol")
+    for row in report.rows:
+        cells: list[str | int] = [
+            row.name,
+            row.type,
+            format_shape(row.predicted),
+            format_shape(row.executed),
+            "yes" if row.shape_ok else "NO",
+            _ms(row.time_s),
+            _ms(row.min_s),
+            f"{row.gflops:.1f}" if row.macs else "-",
+            f"{100 * row.gflops / report.peak:.0f}%" if row.macs and report.peak else "-",
+            f"{row.workspace_bytes / 2**20:.1f}",
+        ]
+        if verify:
+            check = row.verify
+            cells.append("-" if check is None else f"{check[0]:.2e} / {check[1]:.2e}")
+        table.rows.append(cells)
+    total = sum(r.time_s for r in report.rows)
+    macs = sum(r.macs for r in report.rows)
+    cfg = report.cfg
+    table.title = (
+        f"run '{report.name}': batch {cfg.batch}, {cfg.dtype}, seed {cfg.seed}, {cfg.repeats} repeats after {cfg.warmup} warm-up,"
+        f" threads {cfg.threads or 'default'}"
+    )
+    memory = report.outcome.memory
+    table.notes = [
+        f"total: {_ms(total)} ms, {2 * macs / total / 1e9 if total else 0:.1f} GFLOP/s"
+        f" (peak matmul {report.peak:.0f} GFLOP/s); shapes {'all confirmed' if all(r.shape_ok for r in report.rows) else 'MISMATCH'}",
+    ]
+    if memory is not None:
+        table.notes.append(f"estimated peak memory {memory.peak_bytes / 2**20:,.1f} MiB (at '{memory.stage}')")
+    return table
+
+
+def report_dict(report: Report) -> dict[str, object]:
+    """The stable JSON contract of ``run``."""
+    layers = []
+    for row in report.rows:
+        item: dict[str, object] = {
+            "name": row.name,
+            "type": row.type,
+            "predicted_shape": list(row.predicted),
+            "output_shape": list(row.executed),
+            "shape_ok": row.shape_ok,
+            "time_s": row.time_s,
+            "min_time_s": row.min_s,
+            "macs": row.macs,
+            "gflops": row.gflops,
+            "peak_fraction": row.gflops / report.peak if report.peak else None,
+            "workspace_bytes": row.workspace_bytes,
+        }
+        if row.verify is not None:
+            item["verify"] = {"max_error": row.verify[0], "tolerance": row.verify[1], "ok": row.verify[0] <= row.verify[1]}
+        layers.append(item)
+    total = sum(r.time_s for r in report.rows)
+    macs = sum(r.macs for r in report.rows)
+    memory = report.outcome.memory
+    return {
+        "name": report.name,
+        "batch": report.cfg.batch,
+        "dtype": report.cfg.dtype,
+        "seed": report.cfg.seed,
+        "repeats": report.cfg.repeats,
+        "threads": report.cfg.threads,
+        "peak_gflops": report.peak,
+        "layers": layers,
+        "totals": {
+            "time_s": total,
+            "macs": macs,
+            "gflops": 2 * macs / total / 1e9 if total else 0.0,
+            "shape_ok": all(r.shape_ok for r in report.rows),
+            "estimated_peak_bytes": memory.peak_bytes if memory else None,
+        },
+    }
+
+
+def render_report(report: Report, fmt: str) -> str:
+    """Text/CSV/Markdown table or JSON."""
+    return render(Format(fmt), report_table(report), report_dict(report))
+
+
+def raise_if_failed(report: Report) -> None:
+    """Exit 1 when an executed shape differs from the prediction or a verification fails."""
+    if not report.ok:
+        bad = [r.name for r in report.rows if not r.shape_ok or ((v := r.verify) is not None and v[0] > v[1])]
+        raise CheckFailure(f"{len(bad)} layer(s) failed: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}.")
+
+
+def peak_table(threads: int | None, dtype: str, refresh: bool) -> tuple[Table, dict[str, object]]:
+    """``convcalc peak``: the measured (cached) NumPy matmul peak."""
+    value = peak_gflops(threads, dtype, refresh=refresh)
+    table = Table(["threads", "dtype", "matmul peak GFLOP/s"], [[str(threads or "default"), dtype, f"{value:.1f}"]])
+    table.notes = ["best median of square float matmuls (512-1536); cached per CPU, NumPy version, dtype and threads."]
+    return table, {"threads": threads, "dtype": dtype, "peak_gflops": value}

@@ -1,0 +1,187 @@
+"""The NumPy executor end to end: every primitive has a kernel, every convolution type runs with
+its predicted shape, numerics agree with direct loops, the executed MACs equal the engine's count,
+memory stays within the estimate, and ``convcalc run`` works on shipped specs at reduced size."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from convcalc import netops, ops
+from convcalc.engine import evaluate_layer
+from convcalc.execute import kernels as K
+from convcalc.execute.runner import FACTORIES, Config, deform_sample, run_stages
+from convcalc.kinds import all_kinds
+from convcalc.spec import parse_layer
+
+FAST = Config(batch=2, repeats=1, warmup=0, verify=True)
+
+
+def primitive_classes() -> list[type]:
+    found = []
+    for module in (ops, netops):
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if dataclasses.is_dataclass(cls) and isinstance(getattr(cls, "op", None), str) and cls.__module__ == module.__name__:
+                found.append(cls)
+    return found
+
+
+def test_every_primitive_has_a_kernel() -> None:
+    names = {cls.op for cls in primitive_classes()}
+    assert len(names) >= 15
+    assert names <= set(FACTORIES), f"no kernel for {sorted(names - set(FACTORIES))}"
+
+
+LAYERS = [
+    ("conv1d", (3, 17), {"out_channels": 4, "kernel_size": 3, "stride": 2, "dilation": 2, "padding": 1}),
+    ("conv2d", (6, 9, 11), {"out_channels": 4, "kernel_size": "3x2", "groups": 2, "padding": "0:1x1:0"}),
+    ("conv3d", (2, 5, 6, 7), {"out_channels": 3, "kernel_size": 3, "padding": "same"}),
+    ("pointwise", (8, 5, 5), {"out_channels": 4, "groups": 4}),
+    ("conv_transpose1d", (4, 7), {"out_channels": 2, "kernel_size": 3, "stride": 2, "output_padding": 1}),
+    ("conv_transpose2d", (4, 5, 6), {"out_channels": 6, "kernel_size": 4, "stride": 2, "padding": 1, "groups": 2}),
+    ("conv_transpose3d", (2, 3, 4, 4), {"out_channels": 2, "kernel_size": 3, "stride": 2, "dilation": 2}),
+    ("depthwise2d", (4, 8, 8), {"kernel_size": 3, "depth_multiplier": 2, "padding": 1}),
+    ("separable2d", (3, 7, 7), {"out_channels": 8, "kernel_size": 3}),
+    ("spatial_separable2d", (2, 6, 6), {"out_channels": 3, "kernel_size": 3}),
+    ("flattened3d", (2, 5, 5, 5), {"out_channels": 3, "kernel_size": 3}),
+    ("shuffle_grouped2d", (6, 6, 6), {"out_channels": 6, "kernel_size": 3, "groups": 3}),
+    ("channel_shuffle", (6, 4, 4), {"groups": 3}),
+    ("p3d", (4, 4, 6, 6), {"out_channels": 4, "kernel_size": 3, "padding": 1, "variant": "C"}),
+    ("conv2plus1d", (3, 4, 6, 6), {"out_channels": 5, "kernel_size": 3, "padding": 1}),
+    ("deformable2d", (4, 7, 7), {"out_channels": 3, "kernel_size": 3, "padding": 1, "version": 2, "offset_groups": 2}),
+]
+
+
+@pytest.mark.parametrize(("kind", "shape", "fields"), LAYERS, ids=[row[0] for row in LAYERS])
+def test_layer_runs_with_the_predicted_shape_and_verified_numerics(
+    kind: str, shape: tuple[int, ...], fields: dict[str, object]
+) -> None:
+    result = evaluate_layer(parse_layer({"type": kind, **fields}), shape)
+    outcome = run_stages(result.stages, ("in", shape), FAST)
+    assert [run.executed for run in outcome.stages] == [(2, *s.output) for s in result.stages]
+    checks = [run.check for run in outcome.stages if run.check is not None]
+    assert all(c.ok for c in checks), checks
+
+
+def test_every_convolution_kind_is_exercised_above() -> None:
+    convolution_kinds = {k.name for k in all_kinds() if k.build.__module__.endswith(("convs", "factorised"))}
+    covered = {row[0] for row in LAYERS}
+    # one rank per family is enough: ranks share the same primitives
+    assert {name.rstrip("123d").rstrip("_") for name in convolution_kinds} <= {n.rstrip("123d").rstrip("_") for n in covered}
+
+
+@pytest.mark.parametrize(
+    ("kind", "shape", "fields"),
+    [r for r in LAYERS if r[0] not in ("deformable2d", "channel_shuffle")],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_executed_macs_equal_the_engines_count(kind: str, shape: tuple[int, ...], fields: dict[str, object]) -> None:
+    """The kernels' own per-call MAC records (conv: per output position, transposed: per input
+    position) summed over the run equal the arithmetic engine's MACs: catches miscounted groups."""
+    result = evaluate_layer(parse_layer({"type": kind, **fields}), shape)
+    with K.kernel_stats() as stats:
+        run_stages(result.stages, ("in", shape), dataclasses.replace(FAST, verify=False))
+    assert stats.macs == 2 * sum(s.stats.macs for s in result.stages)
+
+
+def test_deform_sample_then_strided_conv_equals_deform_conv2d() -> None:
+    """The engine's three-stage deformable graph (sampling into a k-strided grid + a k-stride conv)
+    computes the same as the fused deform_conv2d kernel (itself tested against a direct loop)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 7, 6))
+    op = ops.DeformSample((3, 3), (2, 1), ((1, 1), (0, 2)), (1, 2), offset_groups=2, modulated=True)
+    out_h, out_w = op.out_sizes((7, 6))
+    offsets = rng.standard_normal((2, 3 * 2 * 9, out_h, out_w)) * 1.5
+    w = rng.standard_normal((5, 4, 3, 3))
+    sampled = deform_sample(x, offsets, op)
+    ours = K.conv(sampled, w, None, (3, 3))
+    mask = 1 / (1 + np.exp(-offsets[:, 2 * 2 * 9 :]))
+    want = K.deform_conv2d(x, offsets[:, : 2 * 2 * 9], w, None, (2, 1), ((1, 1), (0, 2)), (1, 2), mask=mask, offset_groups=2)
+    np.testing.assert_allclose(ours, want, rtol=1e-10, atol=1e-10)
+
+
+def test_memory_estimate_bounds_the_measured_peak() -> None:
+    """tracemalloc's peak during a run stays within the estimate (inputs + outputs + weights + workspace)."""
+    result = evaluate_layer(parse_layer({"type": "conv3d", "out_channels": 32, "kernel_size": 3, "padding": 1}), (16, 8, 24, 24))
+    cfg = Config(batch=2, repeats=1, warmup=0)
+    K.release_workspace()
+    tracemalloc.start()
+    try:
+        outcome = run_stages(result.stages, ("in", (16, 8, 24, 24)), cfg)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert outcome.memory is not None
+    assert peak <= outcome.memory.peak_bytes * 1.25 + 2**20
+
+
+def test_max_memory_refuses_before_running(run_cli) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli(["run", "conv2d", "--in", "64x224x224", "-o", "64", "-k", "3", "--max-memory", "1M"])
+    assert result.code == 2
+    assert "max-memory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_shape_mismatch_exits_1(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from convcalc.execute import runner
+
+    real = runner.FACTORIES["conv"]
+
+    def wrong(*args):  # type: ignore[no-untyped-def]
+        prepared = real(*args)
+        step = prepared.step
+        prepared.step = lambda xs: step(xs)[..., :-1]
+        return prepared
+
+    monkeypatch.setitem(runner.FACTORIES, "conv", wrong)
+    result = run_cli(["run", "conv2d", "--in", "3x9x9", "-o", "2", "-k", "3", "--repeats", "1", "-f", "json"])
+    assert result.code == 1
+    data = json.loads(result.stdout)
+    assert data["layers"][0]["shape_ok"] is False
+
+
+SPECS = [
+    ("specs/resnet50.yaml", "3x64x64"),
+    ("specs/mobilenet_v2.yaml", "3x64x64"),
+    ("specs/shufflenet_v2_x1_0.yaml", "3x64x64"),
+    ("specs/dcgan_generator.yaml", None),
+    ("specs/deformable_block.yaml", "512x8x8"),
+    ("specs/r2plus1d_18.yaml", "3x4x32x32"),
+    ("specs/textcnn.yaml", None),
+]
+
+
+@pytest.mark.parametrize(("path", "size"), SPECS, ids=[p for p, _ in SPECS])
+def test_run_shipped_specs_at_reduced_size(run_cli, path: str, size: str | None) -> None:  # type: ignore[no-untyped-def]
+    args = ["run", path, "--repeats", "1", "--warmup", "0", "-f", "json"] + (["--in", size] if size else [])
+    result = run_cli(args)
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["totals"]["shape_ok"] is True
+    assert data["layers"] and all(layer["shape_ok"] for layer in data["layers"])
+    for key in ("name", "type", "predicted_shape", "output_shape", "shape_ok", "time_s", "gflops"):
+        assert key in data["layers"][0]
+    conv_rows = [layer for layer in data["layers"] if layer["macs"]]
+    assert all(layer["gflops"] > 0 for layer in conv_rows)
+
+
+def test_run_table_and_peak_commands(run_cli) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli(["run", "separable2d", "--in", "3x7x7", "-o", "128", "-k", "3", "--verify"])
+    assert result.code == 0, result.stderr
+    assert "depthwise" in result.stdout and "pointwise" in result.stdout and "all confirmed" in result.stdout
+    peak = run_cli(["peak", "-f", "json"])
+    assert peak.code == 0
+    assert json.loads(peak.stdout)["peak_gflops"] > 0
+
+
+def test_float64_runs_verify_tightly() -> None:
+    result = evaluate_layer(parse_layer({"type": "conv2d", "out_channels": 3, "kernel_size": 3, "dilation": 2}), (2, 9, 9))
+    first = run_stages(result.stages, ("in", (2, 9, 9)), Config(dtype="float64", seed=7, repeats=2, warmup=0, verify=True))
+    check = first.stages[0].check
+    assert check is not None and check.ok and check.max_error < 1e-12
+    assert len(first.stages[0].times) == 2 and all(math.isfinite(t) and t > 0 for t in first.stages[0].times)
