@@ -197,7 +197,12 @@ def table(rows: list[dict[str, float]], startup: float | None, runs: int) -> str
     lines = []
     for row in rows:
         n = row["layers"]
-        cells = [f"{n:,.0f}", f"{row['in_process_s']:.3f} s", f"{row['in_process_s'] / n * 1e6:.1f}", f"{row['in_process_min_s'] / n * 1e6:.1f}"]
+        cells = [
+            f"{n:,.0f}",
+            f"{row['in_process_s']:.3f} s",
+            f"{row['in_process_s'] / n * 1e6:.1f}",
+            f"{row['in_process_min_s'] / n * 1e6:.1f}",
+        ]
         if startup is not None:
             e2e = row["end_to_end_s"]
             cells += [f"{e2e:.3f} s", f"{e2e / n * 1e6:.1f}", f"{(e2e - startup) / n * 1e6:.1f}"]
@@ -212,7 +217,7 @@ def table(rows: list[dict[str, float]], startup: float | None, runs: int) -> str
         first, last = rows[0], rows[-1]
         growth = last["in_process_s"] / first["in_process_s"]
         notes.append(f"in-process: {last['layers'] / first['layers']:.0f}x the layers took {growth:.1f}x the time")
-    return "\n".join(out + [""] + notes)
+    return "\n".join([*out, "", *notes])
 
 
 def verdict(rows: list[dict[str, float]]) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Annotated, Optional, TypeVar
 
@@ -119,8 +119,21 @@ ExplainOpt = Annotated[bool, typer.Option("--explain", help="Print every formula
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
 
 
-def flags_of(**values: object) -> dict[str, object]:
-    return {k: v for k, v in values.items() if v is not None}
+LAYER_FLAGS = (
+    "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+    "output_padding", "depth_multiplier", "mid_channels", "variant", "bias",
+)  # fmt: skip
+"""Command parameters that are layer fields (named as the fields)."""
+
+
+def layer_flags(given: Mapping[str, object]) -> dict[str, object]:
+    """The layer-field flags a command was given (``None`` = not given) plus its ``--set`` pairs."""
+    from convcalc.request import parse_set
+
+    flags = {name: given[name] for name in LAYER_FLAGS if given.get(name) is not None}
+    set_fields = given.get("set_fields")
+    flags.update(parse_set(list(set_fields) if isinstance(set_fields, list) else []))
+    return flags
 
 
 VIEW_HELP = {
@@ -156,28 +169,16 @@ def _layer_command(view: str, target: typer.Typer) -> None:
         debug: DebugOpt = False,
     ) -> None:
         STATE["debug"] = STATE["debug"] or debug
+        given = dict(locals())
 
         def body() -> None:
             from convcalc.engine import evaluate_layer
             from convcalc.render import Format, render
             from convcalc.report import layer_to_dict
-            from convcalc.request import build_request, parse_set
+            from convcalc.request import build_request
             from convcalc.views import layer_table
 
-            flags = flags_of(
-                out_channels=out_channels,
-                kernel_size=kernel_size,
-                stride=stride,
-                padding=padding,
-                dilation=dilation,
-                groups=groups,
-                output_padding=output_padding,
-                depth_multiplier=depth_multiplier,
-                mid_channels=mid_channels,
-                variant=variant,
-                bias=bias,
-            )
-            flags.update(parse_set(set_fields or []))
+            flags = layer_flags(given)
             request = build_request(
                 type_name, flags, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
             )
@@ -224,20 +225,12 @@ def compare_command(
     fmt: FmtOpt = Fmt.table,
 ) -> None:
     """Several types side by side for the same input, output channels and kernel, with exact ratios."""
+    given = dict(locals())
 
     def body() -> None:
         from convcalc.commands import compare_output
 
-        flags = flags_of(
-            out_channels=out_channels,
-            kernel_size=kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            depth_multiplier=depth_multiplier,
-            bias=bias,
-        )
+        flags = layer_flags(given)
         typer.echo(compare_output(types or [], flags, in_shape, batch, fmt.value))
 
     guarded(body)

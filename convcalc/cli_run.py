@@ -85,11 +85,12 @@ def register(app: typer.Typer) -> None:
         time each layer (median/min), report GFLOP/s and the fraction of the matmul peak.
         Exit 1 when a shape or a --verify check fails."""
         cli.STATE["debug"] = cli.STATE["debug"] or debug
+        given = dict(locals())
 
         def body() -> None:
             from convcalc.execute import session
             from convcalc.execute.runner import Config
-            from convcalc.request import build_request, parse_set
+            from convcalc.request import build_request
 
             budget = session.parse_bytes(max_memory) if max_memory else session.default_max_memory()
             cfg = Config(1, dtype.value, seed, repeats, warmup, threads, verify, budget)
@@ -97,20 +98,7 @@ def register(app: typer.Typer) -> None:
             if target is not None and spec is None and _is_network(target):
                 report = session.run_network(target, cfg, batch=batch, in_shape=in_shape, show_progress=show)
             else:
-                flags = cli.flags_of(
-                    out_channels=out_channels,
-                    kernel_size=kernel_size,
-                    stride=stride,
-                    padding=padding,
-                    dilation=dilation,
-                    groups=groups,
-                    output_padding=output_padding,
-                    depth_multiplier=depth_multiplier,
-                    mid_channels=mid_channels,
-                    variant=variant,
-                    bias=bias,
-                )
-                flags.update(parse_set(set_fields or []))
+                flags = cli.layer_flags(given)
                 request = build_request(
                     target, flags, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
                 )

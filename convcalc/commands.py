@@ -8,7 +8,7 @@ from fractions import Fraction
 from convcalc.engine import LayerResult, evaluate_layer
 from convcalc.errors import SpecError
 from convcalc.formula import axis_names
-from convcalc.inverse import Solution, check_sizes, same_padding, solve_conv, solve_transposed
+from convcalc.inverse import Search, Solution, check_sizes, same_padding, solve_conv, solve_transposed
 from convcalc.kinds import all_kinds, lookup
 from convcalc.kinds.base import REQUIRED
 from convcalc.ops import Conv, overlap_counts, uneven_overlap
@@ -166,7 +166,7 @@ def solve_output(
         assert o is not None
         check_sizes(i, o)
         solver = solve_transposed if transposed else solve_conv
-        found = _sorted(list(solver(i, o, kernel=k, stride=s, padding=p, dilation=d)), limit)
+        found = _sorted(list(solver(i, o, Search(kernel=k, stride=s, padding=p, dilation=d))), limit)
         for sol in found:
             table.rows.append([axis, i, o, sol.kernel, sol.stride, sol.padding[0], sol.dilation, sol.output_padding])
         data.append({"axis": axis, "in": i, "out": o, "solutions": [sol.__dict__ for sol in found]})
@@ -187,7 +187,7 @@ def _keep_size(
         k, s, d = k_given or 3, s_given or 1, d_given or 1
         pair = same_padding(i, k, s, d)
         want = -(-i // s)
-        symmetric = [sol.padding[0] for sol in solve_conv(i, want, kernel=k, stride=s, dilation=d)]
+        symmetric = [sol.padding[0] for sol in solve_conv(i, want, Search(kernel=k, stride=s, dilation=d))]
         table.rows.append([axis, i, k, s, d, want, f"{pair[0]}, {pair[1]}", ", ".join(map(str, symmetric)) or "none"])
         data.append(
             {

@@ -45,50 +45,42 @@ def _range(value: int | None, limit: int, low: int = 1) -> range:
     return range(value, value + 1) if value is not None else range(low, limit + 1)
 
 
-def solve_conv(
-    size_in: int,
-    size_out: int,
-    *,
-    kernel: int | None = None,
-    stride: int | None = None,
-    padding: int | None = None,
-    dilation: int | None = None,
-    max_kernel: int = 11,
-    max_stride: int = 8,
-    max_dilation: int = 4,
-) -> Iterator[Solution]:
+@dataclass(frozen=True)
+class Search:
+    """Fixed values (None: search) and the bounds of the search."""
+
+    kernel: int | None = None
+    stride: int | None = None
+    padding: int | None = None
+    dilation: int | None = None
+    max_kernel: int = 11
+    max_stride: int = 8
+    max_dilation: int = 4
+
+    def candidates(self) -> Iterator[tuple[int, int, int, int]]:
+        """Every ``(kernel, stride, padding, dilation)`` with symmetric padding below the dilated kernel."""
+        for k in _range(self.kernel, self.max_kernel):
+            for d in _range(self.dilation, self.max_dilation if k > 1 else 1):
+                for s in _range(self.stride, self.max_stride):
+                    for p in _range(self.padding, effective_kernel(k, d) - 1, low=0):
+                        yield k, s, p, d
+
+
+def solve_conv(size_in: int, size_out: int, search: Search) -> Iterator[Solution]:
     """Symmetric-padding convolutions with ``floor((i + 2p - d(k-1) - 1)/s) + 1 == o``."""
-    for k in _range(kernel, max_kernel):
-        for d in _range(dilation, max_dilation if k > 1 else 1):
-            k_eff = effective_kernel(k, d)
-            for s in _range(stride, max_stride):
-                for p in _range(padding, k_eff - 1, low=0):
-                    if _or_zero(conv_out_size, size_in, k, s, (p, p), d) == size_out:
-                        yield Solution(k, s, (p, p), d)
+    for k, s, p, d in search.candidates():
+        if _or_zero(conv_out_size, size_in, k, s, (p, p), d) == size_out:
+            yield Solution(k, s, (p, p), d)
 
 
-def solve_transposed(
-    size_in: int,
-    size_out: int,
-    *,
-    kernel: int | None = None,
-    stride: int | None = None,
-    padding: int | None = None,
-    dilation: int | None = None,
-    max_kernel: int = 11,
-    max_stride: int = 8,
-    max_dilation: int = 4,
-) -> Iterator[Solution]:
-    """Transposed convolutions with ``(i-1)s - 2p + d(k-1) + op + 1 == o`` and ``op < max(s, d)``."""
-    for k in _range(kernel, max_kernel):
-        for d in _range(dilation, max_dilation if k > 1 else 1):
-            for s in _range(stride, max_stride):
-                for p in _range(padding, effective_kernel(k, d) - 1, low=0):
-                    # the output_padding that closes the gap, then the forward formula validates it (the size
-                    # with op = 0 may be < 1 and still be rescued by op > 0)
-                    op = size_out - ((size_in - 1) * s - 2 * p + effective_kernel(k, d))
-                    if 0 <= op < max(s, d) and _or_zero(transposed_out_size, size_in, k, s, (p, p), d, op) == size_out:
-                        yield Solution(k, s, (p, p), d, op)
+def solve_transposed(size_in: int, size_out: int, search: Search) -> Iterator[Solution]:
+    """Transposed convolutions with ``(i-1)s - 2p + d(k-1) + op + 1 == o`` and ``op < max(s, d)``:
+    the output_padding that closes the gap, validated by the forward formula (the size with
+    ``op = 0`` may be < 1 and still be rescued by ``op > 0``)."""
+    for k, s, p, d in search.candidates():
+        op = size_out - ((size_in - 1) * s - 2 * p + effective_kernel(k, d))
+        if 0 <= op < max(s, d) and _or_zero(transposed_out_size, size_in, k, s, (p, p), d, op) == size_out:
+            yield Solution(k, s, (p, p), d, op)
 
 
 def check_sizes(size_in: int, size_out: int | None) -> None:

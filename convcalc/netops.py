@@ -724,6 +724,7 @@ class Pad:
 
 __all__ = [
     "ACTIVATION_OPS",
+    "LRN_FIXED_OPS",
     "NORM_STYLES",
     "Activation",
     "AdaptivePool",
@@ -731,7 +732,6 @@ __all__ = [
     "Embedding",
     "Flatten",
     "Identity",
-    "LRN_FIXED_OPS",
     "Linear",
     "LocalResponseNorm",
     "Norm",

@@ -121,6 +121,14 @@ def conv_out_size(size: int, kernel: int, stride: int, pad: tuple[int, int], dil
     return span // stride + 1
 
 
+def window_out_sizes(sizes: Sequence[int], kernel: Axes, stride: Axes, padding: Pairs, dilation: Axes) -> tuple[int, ...]:
+    """:func:`conv_out_size` for every axis."""
+    names = axis_names(len(sizes))
+    return tuple(
+        conv_out_size(i, k, s, p, d, n) for i, k, s, p, d, n in zip(sizes, kernel, stride, padding, dilation, names, strict=True)
+    )
+
+
 def transposed_step(k_eff: int, stride: int, crop_before: int) -> AxisStep:
     """Receptive-field step of a transposed window: refine the grid by ``stride`` (fractional
     stride 1/s), then a stride-1 window of ``k_eff`` taps with padding ``k_eff - 1 - crop_before``
@@ -201,11 +209,7 @@ class Conv:
         return f"conv {self.in_channels}->{self.out_channels} " + " ".join(parts)
 
     def out_sizes(self, sizes: Sequence[int]) -> tuple[int, ...]:
-        names = axis_names(len(sizes))
-        return tuple(
-            conv_out_size(i, k, s, p, d, n)
-            for i, k, s, p, d, n in zip(sizes, self.kernel_size, self.stride, self.padding, self.dilation, names, strict=True)
-        )
+        return window_out_sizes(sizes, self.kernel_size, self.stride, self.padding, self.dilation)
 
     def weight_product(self) -> Product:
         return product(
@@ -394,11 +398,7 @@ class DeformSample:
         return f"bilinear sampling ({'v2, modulated' if self.modulated else 'v1'}) k={format_shape(self.kernel_size)} G={self.offset_groups}"
 
     def out_sizes(self, sizes: Sequence[int]) -> tuple[int, ...]:
-        names = axis_names(len(sizes))
-        return tuple(
-            conv_out_size(i, k, s, p, d, n)
-            for i, k, s, p, d, n in zip(sizes, self.kernel_size, self.stride, self.padding, self.dilation, names, strict=True)
-        )
+        return window_out_sizes(sizes, self.kernel_size, self.stride, self.padding, self.dilation)
 
     def analyse(self, inputs: Sequence[Shape], names: Sequence[str] = ()) -> OpStats:
         if len(inputs) != 2:

@@ -144,6 +144,38 @@ def test_depthwise_with_multiplier(case: Case) -> None:
 
 
 @pytest.mark.parametrize(
+    ("x", "w", "padding", "dilation"),
+    [
+        ((2, 5, 9, 7), (5, 1, 3, 3), ((1, 1), (1, 1)), (1, 1)),
+        ((1, 4, 6, 8), (12, 1, 3, 5), ((0, 3), (3, 5)), (2, 2)),
+        ((3, 3, 7, 1), (3, 1, 2, 3), ((1, 0), (2, 0)), (1, 1)),
+        ((1, 2, 5, 3), (4, 1, 4, 5), ((2, 1), (1, 3)), (1, 1)),
+        ((1, 6, 4, 6), (6, 1, 1, 1), ((0, 0), (0, 0)), (1, 1)),
+    ],
+)
+@pytest.mark.parametrize("budget", [None, 3000])
+def test_depthwise_wrapped_rows(
+    x: tuple[int, ...], w: tuple[int, ...], padding: tuple[tuple[int, int], ...], dilation: tuple[int, int], budget: Any
+) -> None:
+    """Stride-1 same-width depthwise (flat rows of pitch W, wrapped taps masked), also into a strided ``out``."""
+    case = {"x": x, "w": w, "stride": (1, 1), "padding": padding, "dilation": dilation, "groups": x[1], "seed": 3}
+    spec_args = (x, w, (1, 1), padding, dilation, x[1])
+    assert conv_mod._wraps(K.plan_conv(*spec_args, dtype=np.float64, algorithm="taps").spec)
+    with K.workspace_budget(budget or K.get_workspace_budget()):
+        y, ref, xa, wa = run_conv(case, np.float64, "taps")
+        assert_tight(y, ref)
+        rng = np.random.default_rng(4)
+        b = rand(rng, (w[0],))
+        plan = K.plan_conv(*spec_args, dtype=np.float64, algorithm="taps")
+        big = np.full((x[0], w[0] + 3, *ref.shape[2:], 2), np.nan)
+        out = big[:, 1 : 1 + w[0], ..., 1]
+        with conv_mod.reserve(plan.workspace_bytes) as ws:
+            conv_mod.execute_conv(plan, xa, wa, b, out, ws)
+    assert_tight(out, torch_conv(xa, wa, b, case))
+    assert np.isnan(big[:, 0]).all() and np.isnan(big[:, 1 + w[0] :]).all() and np.isnan(big[..., 0]).all()
+
+
+@pytest.mark.parametrize(
     ("x", "w", "padding", "dilation", "groups"),
     [
         ((2, 32, 13, 11), (32, 32, 3, 3), ((1, 1), (1, 1)), (1, 1), 1),

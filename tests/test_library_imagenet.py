@@ -772,10 +772,12 @@ def test_shufflenet_v2_receptive_field_is_exact_by_autograd() -> None:
     rows = {r.name: r for r in evaluate_file(spec("shufflenet_v2_x1_0")).rows}
     field = rows["conv5.2"].field
     assert field is not None
-    assert [(a.size, a.jump, a.start) for a in field] == [(527, 32, 0)] * 2
+    assert [(int(a.size), int(a.jump), int(a.start)) for a in field] == [(527, 32, 0)] * 2
+    assert all(a.size.denominator == a.jump.denominator == a.start.denominator == 1 for a in field)
     assert not [n for n in evaluate_file(spec("shufflenet_v2_x1_0")).warnings() if "not aligned" in n]
 
     model = build_shufflenet_v2_x1_0().double().eval()
+    assert isinstance(model, nn.Sequential)
     model.maxpool = nn.AvgPool2d(3, 2, 1)
     with torch.no_grad():
         for module in model.modules():
@@ -850,7 +852,7 @@ def test_inception_v3_total_includes_the_auxiliary_head(run_cli: Callable[..., o
 
 PAPERS = {
     # spec: (exact params, params as the source rounds them, scale of that rounding,
-    #        MACs as the source rounds them, scale) -- see specs/LIBRARY_imagenet.md
+    #        MACs as the source rounds them, scale) -- see the reference library table in specs/README.md
     "alexnet_original": (60_965_224, "61", 10**6, "724", 10**6),  # bvlc_alexnet; "60 million" in the paper
     "mobilenet_v1": (4_231_976, "4.2", 10**6, "569", 10**6),  # Howard et al. 2017, 1.0 MobileNet-224: 4.2 M, 569 M mult-adds
     "shufflenet_v1_g3": (1_864_728, "1.9", 10**6, "137", 10**6),  # Zhang et al. 2018: 137 MFLOPs (= mult-adds); megvii: 1.9 M

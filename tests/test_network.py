@@ -13,6 +13,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -526,7 +527,7 @@ layers:
 """
 
 
-def test_repeated_warnings_are_collapsed_in_reports_but_listed_in_json(run_cli, tmp_path: Path) -> None:
+def test_repeated_warnings_are_collapsed_in_reports_but_listed_in_json(run_cli: Callable[..., Any], tmp_path: Path) -> None:
     result = net(_SHIFTED_MERGES)
     unaligned = [w for w in result.warnings() if "not aligned" in w]
     assert [w.split(":")[0] for w in unaligned] == [f"stack.{i}.add" for i in range(5)]
@@ -538,7 +539,9 @@ def test_repeated_warnings_are_collapsed_in_reports_but_listed_in_json(run_cli, 
         "5 layers (stack.0.add, stack.1.add, stack.2.add and 2 more): merged paths are not aligned (the inputs"
         " differ in effective stride or centre); the receptive field shown is the largest.",
     ]
-    assert result.warning_summary(names=5)[1].startswith("5 layers (stack.0.add, stack.1.add, stack.2.add, stack.3.add, stack.4.add):")
+    assert result.warning_summary(names=5)[1].startswith(
+        "5 layers (stack.0.add, stack.1.add, stack.2.add, stack.3.add, stack.4.add):"
+    )
 
     spec = tmp_path / "shifted.yaml"
     spec.write_text(_SHIFTED_MERGES)
