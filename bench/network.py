@@ -7,7 +7,8 @@ strides by 2 and gets a conv-BN projection shortcut chosen by a ``when`` express
 six dropout rows. Specs are written to a temporary directory, then measured:
 
 * **in-process**: :func:`convcalc.network.evaluate_file` (read, parse, evaluate), the median of
-  ``--runs`` runs after one warm-up run, wall clock (``time.perf_counter``). The analysis cache
+  ``--runs`` runs after one warm-up run, wall clock (``time.perf_counter``) and CPU time of the
+  process (``time.process_time``, steadier when other jobs share the machine). The analysis cache
   of :mod:`convcalc.engine` is cleared before every run, so each run does the full work.
 * **end to end**: ``python -m convcalc net SPEC --format json`` in a fresh process (start-up,
   evaluation and rendering the JSON document to ``/dev/null``), median wall time of ``--runs``.
@@ -102,15 +103,17 @@ def generate(layers: int) -> str:
     return SPEC.format(layers=layers, first=STAGES[0], stages=stages, filler=rows)
 
 
-def median_time(run: Callable[[], object], runs: int) -> tuple[float, float, list[float]]:
-    """Median and minimum wall time of ``runs`` calls after one warm-up call."""
+def median_time(run: Callable[[], object], runs: int) -> tuple[float, float]:
+    """Median wall time and median CPU time of this process over ``runs`` calls after a warm-up
+    call (CPU time is steadier on a shared machine; it excludes child processes)."""
     run()
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), min(times), times
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def in_process(path: Path, layers: int) -> Callable[[], object]:
@@ -167,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             path = directory / f"net_{layers}.yaml"
             path.write_text(generate(layers))
             gc.collect()
-            median, best, _ = median_time(in_process(path, layers), args.runs)
-            row = {"layers": layers, "yaml_bytes": path.stat().st_size, "in_process_s": median, "in_process_min_s": best}
+            wall, cpu = median_time(in_process(path, layers), args.runs)
+            row = {"layers": layers, "yaml_bytes": path.stat().st_size, "in_process_s": wall, "in_process_cpu_s": cpu}
             if not args.no_subprocess:
                 check_json(path, layers)
                 row["end_to_end_s"] = median_time(end_to_end(path), args.runs)[0]
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table(rows: list[dict[str, float]], startup: float | None, runs: int) -> str:
-    head = ["layers", "in-process", "µs/layer", "(min)"]
+    head = ["layers", "in-process", "µs/layer", "CPU µs/layer"]
     if startup is not None:
         head += ["convcalc net --format json", "µs/layer", "e2e - start-up µs/layer"]
     lines = []
@@ -201,7 +204,7 @@ def table(rows: list[dict[str, float]], startup: float | None, runs: int) -> str
             f"{n:,.0f}",
             f"{row['in_process_s']:.3f} s",
             f"{row['in_process_s'] / n * 1e6:.1f}",
-            f"{row['in_process_min_s'] / n * 1e6:.1f}",
+            f"{row['in_process_cpu_s'] / n * 1e6:.1f}",
         ]
         if startup is not None:
             e2e = row["end_to_end_s"]
@@ -210,8 +213,12 @@ def table(rows: list[dict[str, float]], startup: float | None, runs: int) -> str
     widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
     out = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
     out += ["  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) for cells in lines]
-    notes = [f"median of {runs} runs after a warm-up, wall clock; in-process = evaluate_file (read, parse, evaluate)"]
+    notes = [
+        f"medians of {runs} runs after a warm-up; in-process = evaluate_file (read, parse, evaluate), wall clock"
+        " and CPU time of the process"
+    ]
     if startup is not None:
+        notes.append("end to end = wall clock of a fresh process, JSON written to /dev/null")
         notes.append(f"start-up (convcalc net --format json on a 1-layer spec): {startup:.3f} s")
     if len(rows) > 1:
         first, last = rows[0], rows[-1]

@@ -154,10 +154,30 @@ def test_depthwise_with_multiplier(case: Case) -> None:
     ],
 )
 @pytest.mark.parametrize("budget", [None, 3000])
+@pytest.mark.parametrize("column_bytes", [None, 1])
 def test_depthwise_wrapped_rows(
+    x: tuple[int, ...],
+    w: tuple[int, ...],
+    padding: tuple[tuple[int, int], ...],
+    dilation: tuple[int, int],
+    budget: Any,
+    column_bytes: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stride-1 same-width depthwise (flat rows of pitch W, wrapped taps masked), also into a strided ``out``;
+    ``column_bytes=1`` makes one channel per column block."""
+    if column_bytes is not None:
+        monkeypatch.setattr(conv_mod, "TAPS_COLUMN_BYTES", column_bytes)
+    conv_mod._plan.cache_clear()
+    try:
+        _check_depthwise_wrapped(x, w, padding, dilation, budget)
+    finally:
+        conv_mod._plan.cache_clear()
+
+
+def _check_depthwise_wrapped(
     x: tuple[int, ...], w: tuple[int, ...], padding: tuple[tuple[int, int], ...], dilation: tuple[int, int], budget: Any
 ) -> None:
-    """Stride-1 same-width depthwise (flat rows of pitch W, wrapped taps masked), also into a strided ``out``."""
     case = {"x": x, "w": w, "stride": (1, 1), "padding": padding, "dilation": dilation, "groups": x[1], "seed": 3}
     spec_args = (x, w, (1, 1), padding, dilation, x[1])
     assert conv_mod._wraps(K.plan_conv(*spec_args, dtype=np.float64, algorithm="taps").spec)
@@ -173,6 +193,34 @@ def test_depthwise_wrapped_rows(
             conv_mod.execute_conv(plan, xa, wa, b, out, ws)
     assert_tight(out, torch_conv(xa, wa, b, case))
     assert np.isnan(big[:, 0]).all() and np.isnan(big[:, 1 + w[0] :]).all() and np.isnan(big[..., 0]).all()
+
+
+@pytest.mark.parametrize(
+    ("x", "w", "padding", "dilation", "groups"),
+    [
+        ((2, 8, 9, 7), (8, 4, 3, 3), ((1, 1), (1, 1)), (1, 1), 2),
+        ((1, 4, 6, 8), (6, 2, 3, 5), ((0, 3), (3, 5)), (2, 2), 2),
+        ((3, 3, 7, 1), (2, 3, 2, 3), ((1, 0), (2, 0)), (1, 1), 1),
+        ((2, 12, 5, 6), (12, 3, 4, 5), ((2, 1), (1, 3)), (1, 1), 4),
+    ],
+)
+@pytest.mark.parametrize("budget", [None, 1000])
+def test_im2col_wrapped_rows(
+    x: tuple[int, ...],
+    w: tuple[int, ...],
+    padding: tuple[tuple[int, int], ...],
+    dilation: tuple[int, int],
+    groups: int,
+    budget: Any,
+) -> None:
+    """Stride-1 same-width im2col through rows of pitch W (wrapped taps masked), row-blocked too."""
+    case = {"x": x, "w": w, "stride": (1, 1), "padding": padding, "dilation": dilation, "groups": groups, "seed": 5}
+    with K.workspace_budget(budget or K.get_workspace_budget()):
+        plan = K.plan_conv(x, w, (1, 1), padding, dilation, groups, np.float64, "im2col")
+        assert conv_mod._wraps(plan.spec)
+        assert budget is None or plan.block[1] < plan.spec.out_shape[0]
+        y, ref, _, _ = run_conv(case, np.float64, "im2col")
+    assert_tight(y, ref)
 
 
 @pytest.mark.parametrize(
