@@ -11,12 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-
-class NetFormat(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    markdown = "markdown"
+from convcalc import cli
 
 
 class CheckFormat(str, Enum):
@@ -27,7 +22,6 @@ class CheckFormat(str, Enum):
 
 SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="Network spec (YAML); '-' reads standard input.")]
 SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Spec files or globs such as 'specs/*.yaml'.")]
-NetFmtOpt = Annotated[NetFormat, typer.Option("--format", "-f", help="Output format.")]
 CheckFmtOpt = Annotated[CheckFormat, typer.Option("--format", "-f", help="text, github (Actions annotations) or junit (XML).")]
 DepthOpt = Annotated[
     Optional[int],
@@ -44,12 +38,11 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks 
 
 def register(app: typer.Typer) -> None:
     """Add ``net`` and ``check`` to ``app``."""
-    from convcalc import cli
 
     @app.command("net")
     def net_command(
         spec: SpecArg,
-        fmt: NetFmtOpt = NetFormat.table,
+        fmt: cli.FmtOpt = cli.Fmt.table,
         depth: DepthOpt = None,
         batch: BatchOpt = None,
         debug: DebugOpt = False,

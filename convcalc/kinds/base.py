@@ -47,37 +47,41 @@ class FieldDef(NamedTuple):
         return self.default is REQUIRED
 
 
-def _opt(parser: Callable[[object, str], object]) -> Callable[[object, str], object]:
+def optional(parser: Callable[[object, str], object]) -> Callable[[object, str], object]:
     return lambda value, name: None if value is None else parser(value, name)
 
 
-def _positive(value: object, name: str) -> int:
+def positive(value: object, name: str) -> int:
     return parse_int(value, name)
 
 
-def _axes(value: object, name: str) -> Axes:
+def axes_field(value: object, name: str) -> Axes:
     return parse_axes(value, name)
 
 
-def _axes0(value: object, name: str) -> Axes:
+def axes_field0(value: object, name: str) -> Axes:
     return parse_axes(value, name, minimum=0)
 
 
-IN_CHANNELS = FieldDef("in_channels", _opt(_positive), None, "input channels (default: taken from the input shape)", ("c_in",))
-OUT_CHANNELS = FieldDef("out_channels", _positive, REQUIRED, "output channels (filters)", ("c_out", "filters"))
-KERNEL = FieldDef("kernel_size", _axes, REQUIRED, "kernel size, one int or per axis (1x7)", ("k", "kernel"))
-STRIDE = FieldDef("stride", _axes, (1,), "stride, one int or per axis", ("s", "strides"))
+IN_CHANNELS = FieldDef("in_channels", optional(positive), None, "input channels (default: taken from the input shape)", ("c_in",))
+OUT_CHANNELS = FieldDef("out_channels", positive, REQUIRED, "output channels (filters)", ("c_out", "filters"))
+KERNEL = FieldDef("kernel_size", axes_field, REQUIRED, "kernel size, one int or per axis (1x7)", ("k", "kernel"))
+STRIDE = FieldDef("stride", axes_field, (1,), "stride, one int or per axis", ("s", "strides"))
 PADDING = FieldDef(
     "padding", parse_padding, ((0, 0),), f"int, per axis, per-axis before:after pairs, or {'/'.join(PAD_MODES)}", ("p", "pad")
 )
-DILATION = FieldDef("dilation", _axes, (1,), "dilation (atrous rate), one int or per axis", ("d", "dilation_rate", "rate"))
-GROUPS = FieldDef("groups", _positive, 1, "number of channel groups", ("g",))
+DILATION = FieldDef("dilation", axes_field, (1,), "dilation (atrous rate), one int or per axis", ("d", "dilation_rate", "rate"))
+GROUPS = FieldDef("groups", positive, 1, "number of channel groups", ("g",))
 BIAS = FieldDef("bias", parse_bool, True, "learnable bias (PyTorch default: true)", ("use_bias",))
 OUTPUT_PADDING = FieldDef(
-    "output_padding", _opt(_axes0), None, "extra size at the end of a transposed conv output (< max(stride, dilation))", ("op",)
+    "output_padding",
+    optional(axes_field0),
+    None,
+    "extra size at the end of a transposed conv output (< max(stride, dilation))",
+    ("op",),
 )
-DEPTH_MULTIPLIER = FieldDef("depth_multiplier", _positive, 1, "depthwise outputs per input channel (Keras)", ("dm",))
-MID_CHANNELS = FieldDef("mid_channels", _opt(_positive), None, "channels between the stages of a factorised conv", ("mid",))
+DEPTH_MULTIPLIER = FieldDef("depth_multiplier", positive, 1, "depthwise outputs per input channel (Keras)", ("dm",))
+MID_CHANNELS = FieldDef("mid_channels", optional(positive), None, "channels between the stages of a factorised conv", ("mid",))
 
 
 def choice(name: str, options: tuple[str, ...], default: str, help_text: str) -> FieldDef:

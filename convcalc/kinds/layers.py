@@ -15,7 +15,21 @@ from fractions import Fraction
 from typing import cast
 
 from convcalc.errors import LimitError, ShapeError, SpecError
-from convcalc.kinds.base import BIAS, DILATION, PADDING, REQUIRED, Built, FieldDef, Kind, Params, choice, register
+from convcalc.kinds.base import (
+    BIAS,
+    DILATION,
+    PADDING,
+    REQUIRED,
+    Built,
+    FieldDef,
+    Kind,
+    Params,
+    axes_field,
+    choice,
+    optional,
+    positive,
+    register,
+)
 from convcalc.kinds.padding import resolve_conv_padding
 from convcalc.netops import (
     ACTIVATION_OPS,
@@ -36,23 +50,11 @@ from convcalc.netops import (
     chunk_bounds,
 )
 from convcalc.ops import Op, Shape, Stage
-from convcalc.values import MAX_DIM, Axes, Pairs, broadcast, parse_axes, parse_bool, parse_int, parse_padding
+from convcalc.values import MAX_DIM, Axes, Pairs, broadcast, parse_bool, parse_int, parse_padding
 
 # ----------------------------------------------------------------------------------------------
 # Field parsers and shared fields
 # ----------------------------------------------------------------------------------------------
-
-
-def _opt(parser: Callable[[object, str], object]) -> Callable[[object, str], object]:
-    return lambda value, name: None if value is None else parser(value, name)
-
-
-def _positive(value: object, name: str) -> int:
-    return parse_int(value, name)
-
-
-def _axes(value: object, name: str) -> Axes:
-    return parse_axes(value, name)
 
 
 def _number(value: object, name: str) -> float:
@@ -118,14 +120,14 @@ def _explicit_padding(value: object, name: str) -> Pairs:
     return padding
 
 
-NUM_FEATURES = FieldDef("num_features", _opt(_positive), None, "channels (default: taken from the input)", ("channels",))
+NUM_FEATURES = FieldDef("num_features", optional(positive), None, "channels (default: taken from the input)", ("channels",))
 AFFINE = FieldDef("affine", parse_bool, True, "learnable weight and bias per channel (PyTorch default: true)")
 TRACK = FieldDef("track_running_stats", parse_bool, True, "running mean/variance (buffers: never counted as params)")
 EPS = FieldDef("eps", _number, 1e-5, "numerical stabiliser (changes no count)", ("epsilon",))
-MOMENTUM = FieldDef("momentum", _opt(_number), 0.1, "running-stats momentum (changes no count)")
+MOMENTUM = FieldDef("momentum", optional(_number), 0.1, "running-stats momentum (changes no count)")
 INPLACE = FieldDef("inplace", parse_bool, False, "PyTorch in-place flag (changes no count)")
-POOL_KERNEL = FieldDef("kernel_size", _axes, REQUIRED, "window size, one int or per axis", ("k", "kernel", "pool_size"))
-POOL_STRIDE = FieldDef("stride", _opt(_axes), None, "stride (default: kernel_size, as PyTorch)", ("s", "strides"))
+POOL_KERNEL = FieldDef("kernel_size", axes_field, REQUIRED, "window size, one int or per axis", ("k", "kernel", "pool_size"))
+POOL_STRIDE = FieldDef("stride", optional(axes_field), None, "stride (default: kernel_size, as PyTorch)", ("s", "strides"))
 CEIL = FieldDef("ceil_mode", parse_bool, False, "ceil instead of floor; the last window must start inside the input")
 COUNT_PAD = FieldDef("count_include_pad", parse_bool, True, "average over padded zeros too (changes no count)")
 
@@ -326,7 +328,9 @@ _register(
     "layernorm",
     "layer normalisation: over normalized_shape (the trailing axes, PyTorch) or, by default, over the channels at each position",
     (
-        FieldDef("normalized_shape", _opt(_axes), None, "trailing axes to normalise, e.g. [C, H, W] (default: the channels)"),
+        FieldDef(
+            "normalized_shape", optional(axes_field), None, "trailing axes to normalise, e.g. [C, H, W] (default: the channels)"
+        ),
         FieldDef("elementwise_affine", parse_bool, True, "learnable weight (and bias)", ("affine",)),
         FieldDef("bias", parse_bool, True, "learnable bias when elementwise_affine (PyTorch >= 2.1)", ("use_bias",)),
         EPS,
@@ -341,8 +345,8 @@ _register(
     "groupnorm",
     "group normalisation: channels split into num_groups; params 2·C when affine",
     (
-        FieldDef("num_groups", _positive, REQUIRED, "number of groups (must divide C)", ("groups", "g")),
-        FieldDef("num_channels", _opt(_positive), None, "channels (default: taken from the input)", ("channels",)),
+        FieldDef("num_groups", positive, REQUIRED, "number of groups (must divide C)", ("groups", "g")),
+        FieldDef("num_channels", optional(positive), None, "channels (default: taken from the input)", ("channels",)),
         AFFINE,
         EPS,
     ),
@@ -363,7 +367,7 @@ _register(
     "local_response_norm",
     "local response normalisation across channels (AlexNet): a_c / (k + alpha/size·Σ a²)^beta over size channels",
     (
-        FieldDef("size", _positive, REQUIRED, "channels in the window (AlexNet: 5)"),
+        FieldDef("size", positive, REQUIRED, "channels in the window (AlexNet: 5)"),
         FieldDef("alpha", _number, 1e-4, "scale (PyTorch divides it by size; changes no count)"),
         FieldDef("beta", _number, 0.75, "exponent (changes no count)"),
         FieldDef("k", _number, 1.0, "additive constant (AlexNet: 2; changes no count)"),
@@ -398,7 +402,7 @@ ACTIVATIONS: dict[str, tuple[str, tuple[str, ...], tuple[FieldDef, ...]]] = {
     "prelu": (
         "x if x > 0 else a_c·x, learnable a",
         (),
-        (FieldDef("num_parameters", _positive, 1, "1 (shared slope, PyTorch default) or C"),),
+        (FieldDef("num_parameters", positive, 1, "1 (shared slope, PyTorch default) or C"),),
     ),
 }
 
@@ -482,8 +486,8 @@ _register(
     "linear",
     "fully connected layer on the channel axis (after flatten: in·out MACs per sample)",
     (
-        FieldDef("in_features", _opt(_positive), None, "input features (default: the input's channels)", ("in_channels",)),
-        FieldDef("out_features", _positive, REQUIRED, "output features", ("out_channels", "units")),
+        FieldDef("in_features", optional(positive), None, "input features (default: the input's channels)", ("in_channels",)),
+        FieldDef("out_features", positive, REQUIRED, "output features", ("out_channels", "units")),
         BIAS,
     ),
     _linear,
@@ -496,8 +500,8 @@ _register(
     "embedding",
     "token embedding: 1xL ids -> ExL vectors (channels first, ready for conv1d)",
     (
-        FieldDef("num_embeddings", _positive, REQUIRED, "vocabulary size", ("vocab_size", "input_dim")),
-        FieldDef("embedding_dim", _positive, REQUIRED, "vector size E", ("output_dim", "dim")),
+        FieldDef("num_embeddings", positive, REQUIRED, "vocabulary size", ("vocab_size", "input_dim")),
+        FieldDef("embedding_dim", positive, REQUIRED, "vector size E", ("output_dim", "dim")),
     ),
     lambda p, shape: _single("embedding", Embedding(p.num("num_embeddings"), p.num("embedding_dim"))),
     min_rank=0,
@@ -526,7 +530,7 @@ def _index(value: object, name: str) -> int:
 _register(
     "chunk",
     "one chunk of torch.chunk(x, chunks, dim=1): chunks of ceil(C/chunks) channels (ShuffleNetV2 channel split)",
-    (FieldDef("chunks", _positive, REQUIRED, "number of chunks"), FieldDef("index", _index, REQUIRED, "which chunk, from 0")),
+    (FieldDef("chunks", positive, REQUIRED, "number of chunks"), FieldDef("index", _index, REQUIRED, "which chunk, from 0")),
     _chunk,
     min_rank=0,
     aliases=("channel_split",),
@@ -538,7 +542,7 @@ _register(
     "channels start:end of the input (x[:, start:end])",
     (
         FieldDef("start", _index, 0, "first channel"),
-        FieldDef("end", _opt(_positive), None, "one past the last channel (default: C)"),
+        FieldDef("end", optional(positive), None, "one past the last channel (default: C)"),
     ),
     _channel_slice,
     min_rank=0,
@@ -572,8 +576,8 @@ _register(
     "upsample",
     "upsampling by scale_factor or to a size: nearest, (bi/tri)linear",
     (
-        FieldDef("scale_factor", _opt(_ratios), None, "multiplier per axis, e.g. 2 or 2x2", ("scale",)),
-        FieldDef("size", _opt(_axes), None, "output size per axis (instead of scale_factor)", ("output_size",)),
+        FieldDef("scale_factor", optional(_ratios), None, "multiplier per axis, e.g. 2 or 2x2", ("scale",)),
+        FieldDef("size", optional(axes_field), None, "output size per axis (instead of scale_factor)", ("output_size",)),
         choice("mode", UPSAMPLE_MODES, "nearest", "interpolation mode"),
         FieldDef("align_corners", parse_bool, False, "align corner pixels (linear modes; RF then untracked)"),
     ),
@@ -588,7 +592,7 @@ _register(
 
 
 def _factor_field(name: str) -> FieldDef:
-    return FieldDef(name, _positive, REQUIRED, "factor r", ("factor", "r", "block_size"))
+    return FieldDef(name, positive, REQUIRED, "factor r", ("factor", "r", "block_size"))
 
 
 _register(
