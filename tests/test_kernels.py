@@ -154,20 +154,21 @@ def test_depthwise_with_multiplier(case: Case) -> None:
     ],
 )
 @pytest.mark.parametrize("budget", [None, 3000])
-@pytest.mark.parametrize("column_bytes", [None, 1])
+@pytest.mark.parametrize("variant", ["rows", "columns", "columns-1"])
 def test_depthwise_wrapped_rows(
     x: tuple[int, ...],
     w: tuple[int, ...],
     padding: tuple[tuple[int, int], ...],
     dilation: tuple[int, int],
     budget: Any,
-    column_bytes: Any,
+    variant: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Stride-1 same-width depthwise (flat rows of pitch W, wrapped taps masked), also into a strided ``out``;
-    ``column_bytes=1`` makes one channel per column block."""
-    if column_bytes is not None:
-        monkeypatch.setattr(conv_mod, "TAPS_COLUMN_BYTES", column_bytes)
+    """Stride-1 same-width depthwise (row GEMVs, or columns from flat rows of pitch W with wrapped taps
+    masked), also into a strided ``out``; ``columns-1`` makes one channel per column block."""
+    monkeypatch.setattr(conv_mod, "ROW_GEMV_MIN_WIDTH", 1 if variant == "rows" else 10**9)
+    if variant == "columns-1":
+        monkeypatch.setattr(conv_mod, "TAPS_COLUMN_BYTES", 1)
     conv_mod._plan.cache_clear()
     try:
         _check_depthwise_wrapped(x, w, padding, dilation, budget)
@@ -182,6 +183,8 @@ def _check_depthwise_wrapped(
     spec_args = (x, w, (1, 1), padding, dilation, x[1])
     assert conv_mod._wraps(K.plan_conv(*spec_args, dtype=np.float64, algorithm="taps").spec)
     with K.workspace_budget(budget or K.get_workspace_budget()):
+        y32, ref32, x32, w32 = run_conv(case, np.float32, "taps")
+        assert_f32(y32, ref32, math.prod(w[2:]), x32, w32)
         y, ref, xa, wa = run_conv(case, np.float64, "taps")
         assert_tight(y, ref)
         rng = np.random.default_rng(4)

@@ -15,10 +15,12 @@ Paths (chosen by :func:`plan_conv`, all exact up to float rounding):
   ``y += w[:, tap] * x_shifted`` per kernel tap, each tap one long
   contiguous slice of the flattened, phase-split padded input
   (:mod:`convcalc.execute.taps`).  2-D stride-1 convolutions that keep the
-  width instead copy per few channels ``(taps, H*W)`` columns from rows of
-  pitch ``W`` (no wide layout or crop; taps that wrap across a row end are
-  masked per kernel column) and reduce them with one small GEMV/GEMM per
-  channel written straight into ``y`` (:func:`_run_taps_columns`).
+  width instead use BLAS: with rows of at least ``ROW_GEMV_MIN_WIDTH`` and no
+  row dilation, one GEMV per output row over ``k_w`` shifted copies of the
+  input rows (:func:`_run_taps_rows`); otherwise ``(taps, H*W)`` columns per
+  few channels copied from rows of pitch ``W`` (taps that wrap across a row
+  end masked per kernel column) and one small GEMV/GEMM per channel
+  (:func:`_run_taps_columns`), both written straight into ``y``.
 * ``im2col`` for 2-D stride-1 convolutions that keep the width uses the same
   wrapped rows: one long-run copy for all taps instead of ``W``-long runs.
 * ``winograd`` - F(m, r), ``m`` in {2, 4, 6}, for 2- and 3-tap stride-1 axes
@@ -64,17 +66,21 @@ IM2COL_BLOCK_BYTES = 2 << 20
 """Preferred scratch per im2col block: columns stay cache resident while the GEMM packs them."""
 IM2COL_WRAPPED_BLOCK_BYTES = 4 << 20
 """Preferred scratch per block of wrapped-row im2col (see :func:`_wraps`): whole samples pay
-off over cache residency (ResNeXt 3x3 g=32 @28: 1 block of 28 rows 0.28 ms vs 2 of 14 rows
-0.34 ms), as every block costs one small GEMM call per group."""
+off over cache residency (ResNeXt 3x3 g=32 @28: 1 block of 28 rows 0.36 ms vs 2 of 14 rows
+0.43 ms, 1 thread), as every block costs one small GEMM call per group."""
 WINOGRAD_BLOCK_BYTES = 24 << 20
 """Upper bound of the preferred scratch per Winograd block (see :func:`_winograd_target`)."""
 WINOGRAD_MIN_COLUMNS = 128
 """Tile columns per block wanted for efficient channel GEMMs."""
 TAPS_BLOCK_BYTES = 8 << 20
 """Preferred scratch per block of the tap loop (few, long NumPy calls beat cache-sized ones)."""
+ROW_GEMV_MIN_WIDTH = 64
+"""Narrowest output row for the row-GEMV depthwise path (one BLAS call per row; 3x3 depthwise,
+1 thread, row GEMVs vs columns: 32ch W=112 0.60 vs 0.78 ms, 144ch W=56 0.82 vs 0.94 ms min but
+1.11 vs 1.05 ms median, 512ch W=14 0.69 vs 0.38 ms)."""
 TAPS_COLUMN_BYTES = 1 << 20
 """Columns per call of the wrapped depthwise path, about L2 size, which the GEMV then reads
-(MobileNet 3x3 32ch @112: 2 channels per call, 0.72 ms vs 0.75 ms at 512 KiB)."""
+(3x3 depthwise 144ch @56, 1 thread: 0.91 ms vs 1.22 ms at 256 KiB, 0.88 ms at 4 MiB)."""
 WINOGRAD_MIN_CHANNELS = 16
 """Winograd is picked automatically only with at least this many channels per group."""
 
@@ -236,12 +242,24 @@ def _wrapped_im2col(spec: ConvSpec, src: FloatArray, cols: FloatArray, rows: int
         grid[:, :, :, e, :, hi:] = 0.0
 
 
+def _row_gemv(spec: ConvSpec) -> bool:
+    """Depthwise 2-D, stride 1, same width, no row dilation: the row-GEMV taps path."""
+    return _wraps(spec) and spec.dilation[0] == 1 and spec.out_shape[1] >= ROW_GEMV_MIN_WIDTH
+
+
+def _row_taps_shape(spec: ConvSpec, nb: int, channels: int) -> tuple[int, ...]:
+    """``(nb, C, padded rows, k_w, W)``: every padded input row once per kernel column, shifted."""
+    return (nb, channels, spec.out_shape[0] + spec.kernel[0] - 1, spec.kernel[1], spec.in_shape[1])
+
+
 def _tap_columns_channels(spec: ConvSpec, channels: int) -> int:
     """Channels per column block of the wrapped taps path (columns about TAPS_COLUMN_BYTES)."""
     return max(1, min(channels, TAPS_COLUMN_BYTES // (spec.taps * prod(spec.out_shape) * spec.itemsize)))
 
 
 def _taps_buffers(spec: ConvSpec, nb: int, channels: int) -> list[tuple[int, ...]]:
+    if _row_gemv(spec):
+        return [_row_taps_shape(spec, nb, channels)]
     if _wraps(spec):
         sub, npos = _tap_columns_channels(spec, channels), prod(spec.out_shape)
         return [(nb, channels, _wrap_len(spec)), (sub, spec.taps, npos), (sub, spec.c_out_g, npos)]
@@ -411,6 +429,50 @@ def _tap_geometry(spec: ConvSpec) -> TapGeometry:
     return TapGeometry(spec.in_shape, spec.out_shape, spec.kernel, spec.stride, spec.padding, spec.dilation)
 
 
+def _run_taps_rows(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+    """Depthwise 2-D, stride 1, same width, row dilation 1, as one GEMV per output row.
+
+    ``rt[n, c, r, e, j] = x_pad[n, c, r, j + e*d_w]`` (kernel column ``e`` pre-shifted,
+    zero where the window leaves the row) holds ``k_w`` copies of each padded row, so
+    the taps of output row ``i`` are the ``k_h*k_w`` consecutive ``W``-long rows from
+    ``rt[n, c, i]`` on: a ``(taps, W)`` matrix with leading dimension ``W`` that BLAS
+    reads in place.  One batched ``(mult, taps) @ (taps, W)`` call covers the block;
+    ``k_w`` copies of the input instead of ~2 memory passes per tap.
+    """
+    spec = plan.spec
+    k1, d1 = spec.kernel[1], spec.dilation[1]
+    ho, wd = spec.out_shape
+    (pt, _), (pl, _) = spec.padding
+    h_in = spec.in_shape[0]
+    mult = spec.c_out_g
+    wt = w.reshape(spec.c_in, mult, spec.taps)
+    y4 = reshape_view(y, (x.shape[0], spec.c_in, mult, ho, wd))
+    bias = None if b is None else b.reshape(spec.c_in, mult, 1, 1)
+    for n0, n1, c0, c1 in blocks(x.shape[0], spec.c_in, *plan.block):
+        nb, cb = n1 - n0, c1 - c0
+        with ws.scope():
+            rt = ws.take(_row_taps_shape(spec, nb, cb), spec.dtype)
+            r_lo, r_hi = min(pt, rt.shape[2]), max(min(pt + h_in, rt.shape[2]), pt)
+            rt[:, :, :r_lo] = 0.0
+            rt[:, :, r_hi:] = 0.0
+            src = x[n0:n1, c0:c1, r_lo - pt : r_hi - pt]
+            for e in range(k1):
+                sh = e * d1 - pl
+                lo, hi = min(wd, max(0, -sh)), max(0, min(wd, wd - sh))
+                dst = rt[:, :, r_lo:r_hi, e]
+                dst[..., :lo] = 0.0
+                dst[..., max(lo, hi) :] = 0.0
+                if hi > lo:
+                    dst[..., lo:hi] = src[..., lo + sh : hi + sh]
+            st = rt.strides
+            rows = as_strided(rt, (nb, cb, ho, spec.taps, wd), (*st[:3], st[-2], st[-1]), writeable=False)
+            out = y4[n0:n1, c0:c1].transpose(0, 1, 3, 2, 4)
+            np.matmul(wt[None, c0:c1, None], rows, out=out)
+            if bias is not None:
+                dst_y = y4[n0:n1, c0:c1]
+                np.add(dst_y, bias[c0:c1], out=dst_y)
+
+
 def _run_taps_columns(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
     """Depthwise 2-D, stride 1, same width, as per-channel GEMVs over wrapped-row columns.
 
@@ -461,6 +523,9 @@ def _run_taps_columns(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArra
 
 def _run_taps(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
     spec = plan.spec
+    if _row_gemv(spec):
+        _run_taps_rows(plan, x, w, b, y, ws)
+        return
     if _wraps(spec):
         _run_taps_columns(plan, x, w, b, y, ws)
         return
