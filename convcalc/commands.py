@@ -151,7 +151,6 @@ def solve_output(
     """Answer the inverse questions per axis (see :mod:`convcalc.inverse`)."""
     sizes = parse_axes(in_text, "--in")
     rank = len(sizes)
-    outs = _axis_values(out_text, rank, "--out")
     ks, ss, ps, ds = (
         _axis_values(v, rank, n)
         for v, n in ((kernel, "kernel_size"), (stride, "stride"), (padding, "padding"), (dilation, "dilation"))
@@ -162,8 +161,8 @@ def solve_output(
     table = Table(["axis", "in", "out", "kernel", "stride", "padding", "dilation", "output_padding"])
     table.title = f"{'transposed ' if transposed else ''}convolutions mapping {in_text} to {out_text} (symmetric padding)"
     data = []
+    outs = broadcast_axes(parse_axes(out_text, "--out"), rank, "--out")
     for axis, i, o, k, s, p, d in zip(names, sizes, outs, ks, ss, ps, ds, strict=True):
-        assert o is not None
         check_sizes(i, o)
         solver = solve_transposed if transposed else solve_conv
         found = _sorted(list(solver(i, o, Search(kernel=k, stride=s, padding=p, dilation=d))), limit)
