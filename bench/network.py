@@ -40,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from convcalc import engine
-from convcalc.network import evaluate_file
+from convcalc.network.evaluate import evaluate_file
 
 SIZES = (1_000, 5_000, 10_000, 20_000)
 TARGET_SECONDS = 1.0

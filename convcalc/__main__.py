@@ -1,5 +1,5 @@
 """Allow ``python -m convcalc``."""
 
-from convcalc.cli import main
+from convcalc.cli.app import main
 
 main()

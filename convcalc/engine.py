@@ -1,6 +1,6 @@
 """Evaluate graphs of primitives: shapes, costs and receptive fields, stage by stage.
 
-A layer is expanded by its kind into a small graph (:class:`convcalc.ops.Stage` nodes whose
+A layer is expanded by its kind into a small graph (:class:`convcalc.primitives.base.Stage` nodes whose
 ``inputs`` name earlier nodes or ``"in"``); a network is the same thing at a larger scale.
 :func:`walk` is the one place where shapes and receptive fields are propagated.
 """
@@ -13,8 +13,8 @@ from convcalc import rf
 from convcalc.errors import ConvcalcError, ShapeError
 from convcalc.kinds import lookup
 from convcalc.kinds.base import rank_mismatch
-from convcalc.ops import Op, OpStats, Shape, Stage
-from convcalc.spec import LayerSpec
+from convcalc.parse.layer import LayerSpec
+from convcalc.primitives.base import Op, OpStats, Shape, Stage
 
 
 class Tensor(NamedTuple):

@@ -1,7 +1,7 @@
 """Inverse questions: which padding keeps the size, which kernel/stride/padding/dilation map i to o.
 
 Solutions are found by exhaustive integer search over bounded ranges using the forward
-formulas of :mod:`convcalc.ops`, so they are exact by construction.
+formulas of :mod:`convcalc.primitives`, so they are exact by construction.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from convcalc.errors import ShapeError
-from convcalc.kinds.padding import resolve_conv_padding
-from convcalc.ops import conv_out_size, effective_kernel, transposed_out_size
+from convcalc.primitives.conv import conv_out_size, effective_kernel, transposed_out_size
+from convcalc.primitives.padding import resolve_conv_padding
 
 MAX_SOLUTIONS = 200
 

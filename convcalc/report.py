@@ -10,7 +10,7 @@ from typing import NamedTuple
 from convcalc import rf
 from convcalc.engine import LayerResult, StageResult
 from convcalc.formula import axis_names
-from convcalc.ops import numel
+from convcalc.primitives.base import numel
 
 DATA_DEPENDENT = "data-dependent"
 

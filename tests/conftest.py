@@ -50,7 +50,7 @@ class CliResult:
 
 
 def _run(args: Sequence[str], input: str | None = None) -> CliResult:
-    from convcalc import cli
+    from convcalc.cli import app as cli
 
     # no CONVCALC_DEBUG from the developer's shell: errors must be messages, not raised exceptions
     runner = CliRunner(env={"CONVCALC_DEBUG": None})

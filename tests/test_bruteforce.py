@@ -30,8 +30,8 @@ from torch import nn
 
 from convcalc.engine import evaluate_layer
 from convcalc.errors import ConvcalcError
+from convcalc.parse.layer import parse_layer
 from convcalc.report import layer_to_dict
-from convcalc.spec import parse_layer
 
 
 def convcalc(kind: str, shape: Sequence[int], **fields: object) -> dict[str, object]:

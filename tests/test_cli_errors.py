@@ -396,7 +396,7 @@ def test_debug_lets_the_exception_through(run_cli):
 def test_convcalc_debug_environment_variable(monkeypatch):
     from typer.testing import CliRunner
 
-    from convcalc import cli
+    from convcalc.cli import app as cli
 
     args = ["shape", "conv2d", "--in", "3x7x7", "-o", "4", "-k", "9"]
     monkeypatch.setenv("CONVCALC_DEBUG", "1")

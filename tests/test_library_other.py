@@ -45,8 +45,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convcalc.loader import load_file
-from convcalc.network import NetResult, check_file, evaluate_network, parse_network
+from convcalc.network.check import check_file
+from convcalc.network.evaluate import evaluate_network
+from convcalc.network.result import NetResult
+from convcalc.network.spec import parse_network
+from convcalc.parse.yaml import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -63,7 +66,7 @@ NAMES = (
     "deformable_block",
 )
 FUNCTIONAL = {"add", "concat", "multiply", "crop2d", "upsample"}
-HAS_NET_COMMANDS = importlib.util.find_spec("convcalc.cli_net") is not None
+HAS_NET_COMMANDS = importlib.util.find_spec("convcalc.cli.net") is not None
 
 
 @pytest.fixture(autouse=True, scope="module")

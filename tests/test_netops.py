@@ -1,4 +1,4 @@
-"""The non-convolution primitives (convcalc.netops) and their kinds against real torch.nn modules.
+"""The non-convolution primitives (convcalc.primitives) and their kinds against real torch.nn modules.
 
 Shapes and parameter counts come from running the torch module on zeros; whether torch refuses
 an input is compared with whether convcalc raises. Operation counts are checked against the
@@ -20,8 +20,8 @@ from torch import nn
 from convcalc.engine import evaluate_layer
 from convcalc.errors import ConvcalcError, ShapeError, SpecError
 from convcalc.kinds import lookup
-from convcalc.netops import adaptive_windows_total, pool_out_size
-from convcalc.spec import parse_layer
+from convcalc.parse.layer import parse_layer
+from convcalc.primitives.pool import adaptive_windows_total, pool_out_size
 
 
 def run(raw: dict[str, object], shape: tuple[int, ...]):

@@ -19,20 +19,13 @@ import pytest
 import torch
 from torch import nn
 
-from convcalc.loader import load_text
-from convcalc.network import (
-    MAX_LAYERS,
-    NetResult,
-    NetworkError,
-    check,
-    check_exit_code,
-    evaluate_expression,
-    evaluate_file,
-    evaluate_network,
-    parse_network,
-    substitute,
-)
-from convcalc.render_net import annotation, bar, compact, net_to_dict, render_check, render_network
+from convcalc.network.check import check, check_exit_code
+from convcalc.network.evaluate import evaluate_file, evaluate_network
+from convcalc.network.expressions import evaluate_expression, substitute
+from convcalc.network.result import NetResult, NetworkError
+from convcalc.network.spec import MAX_LAYERS, parse_network
+from convcalc.parse.yaml import load_text
+from convcalc.render.network import annotation, bar, compact, net_to_dict, render_check, render_network
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "specs" / "examples"
 
@@ -799,7 +792,7 @@ def test_network_path_imports_neither_numpy_nor_rich() -> None:
     import sys
 
     code = (
-        "import sys; from convcalc.network import evaluate_file; from convcalc.render_net import render_network;"
+        "import sys; from convcalc.network.evaluate import evaluate_file; from convcalc.render.network import render_network;"
         f"r = evaluate_file({str(EXAMPLES / 'tiny_resnet.yaml')!r});"
         "[render_network(r, f) for f in ('table', 'json', 'csv', 'markdown')];"
         "print(sorted(m for m in ('numpy', 'rich', 'torch') if m in sys.modules))"

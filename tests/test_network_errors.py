@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from convcalc.errors import ConvcalcError, LimitError, ShapeError, SpecError
-from convcalc.network import MAX_LAYERS, NetworkError, evaluate_file
+from convcalc.network.evaluate import evaluate_file
+from convcalc.network.result import NetworkError
+from convcalc.network.spec import MAX_LAYERS
 
 SECONDS = 5.0
 """Every case must fail within this time (the work is bounded by the documented limits)."""

@@ -31,10 +31,20 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from convcalc import netops, ops
 from convcalc.errors import ConvcalcError
-from convcalc.loader import load_text
-from convcalc.network import LayerRow, NetResult, evaluate_file, evaluate_network, parse_network
+from convcalc.network.evaluate import evaluate_file, evaluate_network
+from convcalc.network.result import LayerRow, NetResult
+from convcalc.network.spec import parse_network
+from convcalc.parse.yaml import load_text
+from convcalc.primitives.activation import Activation, Identity
+from convcalc.primitives.conv import ChannelShuffle, Conv, ConvTranspose
+from convcalc.primitives.linear import Linear
+from convcalc.primitives.merge import Add, Concat, Multiply
+from convcalc.primitives.norm import Norm
+from convcalc.primitives.padding import Pad
+from convcalc.primitives.pool import AdaptivePool, Pool
+from convcalc.primitives.resample import PixelShuffle, Upsample
+from convcalc.primitives.reshape import ChannelSlice, Flatten
 from convcalc.rf import AxisField, AxisStep
 
 # ==============================================================================================
@@ -47,14 +57,14 @@ def _pad_args(padding: tuple[tuple[int, int], ...]) -> list[int]:
     return [amount for pair in reversed(padding) for amount in pair]
 
 
-def _conv(x: torch.Tensor, op: ops.Conv) -> torch.Tensor:
+def _conv(x: torch.Tensor, op: Conv) -> torch.Tensor:
     rank = len(op.kernel_size)
     weight = torch.ones(op.out_channels, op.in_channels // op.groups, *op.kernel_size, dtype=x.dtype)
     conv = (F.conv1d, F.conv2d, F.conv3d)[rank - 1]
     return conv(F.pad(x, _pad_args(op.padding)), weight, None, op.stride, 0, op.dilation, op.groups)
 
 
-def _conv_transpose(x: torch.Tensor, op: ops.ConvTranspose) -> torch.Tensor:
+def _conv_transpose(x: torch.Tensor, op: ConvTranspose) -> torch.Tensor:
     rank = len(op.kernel_size)
     weight = torch.ones(op.in_channels, op.out_channels // op.groups, *op.kernel_size, dtype=x.dtype)
     conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[rank - 1]
@@ -63,7 +73,7 @@ def _conv_transpose(x: torch.Tensor, op: ops.ConvTranspose) -> torch.Tensor:
     return full[(slice(None), slice(None), *crop)]
 
 
-def _pool(x: torch.Tensor, op: netops.Pool, out: tuple[int, ...]) -> torch.Tensor:
+def _pool(x: torch.Tensor, op: Pool, out: tuple[int, ...]) -> torch.Tensor:
     """An all-ones depthwise window (same dependencies as max or average pooling)."""
     rank = len(op.kernel_size)
     channels = x.shape[1]
@@ -74,7 +84,7 @@ def _pool(x: torch.Tensor, op: netops.Pool, out: tuple[int, ...]) -> torch.Tenso
     return result[(slice(None), slice(None), *(slice(0, n) for n in out[1:]))]
 
 
-def _upsample(x: torch.Tensor, op: netops.Upsample) -> torch.Tensor:
+def _upsample(x: torch.Tensor, op: Upsample) -> torch.Tensor:
     mode = op.mode.replace("nearest_exact", "nearest-exact")
     align = op.align_corners if mode not in ("nearest", "nearest-exact") else None
     if op.size is not None:
@@ -84,39 +94,39 @@ def _upsample(x: torch.Tensor, op: netops.Upsample) -> torch.Tensor:
 
 def apply(op: object, inputs: list[torch.Tensor], out: tuple[int, ...]) -> torch.Tensor:
     x = inputs[0]
-    if isinstance(op, ops.Conv):
+    if isinstance(op, Conv):
         return _conv(x, op)
-    if isinstance(op, ops.ConvTranspose):
+    if isinstance(op, ConvTranspose):
         return _conv_transpose(x, op)
-    if isinstance(op, netops.Pool):
+    if isinstance(op, Pool):
         return _pool(x, op, out)
-    if isinstance(op, netops.AdaptivePool):
+    if isinstance(op, AdaptivePool):
         pool = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[x.dim() - 3]
         result = pool(x, out[1:] if op.keepdims else (1,) * (x.dim() - 2))
         return result if op.keepdims else result.flatten(1)
-    if isinstance(op, netops.Upsample):
+    if isinstance(op, Upsample):
         return _upsample(x, op)
-    if isinstance(op, netops.PixelShuffle):
+    if isinstance(op, PixelShuffle):
         return F.pixel_unshuffle(x, op.factor) if op.inverse else F.pixel_shuffle(x, op.factor)
-    if isinstance(op, netops.Pad):
+    if isinstance(op, Pad):
         return F.pad(x, _pad_args(op.padding))
-    if isinstance(op, ops.ChannelShuffle):
+    if isinstance(op, ChannelShuffle):
         n, c, *rest = x.shape
         return x.reshape(n, op.groups, c // op.groups, *rest).transpose(1, 2).reshape(n, c, *rest)
-    if isinstance(op, netops.Linear):
+    if isinstance(op, Linear):
         weight = torch.ones(op.out_features, op.in_features, dtype=x.dtype)
         return torch.einsum("oc,nc...->no...", weight, x)
-    if isinstance(op, netops.ChannelSlice):
+    if isinstance(op, ChannelSlice):
         return x[:, op.start : op.stop]
-    if isinstance(op, netops.Flatten):
+    if isinstance(op, Flatten):
         return torch.flatten(x, op.start_dim, op.end_dim)
-    if isinstance(op, (netops.Norm, netops.Activation, netops.Identity)):
+    if isinstance(op, (Norm, Activation, Identity)):
         return x
-    if isinstance(op, ops.Add):
+    if isinstance(op, Add):
         return sum(inputs[1:], inputs[0])
-    if isinstance(op, ops.Concat):
+    if isinstance(op, Concat):
         return torch.cat(inputs, 1)
-    if isinstance(op, ops.Multiply):
+    if isinstance(op, Multiply):
         return math.prod(inputs[1:], start=inputs[0])
     raise NotImplementedError(type(op).__name__)
 

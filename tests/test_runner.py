@@ -5,27 +5,31 @@ memory stays within the estimate, and ``convcalc run`` works on shipped specs at
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import json
 import math
+import pkgutil
 import tracemalloc
 
 import numpy as np
 import pytest
 
-from convcalc import netops, ops
+import convcalc.primitives
 from convcalc.engine import evaluate_layer
 from convcalc.execute import kernels as K
 from convcalc.execute.runner import FACTORIES, Config, deform_sample, run_stages
 from convcalc.kinds import all_kinds
-from convcalc.spec import parse_layer
+from convcalc.parse.layer import parse_layer
+from convcalc.primitives.conv import DeformSample
 
 FAST = Config(batch=2, repeats=1, warmup=0, verify=True)
 
 
 def primitive_classes() -> list[type]:
     found = []
-    for module in (ops, netops):
+    for info in pkgutil.iter_modules(convcalc.primitives.__path__):
+        module = importlib.import_module(f"convcalc.primitives.{info.name}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if dataclasses.is_dataclass(cls) and isinstance(getattr(cls, "op", None), str) and cls.__module__ == module.__name__:
                 found.append(cls)
@@ -95,7 +99,7 @@ def test_deform_sample_then_strided_conv_equals_deform_conv2d() -> None:
     computes the same as the fused deform_conv2d kernel (itself tested against a direct loop)."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 4, 7, 6))
-    op = ops.DeformSample((3, 3), (2, 1), ((1, 1), (0, 2)), (1, 2), offset_groups=2, modulated=True)
+    op = DeformSample((3, 3), (2, 1), ((1, 1), (0, 2)), (1, 2), offset_groups=2, modulated=True)
     out_h, out_w = op.out_sizes((7, 6))
     offsets = rng.standard_normal((2, 3 * 2 * 9, out_h, out_w)) * 1.5
     w = rng.standard_normal((5, 4, 3, 3))

@@ -1,7 +1,7 @@
 """The arithmetic path stays light: single-layer commands never import numpy, torch, rich or yaml.
 
 Each check runs in a fresh interpreter (this test process has torch loaded already): a ``python -c``
-script imports ``convcalc.cli``, invokes the app, and reports which heavy packages are in
+script imports ``convcalc.cli.app``, invokes the app, and reports which heavy packages are in
 ``sys.modules`` at exit; ``python -X importtime`` independently lists every module imported.
 """
 
@@ -18,7 +18,7 @@ SHAPE = ["shape", "conv2d", "--in", "3x224x224", "-o", "64", "-k", "7", "-s", "2
 
 PROBE = """
 import sys
-from convcalc.cli import app
+from convcalc.cli.app import app
 try:
     app({args!r})
 except SystemExit as exc:

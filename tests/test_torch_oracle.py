@@ -2,7 +2,7 @@
 
 For every drawn configuration the real ``torch.nn`` module (or a small ``Sequential`` of them for
 composite types) is built and run on zeros under ``torch.no_grad()``; convcalc is asked through
-``convcalc.spec.parse_layer`` + ``convcalc.engine.evaluate_layer`` (and through the CLI for a
+``convcalc.parse.layer.parse_layer`` + ``convcalc.engine.evaluate_layer`` (and through the CLI for a
 subset). Then:
 
 * torch accepts -> convcalc gives the same output shape, weights, biases, and
@@ -31,8 +31,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from convcalc.engine import evaluate_layer
 from convcalc.errors import ConvcalcError
+from convcalc.parse.layer import parse_layer
 from convcalc.report import layer_to_dict
-from convcalc.spec import parse_layer
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 TRANSPOSED = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}

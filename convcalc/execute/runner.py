@@ -28,7 +28,7 @@ from convcalc.engine import StageResult
 from convcalc.errors import LimitError
 from convcalc.execute import kernels as K
 from convcalc.execute.peak import threads_limit
-from convcalc.ops import Op, Shape, numel
+from convcalc.primitives.base import Op, Shape, numel
 
 Array = NDArray[Any]
 Step = Callable[[Sequence[Array]], Array]

@@ -18,11 +18,12 @@ from convcalc.engine import StageResult, evaluate_layer
 from convcalc.errors import CheckFailure, SpecError
 from convcalc.execute.peak import peak_gflops
 from convcalc.execute.runner import Config, RunOutcome, StageRun, median, run_stages
-from convcalc.network import INPUT_TENSOR, evaluate_network, load_network
-from convcalc.ops import Shape
-from convcalc.render import Format, Table, render
-from convcalc.request import LayerRequest
-from convcalc.values import format_shape, parse_shape
+from convcalc.network.evaluate import INPUT_TENSOR, evaluate_network
+from convcalc.network.spec import load_network
+from convcalc.parse.layer import LayerRequest
+from convcalc.parse.values import format_shape, parse_shape
+from convcalc.primitives.base import Shape
+from convcalc.render.table import Format, Table, render
 
 UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 

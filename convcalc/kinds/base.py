@@ -2,15 +2,14 @@
 
 A kind declares, in one place, its canonical name, aliases, fields (with defaults and help),
 the formulas it implements, and a ``build`` function that expands parsed parameters into a small
-graph of primitives (:mod:`convcalc.ops`). Registering a name or alias twice is refused.
+graph of primitives (:mod:`convcalc.primitives`). Registering a name or alias twice is refused.
 """
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, cast
 
 from convcalc.errors import ShapeError, SpecError
-from convcalc.ops import Shape, Stage
-from convcalc.values import (
+from convcalc.parse.values import (
     PAD_MODES,
     Axes,
     Choice,
@@ -23,6 +22,7 @@ from convcalc.values import (
     parse_int,
     parse_padding,
 )
+from convcalc.primitives.base import Shape, Stage
 
 
 class _Required:

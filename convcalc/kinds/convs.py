@@ -1,6 +1,6 @@
 """Standard, pointwise, grouped, dilated, transposed, depthwise and shuffled convolutions.
 
-Each ``build`` function expands parsed fields into primitives from :mod:`convcalc.ops`; the
+Each ``build`` function expands parsed fields into primitives from :mod:`convcalc.primitives`; the
 formulas live on the primitives, so a type here only says how it is wired.
 """
 
@@ -25,9 +25,10 @@ from convcalc.kinds.base import (
     Params,
     register,
 )
-from convcalc.kinds.padding import resolve_conv_padding, resolve_transposed_padding
-from convcalc.ops import ChannelShuffle, Conv, ConvTranspose, Shape, Stage
-from convcalc.values import Axes, parse_int
+from convcalc.parse.values import Axes, parse_int
+from convcalc.primitives.base import Shape, Stage
+from convcalc.primitives.conv import ChannelShuffle, Conv, ConvTranspose
+from convcalc.primitives.padding import resolve_conv_padding, resolve_transposed_padding
 
 CONV_FORMULAS = (
     "out = floor((i + p_before + p_after - d·(k-1) - 1) / s) + 1   (per axis)",

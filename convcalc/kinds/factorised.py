@@ -1,7 +1,7 @@
 """Factorised convolutions: spatially separable, flattened, P3D, R(2+1)D and deformable.
 
 Each splits one convolution into stages along axes or channels; the stages are ordinary
-primitives, so their shapes, parameters and MACs come from :mod:`convcalc.ops`.
+primitives, so their shapes, parameters and MACs come from :mod:`convcalc.primitives`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from convcalc.kinds.base import (
     register,
 )
 from convcalc.kinds.convs import in_channels
-from convcalc.kinds.padding import resolve_conv_padding
-from convcalc.ops import Add, Conv, DeformSample, Shape, Stage, numel
-from convcalc.values import Axes, Pairs, parse_int
+from convcalc.parse.values import Axes, Pairs, parse_int
+from convcalc.primitives.base import Shape, Stage, numel
+from convcalc.primitives.conv import Conv, DeformSample
+from convcalc.primitives.merge import Add
+from convcalc.primitives.padding import resolve_conv_padding
 
 
 def _resolved(p: Params, shape: Shape) -> tuple[Axes, Axes, Axes, Pairs, tuple[str, ...]]:

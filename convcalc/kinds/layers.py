@@ -2,7 +2,7 @@
 normalisation too), activations, dropout, flatten, linear, embedding, upsampling, pixel
 (un)shuffle, zero padding, cropping, identity.
 
-Each kind only wires one primitive of :mod:`convcalc.netops`, where the formulas live. Fields
+Each kind only wires one primitive of :mod:`convcalc.primitives`, where the formulas live. Fields
 that change nothing convcalc counts (``eps``, ``momentum``, ``inplace``, dropout's ``p``) are
 accepted so PyTorch arguments can be pasted as they are. ``add``/``concat``/``multiply`` are not
 kinds: they merge several tensors and belong to the network format (:mod:`convcalc.network`).
@@ -30,27 +30,15 @@ from convcalc.kinds.base import (
     positive,
     register,
 )
-from convcalc.kinds.padding import resolve_conv_padding
-from convcalc.netops import (
-    ACTIVATION_OPS,
-    LRN_FIXED_OPS,
-    Activation,
-    AdaptivePool,
-    ChannelSlice,
-    Embedding,
-    Flatten,
-    Identity,
-    Linear,
-    LocalResponseNorm,
-    Norm,
-    Pad,
-    PixelShuffle,
-    Pool,
-    Upsample,
-    chunk_bounds,
-)
-from convcalc.ops import Op, Shape, Stage
-from convcalc.values import MAX_DIM, Axes, Pairs, broadcast, parse_bool, parse_int, parse_padding
+from convcalc.parse.values import MAX_DIM, Axes, Pairs, broadcast, parse_bool, parse_int, parse_padding
+from convcalc.primitives.activation import ACTIVATION_OPS, Activation, Identity
+from convcalc.primitives.base import Op, Shape, Stage
+from convcalc.primitives.linear import Embedding, Linear
+from convcalc.primitives.norm import LRN_FIXED_OPS, LocalResponseNorm, Norm
+from convcalc.primitives.padding import Pad, resolve_conv_padding
+from convcalc.primitives.pool import AdaptivePool, Pool
+from convcalc.primitives.resample import PixelShuffle, Upsample
+from convcalc.primitives.reshape import ChannelSlice, Flatten, chunk_bounds
 
 # ----------------------------------------------------------------------------------------------
 # Field parsers and shared fields

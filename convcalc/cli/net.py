@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from convcalc import cli
+from convcalc.cli import app as cli
 
 
 class CheckFormat(str, Enum):
@@ -54,8 +54,9 @@ def register(app: typer.Typer) -> None:
         cli.STATE["debug"] = cli.STATE["debug"] or debug
 
         def body() -> None:
-            from convcalc.network import NetworkError, evaluate_file
-            from convcalc.render_net import render_network
+            from convcalc.network.evaluate import evaluate_file
+            from convcalc.network.result import NetworkError
+            from convcalc.render.network import render_network
 
             try:
                 result = evaluate_file(spec, batch=batch)
@@ -73,8 +74,8 @@ def register(app: typer.Typer) -> None:
         cli.STATE["debug"] = cli.STATE["debug"] or debug
 
         def body() -> None:
-            from convcalc.network import check, check_exit_code
-            from convcalc.render_net import render_check
+            from convcalc.network.check import check, check_exit_code
+            from convcalc.render.network import render_check
 
             results = check(specs)
             typer.echo(render_check(results, fmt.value))

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from convcalc import cli
+from convcalc.cli import app as cli
 
 
 class DType(str, Enum):
@@ -43,7 +43,7 @@ def _is_network(target: str) -> bool:
     """A path to a YAML file whose top level has ``layers``."""
     if not (target == "-" or target.endswith((".yaml", ".yml")) or Path(target).is_file()):
         return False
-    from convcalc.loader import load_file
+    from convcalc.parse.yaml import load_file
 
     data, _ = load_file(target)
     return isinstance(data, dict) and "layers" in data
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         def body() -> None:
             from convcalc.execute import session
             from convcalc.execute.runner import Config
-            from convcalc.request import build_request
+            from convcalc.parse.layer import build_request
 
             budget = session.parse_bytes(max_memory) if max_memory else session.default_max_memory()
             cfg = Config(1, dtype.value, seed, repeats, warmup, threads, verify, budget)
@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
 
         def body() -> None:
             from convcalc.execute.session import peak_table
-            from convcalc.render import Format, render
+            from convcalc.render.table import Format, render
 
             table, data = peak_table(threads, dtype.value, refresh)
             typer.echo(render(Format(fmt.value), table, data))

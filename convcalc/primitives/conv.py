@@ -1,84 +1,23 @@
-"""Exact primitives: the few operations every named convolution type is built from.
+"""The convolution family: convolution, transposed convolution, channel shuffle, deformable sampling.
 
-Each primitive is a frozen dataclass whose :meth:`analyse` takes the input shapes
-(channels first, no batch axis) and returns an :class:`OpStats`: output shape, learnable
-weights and biases, multiply-accumulates (MACs) per sample, bias additions, other
-element-wise operations, and the receptive-field step per axis. All numbers are Python ints.
-
-Conventions (stated once):
-
-* MACs count multiply-accumulates; FLOPs = 2 x MACs. Bias additions are reported apart
-  so every counter's convention can be reproduced (``flops + bias_adds`` is fvcore-free
-  "FLOPs with bias").
-* Shapes follow PyTorch (``torch.nn.Conv*d`` / ``ConvTranspose*d`` docs): floor division,
-  dilation, groups, output_padding; padding is explicit ``(before, after)`` per axis, so
-  TF/Keras asymmetric 'same' padding is representable.
+Shapes follow PyTorch (``torch.nn.Conv*d`` / ``ConvTranspose*d`` docs): floor division,
+dilation, groups, output_padding; padding is explicit ``(before, after)`` per axis, so
+TF/Keras asymmetric 'same' padding is representable. MACs count multiply-accumulates
+(FLOPs = 2 x MACs); bias additions are reported apart.
 """
 
-import math
+from __future__ import annotations
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import ClassVar, NamedTuple, Protocol
+from typing import ClassVar
 
 from convcalc.errors import ShapeError
 from convcalc.formula import Product, axis_names, kernel_term, positions, product
+from convcalc.parse.values import Axes, Pairs, format_shape
+from convcalc.primitives.base import OpStats, Shape, check_rank, numel, single_input
 from convcalc.rf import IDENTITY_STEP, AxisStep
-from convcalc.values import Axes, Pairs, format_shape
-
-Shape = tuple[int, ...]
-"""Channels-first shape of one sample: ``(C, *spatial)``."""
-
-
-class OpStats(NamedTuple):
-    """What one primitive costs and produces, per sample."""
-
-    output: Shape
-    weights: int = 0
-    biases: int = 0
-    macs: int = 0
-    bias_adds: int = 0
-    other_ops: int = 0
-    moved: int = 0
-    rf: tuple[AxisStep, ...] | None = None
-    notes: tuple[str, ...] = ()
-    explain: tuple[str, ...] = ()
-
-    @property
-    def params(self) -> int:
-        return self.weights + self.biases
-
-
-class Op(Protocol):
-    """A primitive: ``op`` names it (the executor has one kernel per ``op``)."""
-
-    op: ClassVar[str]
-    merge: ClassVar[bool]
-
-    def analyse(self, inputs: Sequence[Shape], names: Sequence[str] = ()) -> OpStats: ...
-
-    def describe(self) -> str: ...
-
-
-def numel(shape: Sequence[int]) -> int:
-    """Number of elements of a shape."""
-    return math.prod(shape)
-
-
-def single_input(inputs: Sequence[Shape], op: str) -> Shape:
-    """The one input of a unary primitive."""
-    if len(inputs) != 1:
-        raise ShapeError(f"{op} takes exactly one input, got {len(inputs)}.")
-    return inputs[0]
-
-
-def check_rank(shape: Shape, rank: int, op: str) -> None:
-    """The input must have ``rank`` spatial axes."""
-    if len(shape) - 1 != rank:
-        raise ShapeError(
-            f"{op} expects {rank} spatial axes (C{'xN' * rank}) but the input is {format_shape(shape)} with {len(shape) - 1}.",
-            hint="Check --in / input, or use the 1d/2d/3d variant that matches.",
-        )
 
 
 def check_groups(in_channels: int, out_channels: int, groups: int) -> None:
@@ -425,92 +364,6 @@ class DeformSample:
             notes=("receptive field is data-dependent (deformable sampling moves every tap by a learned offset).",),
             explain=(sampling.explain(), masks.explain() if self.modulated else "mask sigmoids = 0 (v1)"),
         )
-
-
-def _merge_names(inputs: Sequence[Shape], names: Sequence[str]) -> list[str]:
-    labels = list(names) + [f"input #{i + 1}" for i in range(len(names), len(inputs))]
-    return [f"'{n}' {format_shape(s)}" for n, s in zip(labels, inputs, strict=False)]
-
-
-def _check_arity(inputs: Sequence[Shape], op: str) -> None:
-    if len(inputs) < 2:
-        raise ShapeError(f"{op} needs at least two inputs, got {len(inputs)}.")
-    if len({len(s) for s in inputs}) != 1:
-        raise ShapeError(f"{op} inputs have different ranks: " + ", ".join(_merge_names(inputs, ())) + ".")
-
-
-@dataclass(frozen=True)
-class Add:
-    """Element-wise sum of equal shapes (residual connections). ``(n-1) × numel`` additions."""
-
-    op: ClassVar[str] = "add"
-    merge: ClassVar[bool] = True
-
-    def describe(self) -> str:
-        return "add"
-
-    def analyse(self, inputs: Sequence[Shape], names: Sequence[str] = ()) -> OpStats:
-        _check_arity(inputs, "add")
-        if len(set(inputs)) != 1:
-            raise ShapeError(
-                "add needs equal shapes but got " + " and ".join(_merge_names(inputs, names)) + ".",
-                hint="Add a projection (1x1 conv) on one branch or fix the strides.",
-            )
-        return OpStats(output=inputs[0], other_ops=(len(inputs) - 1) * numel(inputs[0]))
-
-
-@dataclass(frozen=True)
-class Concat:
-    """Concatenation along channels; spatial sizes must be equal."""
-
-    op: ClassVar[str] = "concat"
-    merge: ClassVar[bool] = True
-
-    def describe(self) -> str:
-        return "concat"
-
-    def analyse(self, inputs: Sequence[Shape], names: Sequence[str] = ()) -> OpStats:
-        _check_arity(inputs, "concat")
-        if len({s[1:] for s in inputs}) != 1:
-            raise ShapeError(
-                "concat needs equal spatial sizes but got " + " and ".join(_merge_names(inputs, names)) + ".",
-                hint="Crop, pad or resample one branch so the spatial sizes agree.",
-            )
-        out = (sum(s[0] for s in inputs), *inputs[0][1:])
-        return OpStats(output=out, moved=numel(out))
-
-
-@dataclass(frozen=True)
-class Multiply:
-    """Broadcasting element-wise product (squeeze-and-excitation gates): NumPy broadcasting rules."""
-
-    op: ClassVar[str] = "multiply"
-    merge: ClassVar[bool] = True
-
-    def describe(self) -> str:
-        return "multiply"
-
-    def analyse(self, inputs: Sequence[Shape], names: Sequence[str] = ()) -> OpStats:
-        _check_arity(inputs, "multiply")
-        out = []
-        for sizes in zip(*inputs, strict=True):
-            big = {s for s in sizes if s != 1}
-            if len(big) > 1:
-                raise ShapeError(
-                    "multiply needs broadcastable shapes but got " + " and ".join(_merge_names(inputs, names)) + ".",
-                    hint="Each axis must be equal or 1 on all but one branch.",
-                )
-            out.append(max(sizes))
-        return OpStats(output=tuple(out), other_ops=(len(inputs) - 1) * numel(out))
-
-
-class Stage(NamedTuple):
-    """One node of a layer's or network's graph: a primitive applied to named earlier tensors."""
-
-    name: str
-    op: Op
-    inputs: tuple[str, ...]
-    label: str = ""
 
 
 def overlap_counts(size: int, kernel: int, stride: int, crop: tuple[int, int], dilation: int, output_padding: int) -> list[int]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from convcalc.errors import LimitError, Location, SpecError
-from convcalc.lines import LineDict, LineList, type_name
+from convcalc.parse.located import LineDict, LineList, type_name
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_NODES = 1_000_000

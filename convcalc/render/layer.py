@@ -13,10 +13,10 @@ from convcalc import rf
 from convcalc.engine import LayerResult, StageResult
 from convcalc.formula import axis_names
 from convcalc.kinds import Kind
-from convcalc.ops import numel
-from convcalc.render import Cell, Table
+from convcalc.parse.values import format_shape
+from convcalc.primitives.base import numel
+from convcalc.render.table import Cell, Table
 from convcalc.report import DATA_DEPENDENT, Costs, costs
-from convcalc.values import format_shape
 
 Layout = str
 """``channels_first`` (CxHxW, PyTorch) or ``channels_last`` (HxWxC, TF/Keras)."""

@@ -1,667 +1,61 @@
-"""Whole networks from YAML: the spec format, its evaluation, and ``check`` expectations.
-
-A network is a sequence of items (``specs/README.md`` documents the format)::
-
-    name: tiny_resnet
-    input: 3x32x32                    # or [3, 32, 32], or {shape: ..., batch: 8, layout: channels_last}
-    defaults: {bias: false}           # every layer whose type has the field; per type: {linear: {bias: true}}
-    define:                           # templates with parameters
-      block:
-        params: {channels: required, stride: 1}
-        layers:
-          - residual:
-              - {type: conv2d, out_channels: $channels, kernel_size: 3, stride: $stride, padding: 1}
-              - batchnorm2d
-            shortcut:                 # identity (default), none, or layers: here a projection ...
-              when: $stride != 1 or $in_channels != $channels   # ... skipped (= identity) if not needed
-              layers: [{type: conv2d, out_channels: $channels, kernel_size: 1, stride: $stride}]
-    layers:
-      - {type: conv2d, out_channels: 16, kernel_size: 3, padding: 1, name: stem}
-      - {type: block, channels: 32, repeat: 2, first: {stride: 2}, name: stage1}
-      - {type: concat, inputs: [stage1, stem]}   # merges: add / concat / multiply
-    expect: {output_shape: [48, 16, 16], max_params: 100000}
+"""Evaluate a network spec.
 
 Evaluation walks the items once, in order. Each layer is expanded by its kind
 (:func:`convcalc.engine.expand`) into primitive stages whose names are prefixed by the layer's
 path (``stage1.0.conv``); all of them form one flat graph (:attr:`NetResult.stages`), evaluated
 by :func:`convcalc.engine.walk` layer by layer, so the work is linear in the number of layers.
-Template arithmetic (``$width * 4``) goes through :func:`evaluate_expression`, an ``ast``
-whitelist of integers, names, ``+ - * // %``, comparisons and ``and/or/not``; never ``eval``.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import difflib
-import functools
 import gc
-import glob
-import operator
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import cast
 
 from convcalc import rf
 from convcalc.engine import StageResult, Tensor, expand, walk
 from convcalc.errors import ConvcalcError, LimitError, Location, ShapeError, SpecError
-from convcalc.kinds import all_kinds, lookup
+from convcalc.kinds import lookup
 from convcalc.kinds.base import Kind, normalise_name
-from convcalc.lines import LineDict, line_of, line_of_item, type_name
-from convcalc.loader import load_file
-from convcalc.ops import Add, Concat, DeformSample, Multiply, OpStats, Shape, Stage, numel
-from convcalc.spec import parse_layer
-from convcalc.values import parse_axes, parse_int
-
-MAX_LAYERS = 100_000
-"""Most layers (rows, merges included) a network may expand to."""
-MAX_REPEAT = MAX_LAYERS
-"""Largest ``repeat`` count (a larger one could never fit in :data:`MAX_LAYERS`)."""
-MAX_NESTING = 32
-"""Deepest nesting of blocks and template calls (recursive templates stop here)."""
-MAX_EXPRESSION = 200
-"""Longest template expression, in characters."""
-MAX_VALUE = 1 << 62
-"""Largest magnitude of any intermediate value of a template expression."""
-
-MERGES: dict[str, type[Add] | type[Concat] | type[Multiply]] = {"add": Add, "concat": Concat, "multiply": Multiply}
-BLOCK_KEYS = ("layers", "branches", "residual")
-ITEM_KEYS = ("name", "input", "repeat", "first", "each", "when", "expect")
-"""Keys every item may carry; a layer's other keys are its fields, a template call's its arguments."""
-BLOCK_EXTRA = {"layers": (), "branches": ("merge",), "residual": ("shortcut", "merge")}
-TOP_KEYS = ("name", "description", "input", "defaults", "variables", "define", "layers", "expect")
-REFS = ("previous", "input")
-LAYOUTS = ("channels_first", "channels_last")
-LAYER_EXPECT = ("shape", "params", "macs")
-NET_EXPECT = ("output_shape", "params", "macs", "flops", "max_params", "max_macs", "max_flops", "receptive_field")
-
-# ==============================================================================================
-# Template expressions
-# ==============================================================================================
-
-_BINARY: dict[type[ast.operator], Callable[[int, int], int]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-}
-_ORDER: dict[type[ast.cmpop], Callable[[int, int], bool]] = {
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-}
-_COMPARE: tuple[type[ast.AST], ...] = (ast.Eq, ast.NotEq, *_ORDER)
-_ALLOWED: tuple[type[ast.AST], ...] = (
-    ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.Name, ast.Constant, ast.Load,
-    ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or, *_BINARY, *_COMPARE,
-)  # fmt: skip
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-CONSTANTS: dict[str, object] = {"true": True, "false": False, "True": True, "False": False}
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_expression(text: str) -> ast.Expression:
-    """Parse and whitelist once per distinct text (templates repeat the same expressions)."""
-    if len(text) > MAX_EXPRESSION:
-        raise LimitError(f"the expression '{text[:40]}...' is longer than {MAX_EXPRESSION} characters.")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
-        raise SpecError(
-            f"'{text}' is not a valid expression.", hint="Use integers, names, + - * // %, comparisons, and/or/not."
-        ) from None
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED):
-            raise SpecError(
-                f"'{text}' uses {type(node).__name__}, which template expressions do not allow.",
-                hint="Only integers, parameter names, + - * // %, ( ), comparisons and and/or/not are allowed.",
-            )
-        if isinstance(node, ast.Constant) and (not isinstance(node.value, int) or isinstance(node.value, bool)):
-            raise SpecError(f"'{text}' contains the literal {node.value!r}; only integers are allowed.")
-    return tree
-
-
-def _number(value: object, name: str, text: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"in '{text}', '{name}' is {value!r}, not an integer.")
-    return value
-
-
-def _bounded(value: int, text: str) -> int:
-    if abs(value) > MAX_VALUE:
-        raise LimitError(f"'{text}' produces a value beyond ±2^62.")
-    return value
-
-
-def _eval(node: ast.AST, variables: Mapping[str, object], text: str) -> object:
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        if node.id in variables:
-            return variables[node.id]
-        if node.id in CONSTANTS:
-            return CONSTANTS[node.id]
-        raise SpecError(
-            f"'{text}' uses the unknown name '{node.id}'.{_did_you_mean(node.id, list(variables))}",
-            hint=f"Known names here: {', '.join(sorted(variables)) or 'none'}.",
-        )
-    if isinstance(node, ast.BinOp):
-        left = _number(_eval(node.left, variables, text), ast.unparse(node.left), text)
-        right = _number(_eval(node.right, variables, text), ast.unparse(node.right), text)
-        if isinstance(node.op, (ast.FloorDiv, ast.Mod)) and right == 0:
-            raise SpecError(f"'{text}' divides by zero.")
-        return _bounded(_BINARY[type(node.op)](left, right), text)
-    if isinstance(node, ast.UnaryOp):
-        operand = _eval(node.operand, variables, text)
-        if isinstance(node.op, ast.Not):
-            return not operand
-        number = _number(operand, ast.unparse(node.operand), text)
-        return -number if isinstance(node.op, ast.USub) else number
-    if isinstance(node, ast.BoolOp):
-        values = (_eval(v, variables, text) for v in node.values)
-        return all(values) if isinstance(node.op, ast.And) else any(values)
-    if isinstance(node, ast.Compare):
-        return _compare(node, variables, text)
-    raise SpecError(f"'{text}' cannot be evaluated.")  # unreachable: the whitelist admits nothing else
-
-
-def _compare(node: ast.Compare, variables: Mapping[str, object], text: str) -> bool:
-    """Chained comparisons; ``==``/``!=`` compare any values, ordering needs integers."""
-    a = _eval(node.left, variables, text)
-    for op, right in zip(node.ops, node.comparators, strict=True):
-        b = _eval(right, variables, text)
-        if isinstance(op, (ast.Eq, ast.NotEq)):
-            holds = (a == b) == isinstance(op, ast.Eq)
-        else:
-            holds = _ORDER[type(op)](_number(a, ast.unparse(node.left), text), _number(b, ast.unparse(right), text))
-        if not holds:
-            return False
-        a = b
-    return True
-
-
-def evaluate_expression(text: str, variables: Mapping[str, object]) -> object:
-    """Evaluate a template expression over ``variables`` (no ``eval``; see the module docstring)."""
-    return _eval(_parse_expression(text).body, variables, text)
-
-
-def _did_you_mean(word: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" Did you mean '{close[0]}'?" if close else ""
-
-
-def substitute(value: object, variables: Mapping[str, object]) -> object:
-    """Evaluate template expressions in ``value`` and, recursively, in its lists and mappings.
-
-    A string containing ``$`` is an expression: ``$width``, ``$width * 4``,
-    ``$stride == 1 and $in_channels == $out`` (the ``$`` before a name is optional after the
-    first one; ``${...}`` is accepted too). A lone ``$name`` may stand for any value (a list of
-    layers, a string...); arithmetic needs integers. Other strings are left alone.
-    """
-    if isinstance(value, str):
-        return _substitute_text(value, variables) if "$" in value else value
-    if isinstance(value, list):
-        return [substitute(v, variables) for v in value]
-    if isinstance(value, dict):
-        return _with_lines(value, {k: substitute(v, variables) for k, v in value.items()})
-    return value
-
-
-_DOLLAR = re.compile(r"\$(?=[A-Za-z_])")
-
-
-def _substitute_text(text: str, variables: Mapping[str, object]) -> object:
-    body = text.strip()
-    if body.startswith("${") and body.endswith("}"):
-        body = body[2:-1]
-    expression = _DOLLAR.sub("", body)
-    if "$" in expression or not expression.strip():
-        raise SpecError(f"'{text}' is not a template expression.", hint="Write $name or an expression such as $width * 4.")
-    return evaluate_expression(expression, variables)
-
-
-def _with_lines(original: Mapping[str, object], values: Mapping[str, object]) -> LineDict:
-    """A :class:`LineDict` holding ``values`` with the lines of ``original`` (where known)."""
-    out = LineDict()
-    out.update(values)
-    if isinstance(original, LineDict):
-        out.line = original.line
-        out.lines = dict(original.lines)
-    return out
-
-
-# ==============================================================================================
-# The spec
-# ==============================================================================================
-
-REQUIRED_PARAM = "required"
-
-
-@dataclass(frozen=True)
-class Template:
-    """A ``define`` entry: parameters (default or ``required``) and the body's items."""
-
-    name: str
-    params: Mapping[str, object]
-    body: Sequence[object]
-    where: Location
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    """A parsed network file (items are evaluated lazily, see :func:`evaluate_network`)."""
-
-    name: str
-    source: str
-    input_shape: Shape
-    layout: str
-    batch: int
-    layers: Sequence[object]
-    templates: Mapping[str, Template]
-    variables: Mapping[str, object]
-    defaults: Mapping[str, object]
-    kind_defaults: Mapping[str, Mapping[str, object]]
-    expect: Mapping[str, object] | None
-    where: Location
-
-    def to_layout(self, shape: Sequence[int]) -> Shape:
-        """Channels first -> the spec's layout."""
-        if self.layout == "channels_last" and len(shape) > 1:
-            return (*shape[1:], shape[0])
-        return tuple(shape)
-
-
-def _at(source: str, data: object, key: str | None = None) -> Location:
-    line = line_of(data, key) if isinstance(data, Mapping) else None
-    return Location(source, line)
-
-
-def _mapping(data: object, what: str, where: Location) -> Mapping[str, object]:
-    if not isinstance(data, Mapping):
-        raise SpecError(f"{what} must be a mapping, got {type_name(data)}.", where=where)
-    return cast(Mapping[str, object], data)
-
-
-def _check_keys(data: Mapping[str, object], allowed: Sequence[str], what: str, source: str) -> None:
-    for key in data:
-        if key not in allowed:
-            raise SpecError(
-                f"{what} has no key '{key}'.{_did_you_mean(str(key), allowed)}",
-                where=_at(source, data, key),
-                hint=f"Allowed keys: {', '.join(allowed)}.",
-            )
-
-
-def parse_input(value: object, source: str, where: Location) -> tuple[Shape, str, int]:
-    """``input``: a shape (1 to 4 sizes: C, CxL, CxHxW, CxDxHxW) or ``{shape, batch, layout}``."""
-    batch, layout = 1, "channels_first"
-    if isinstance(value, Mapping):
-        _check_keys(value, ("shape", "batch", "layout"), "'input'", source)
-        if "shape" not in value:
-            raise SpecError("'input' needs a 'shape'.", where=where, hint="Example: input: {shape: 3x224x224, batch: 8}.")
-        if "batch" in value:
-            batch = parse_int(value["batch"], "batch")
-        layout = str(value.get("layout", layout))
-        if layout not in LAYOUTS:
-            raise SpecError(f"'layout' must be one of {', '.join(LAYOUTS)}, got {layout!r}.", where=_at(source, value, "layout"))
-        value = value["shape"]
-    shape = parse_axes(value, "input")
-    if not 1 <= len(shape) <= 4:
-        raise SpecError(
-            f"'input' must have 1 to 4 sizes (C, CxL, CxHxW or CxDxHxW), got {len(shape)}.",
-            where=where,
-            hint="Example: input: 3x224x224 (the batch goes in 'batch').",
-        )
-    if layout == "channels_last" and len(shape) > 1:
-        shape = (shape[-1], *shape[:-1])
-    return shape, layout, batch
-
-
-def _parse_templates(data: object, source: str, where: Location) -> dict[str, Template]:
-    templates: dict[str, Template] = {}
-    for name, body in _mapping(data, "'define'", where).items():
-        at = _at(source, data, name)
-        _check_new_name(name, at)
-        if isinstance(body, list):
-            templates[name] = Template(name, {}, body, at)
-            continue
-        entry = _mapping(body, f"template '{name}'", at)
-        _check_keys(entry, ("params", "layers", "description"), f"template '{name}'", source)
-        if not isinstance(entry.get("layers"), list):
-            raise SpecError(f"template '{name}' needs a 'layers' list.", where=at)
-        params = entry.get("params") or {}
-        if isinstance(params, list):
-            params = dict.fromkeys((str(p) for p in params), REQUIRED_PARAM)
-        templates[name] = Template(
-            name, _mapping(params, f"'params' of template '{name}'", at), cast(list[object], entry["layers"]), at
-        )
-    return templates
-
-
-def _check_new_name(name: str, where: Location) -> None:
-    if not _NAME.fullmatch(name):
-        raise SpecError(f"template name '{name}' must be an identifier (letters, digits, _).", where=where)
-    if name in MERGES or name in REFS:
-        raise SpecError(f"'{name}' is reserved and cannot name a template.", where=where)
-    try:
-        kind = lookup(name)
-    except SpecError:
-        return
-    raise SpecError(f"template '{name}' has the name of the layer type '{kind.name}'.", where=where, hint="Rename the template.")
-
-
-def _field_names(key: str) -> set[str]:
-    """Canonical field names that ``key`` denotes in some kind (by name or alias)."""
-    return {f.name for kind in all_kinds() for f in kind.fields if key == f.name or key in f.aliases}
-
-
-def _parse_defaults(data: object, source: str, where: Location) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
-    flat: dict[str, object] = {}
-    per_kind: dict[str, dict[str, object]] = {}
-    every_field = sorted({f.name for kind in all_kinds() for f in kind.fields})
-    for key, value in _mapping(data, "'defaults'", where).items():
-        at = _at(source, data, key)
-        if isinstance(value, Mapping):
-            try:
-                kind = lookup(key)
-            except SpecError as err:
-                raise err.with_context(where=at) from None
-            for field_key in value:
-                if kind.field(str(field_key)) is None:
-                    raise SpecError(
-                        f"defaults for {kind.name}: it has no field '{field_key}'.", where=_at(source, value, field_key)
-                    )
-            per_kind[kind.name] = dict(value)
-        elif not _field_names(key):
-            raise SpecError(
-                f"'defaults' names '{key}', which is no field of any layer type.{_did_you_mean(key, every_field)}", where=at
-            )
-        else:
-            flat[key] = value
-    return flat, per_kind
-
-
-def parse_network(data: object, source: str) -> NetworkSpec:
-    """Validate the top level of a network file (items are checked when evaluated)."""
-    top = _mapping(data, "a network spec", Location(source, 1))
-    where = _at(source, top)
-    _check_keys(top, TOP_KEYS, "a network spec", source)
-    for key in ("input", "layers"):
-        if key not in top:
-            raise SpecError(
-                f"the network has no '{key}'.", where=where, hint="A network needs 'input' (a shape) and 'layers' (a list)."
-            )
-    layers = top["layers"]
-    if not isinstance(layers, list) or not layers:
-        raise SpecError("'layers' must be a non-empty list.", where=_at(source, top, "layers"))
-    shape, layout, batch = parse_input(top["input"], source, _at(source, top, "input"))
-    variables = dict(_mapping(top.get("variables") or {}, "'variables'", where))
-    flat, per_kind = _parse_defaults(top.get("defaults") or {}, source, _at(source, top, "defaults"))
-    expect = top.get("expect")
-    if expect is not None:
-        _check_keys(_mapping(expect, "'expect'", _at(source, top, "expect")), NET_EXPECT, "the network's 'expect'", source)
-    return NetworkSpec(
-        name=str(top.get("name") or source.rsplit("/", 1)[-1].rsplit(".", 1)[0]),
-        source=source,
-        input_shape=shape,
-        layout=layout,
-        batch=batch,
-        layers=layers,
-        templates=_parse_templates(top.get("define") or {}, source, _at(source, top, "define")),
-        variables=variables,
-        defaults=flat,
-        kind_defaults=per_kind,
-        expect=cast("Mapping[str, object] | None", expect),
-        where=where,
-    )
-
-
-def load_network(path: str) -> NetworkSpec:
-    """Read and parse a network file (``-`` reads stdin)."""
-    data, source = load_file(path)
-    return parse_network(data, source)
-
-
-# ==============================================================================================
-# Results
-# ==============================================================================================
-
-EXACT, NO_AXES, DATA_DEPENDENT, UNTRACKED = "exact", "no spatial axes", "data-dependent", "not tracked"
-
-
-@dataclass(frozen=True, slots=True)
-class LayerRow:
-    """One evaluated layer (or, folded, one block): per-sample numbers, exact integers."""
-
-    name: str
-    type: str
-    input_shapes: tuple[Shape, ...]
-    output_shape: Shape
-    params: int
-    macs: int
-    other_ops: int
-    bias_adds: int
-    moved: int
-    field: rf.Field | None
-    rf_status: str
-    notes: tuple[str, ...] = ()
-    where: Location | None = None
-    stages: tuple[StageResult, ...] = ()
-
-    @property
-    def flops(self) -> int:
-        """FLOPs = 2 x MACs (one multiply and one add per MAC)."""
-        return 2 * self.macs
-
-    @property
-    def activations(self) -> int:
-        """Elements of the output per sample."""
-        return numel(self.output_shape)
-
-    @property
-    def depth(self) -> int:
-        return self.name.count(".") + 1
-
-
-@dataclass(frozen=True)
-class BlockInfo:
-    """A named group of rows: a template call, sequence, residual, branches or repeat."""
-
-    path: str
-    type: str
-    where: Location | None
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """One checked ``expect`` entry."""
-
-    what: str
-    ok: bool
-    message: str
-    where: Location | None
-    layer: str | None = None
-
-
-@dataclass(frozen=True)
-class Totals:
-    """Network totals per sample (``activations``: the sum of every layer's output elements)."""
-
-    params: int
-    macs: int
-    other_ops: int
-    bias_adds: int
-    moved: int
-    activations: int
-    layers: int
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.macs
-
-
-@dataclass(frozen=True)
-class TypeShare:
-    """Costs of all layers of one type."""
-
-    type: str
-    count: int
-    params: int
-    macs: int
-    other_ops: int
-
-
-@dataclass
-class NetResult:
-    """An evaluated network: rows in order, blocks, the flat stage graph, expectations."""
-
-    spec: NetworkSpec
-    batch: int
-    rows: list[LayerRow] = field(default_factory=list)
-    blocks: dict[str, BlockInfo] = field(default_factory=dict)
-    stages: list[Stage] = field(default_factory=list)
-    expectations: list[Expectation] = field(default_factory=list)
-    output: Tensor | None = None
-    output_status: str = EXACT
-    complete: bool = True
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def input_shape(self) -> Shape:
-        return self.spec.input_shape
-
-    @property
-    def output_shape(self) -> Shape:
-        if self.output is not None:
-            return self.output.shape
-        return self.rows[-1].output_shape if self.rows else self.spec.input_shape
-
-    def totals(self) -> Totals:
-        return Totals(
-            params=sum(r.params for r in self.rows),
-            macs=sum(r.macs for r in self.rows),
-            other_ops=sum(r.other_ops for r in self.rows),
-            bias_adds=sum(r.bias_adds for r in self.rows),
-            moved=sum(r.moved for r in self.rows),
-            activations=sum(r.activations for r in self.rows),
-            layers=len(self.rows),
-        )
-
-    def breakdown(self) -> list[TypeShare]:
-        """Costs per layer type, heaviest (MACs, then params) first."""
-        shares: dict[str, list[int]] = {}
-        for row in self.rows:
-            entry = shares.setdefault(row.type, [0, 0, 0, 0])
-            entry[0] += 1
-            entry[1] += row.params
-            entry[2] += row.macs
-            entry[3] += row.other_ops
-        ordered = sorted(shares.items(), key=lambda kv: (-kv[1][2], -kv[1][1], kv[0]))
-        return [TypeShare(name, *values) for name, values in ordered]
-
-    def heaviest(self, count: int = 5, key: str = "macs") -> list[LayerRow]:
-        """The ``count`` layers with the most MACs (or ``key="params"``), ties in network order."""
-        ranked = sorted(self.rows, key=lambda r: -cast(int, getattr(r, key)))
-        return [r for r in ranked[:count] if getattr(r, key) > 0]
-
-    def fold(self, depth: int | None) -> list[LayerRow]:
-        """Rows with every block nested deeper than ``depth`` path levels folded into one row."""
-        if depth is None:
-            return list(self.rows)
-        out: list[LayerRow] = []
-        group: list[LayerRow] = []
-        key = ""
-        for row in self.rows:
-            parts = row.name.split(".")
-            if len(parts) <= depth:
-                out.extend(self._folded(key, group))
-                group, key = [], ""
-                out.append(row)
-                continue
-            prefix = ".".join(parts[:depth])
-            if group and prefix != key:
-                out.extend(self._folded(key, group))
-                group = []
-            group.append(row)
-            key = prefix
-        out.extend(self._folded(key, group))
-        return out
-
-    def _folded(self, key: str, group: list[LayerRow]) -> list[LayerRow]:
-        if not group:
-            return []
-        block = self.blocks.get(key)
-        last = group[-1]
-        return [
-            LayerRow(
-                name=key,
-                type=block.type if block else "block",
-                input_shapes=group[0].input_shapes,
-                output_shape=last.output_shape,
-                params=sum(r.params for r in group),
-                macs=sum(r.macs for r in group),
-                other_ops=sum(r.other_ops for r in group),
-                bias_adds=sum(r.bias_adds for r in group),
-                moved=sum(r.moved for r in group),
-                field=last.field,
-                rf_status=last.rf_status,
-                notes=tuple(dict.fromkeys(n for r in group for n in r.notes)),
-                where=block.where if block else group[0].where,
-            )
-        ]
-
-    def warnings(self) -> list[str]:
-        """Every distinct note of every row, prefixed by the row's name."""
-        return [f"{row.name}: {note}" for row in self.rows for note in row.notes]
-
-    def warning_summary(self, names: int = 3) -> list[str]:
-        """:meth:`warnings` with repeats collapsed, for reports read by people: one line per kind
-        of note (:func:`note_kind`) with the number of layers and the first ``names`` of them
-        (``12 layers (a, b, c and 9 more): <note>``); a note of a single layer keeps its full
-        form. A WaveNet's 30 causal merges thus take one line; :meth:`warnings` lists them all.
-        """
-        groups: dict[str, list[tuple[str, str]]] = {}
-        for row in self.rows:
-            for note in row.notes:
-                groups.setdefault(note_kind(note), []).append((row.name, note))
-        lines = []
-        for kind, members in groups.items():
-            if len(members) == 1:
-                lines.append(f"{members[0][0]}: {members[0][1]}")
-                continue
-            shown = ", ".join(name for name, _ in members[:names])
-            more = f" and {len(members) - names:,} more" if len(members) > names else ""
-            lines.append(f"{len(members):,} layers ({shown}{more}): {kind}")
-        return lines
-
-    @property
-    def failed(self) -> list[Expectation]:
-        return [e for e in self.expectations if not e.ok]
-
-
-class NetworkError(ConvcalcError):
-    """An error while evaluating a network, carrying the rows evaluated before it.
-
-    The message, layer, location, hint and exit code are the cause's, so generic handlers print
-    it like any other error; :attr:`partial` lets the CLI print the table up to the failure.
-    """
-
-    def __init__(self, cause: ConvcalcError, partial: NetResult) -> None:
-        super().__init__(cause.message, layer=cause.layer, where=cause.where, hint=cause.hint)
-        self.exit_code = cause.exit_code
-        self.cause = cause
-        self.partial = partial
-
-
-# ==============================================================================================
-# Evaluation
-# ==============================================================================================
+from convcalc.network.expressions import did_you_mean, substitute, with_lines
+from convcalc.network.result import (
+    DATA_DEPENDENT,
+    EXACT,
+    NO_AXES,
+    UNALIGNED,
+    UNTRACKED,
+    BlockInfo,
+    Expectation,
+    LayerRow,
+    NetResult,
+    NetworkError,
+)
+from convcalc.network.spec import (
+    BLOCK_EXTRA,
+    BLOCK_KEYS,
+    ITEM_KEYS,
+    LAYER_EXPECT,
+    MAX_LAYERS,
+    MAX_NESTING,
+    MAX_REPEAT,
+    MERGES,
+    REFS,
+    REQUIRED_PARAM,
+    NetworkSpec,
+    Template,
+    check_keys,
+    load_network,
+    location_of,
+    mapping_of,
+)
+from convcalc.parse.layer import parse_layer
+from convcalc.parse.located import LineDict, line_of, line_of_item
+from convcalc.parse.values import parse_axes
+from convcalc.primitives.base import OpStats, Shape, Stage
+from convcalc.primitives.conv import DeformSample
 
 
 @dataclass(frozen=True)
@@ -868,7 +262,7 @@ class _Evaluator:
             item["type"] = raw
             item.line = where.line
             return item
-        mapping = _mapping(raw, "a layer", where)
+        mapping = mapping_of(raw, "a layer", where)
         structure = [k for k in ("type", *BLOCK_KEYS) if k in mapping]
         if len(structure) != 1:
             raise SpecError(
@@ -888,11 +282,11 @@ class _Evaluator:
     def repeat(self, mapping: Mapping[str, object], path: str, scope: Scope, current: str, where: Location) -> str:
         variables = self.variables(scope, current)
         self.check_depth(scope, "repeat")
-        at = _at(self.spec.source, mapping, "repeat")
+        at = location_of(self.spec.source, mapping, "repeat")
         count = parse_count(substitute(mapping["repeat"], variables), "repeat", at)
         if count > MAX_REPEAT or len(self.result.rows) + count > MAX_LAYERS:
             raise LimitError(f"repeat: {count:,} would exceed the limit of {MAX_LAYERS:,} layers.", where=at)
-        first = _mapping(substitute(mapping.get("first") or {}, variables), "'first'", where)
+        first = mapping_of(substitute(mapping.get("first") or {}, variables), "'first'", where)
         each = self.each(mapping, count, variables, where)
         self.claim(path, where)
         self.result.blocks[path] = BlockInfo(path, f"{self.describe(mapping)} x{count}", where)
@@ -902,7 +296,7 @@ class _Evaluator:
             values = {**base, **(first if i == 0 else {}), **{k: v[i] for k, v in each.items()}}
             if i > 0:
                 values.pop("input", None)
-            item = _with_lines(mapping, values)
+            item = with_lines(mapping, values)
             if i == 0:
                 item.lines.update({k: line for k in first if (line := line_of(first, k)) is not None})
             iteration = Scope(path, {**scope.variables, "i": i}, current, scope.depth + 1, scope.calls)
@@ -927,13 +321,13 @@ class _Evaluator:
     def each(
         self, mapping: Mapping[str, object], count: int, variables: Mapping[str, object], where: Location
     ) -> dict[str, list[object]]:
-        each = _mapping(substitute(mapping.get("each") or {}, variables), "'each'", where)
+        each = mapping_of(substitute(mapping.get("each") or {}, variables), "'each'", where)
         out: dict[str, list[object]] = {}
         for key, values in each.items():
             if not isinstance(values, list) or len(values) != count:
                 raise SpecError(
                     f"'each: {key}' must be a list of {count} values (one per repetition).",
-                    where=_at(self.spec.source, each, key),
+                    where=location_of(self.spec.source, each, key),
                 )
             out[key] = values
         return out
@@ -993,8 +387,8 @@ class _Evaluator:
         for key in mapping:
             if key not in allowed:
                 raise SpecError(
-                    f"a '{structure}' block has no key '{key}'.{_did_you_mean(key, allowed)}",
-                    where=_at(self.spec.source, mapping, key),
+                    f"a '{structure}' block has no key '{key}'.{did_you_mean(key, allowed)}",
+                    where=location_of(self.spec.source, mapping, key),
                     hint=f"Its keys: {', '.join(allowed)}.",
                 )
         self.check_depth(scope, structure)
@@ -1017,17 +411,17 @@ class _Evaluator:
         if isinstance(value, str) and value.startswith("$"):
             value = substitute(value, variables)
         if not isinstance(value, list):
-            raise SpecError(f"'{key}' must be a list of layers.", where=_at(self.spec.source, mapping, key))
+            raise SpecError(f"'{key}' must be a list of layers.", where=location_of(self.spec.source, mapping, key))
         return value
 
     def merge_kind(self, mapping: Mapping[str, object], default: str | None, variables: Mapping[str, object]) -> str:
         value = mapping.get("merge", default)
         if value is None:
-            raise SpecError("branches need 'merge: add', 'concat' or 'multiply'.", where=_at(self.spec.source, mapping))
+            raise SpecError("branches need 'merge: add', 'concat' or 'multiply'.", where=location_of(self.spec.source, mapping))
         merge = normalise_name(str(substitute(value, variables)))
         if merge not in MERGES:
             raise SpecError(
-                f"'merge' must be add, concat or multiply, got {value!r}.", where=_at(self.spec.source, mapping, "merge")
+                f"'merge' must be add, concat or multiply, got {value!r}.", where=location_of(self.spec.source, mapping, "merge")
             )
         return merge
 
@@ -1082,14 +476,14 @@ class _Evaluator:
             return out
         elif isinstance(shortcut, list):
             other = self.sub_sequence(
-                shortcut, "shortcut", "shortcut", inner, current, _at(self.spec.source, mapping, "shortcut")
+                shortcut, "shortcut", "shortcut", inner, current, location_of(self.spec.source, mapping, "shortcut")
             )
         elif isinstance(shortcut, Mapping):
             other = self.item(shortcut, inner, current)
         else:
             raise SpecError(
                 f"'shortcut' must be identity/true, none/false, a list of layers or one item, got {shortcut!r}.",
-                where=_at(self.spec.source, mapping, "shortcut"),
+                where=location_of(self.spec.source, mapping, "shortcut"),
             )
         return self.merge_stage(merge, _join(inner.path, self.auto_name(inner.path, merge)), [out, other], where)
 
@@ -1109,8 +503,8 @@ class _Evaluator:
                 continue
             if key not in template.params:
                 raise SpecError(
-                    f"template '{template.name}' has no parameter '{key}'.{_did_you_mean(key, list(template.params))}",
-                    where=_at(self.spec.source, mapping, key),
+                    f"template '{template.name}' has no parameter '{key}'.{did_you_mean(key, list(template.params))}",
+                    where=location_of(self.spec.source, mapping, key),
                     hint=f"Its parameters: {', '.join(template.params) or 'none'} (defined at {template.where}).",
                 )
             args[key] = substitute(value, variables)
@@ -1149,7 +543,7 @@ class _Evaluator:
                 except ConvcalcError as err:
                     raise type(err)(
                         f"the default of parameter '{key}' of template '{template.name}' ({default!r}): {err.message}",
-                        where=_at(self.spec.source, template.params, key),
+                        where=location_of(self.spec.source, template.params, key),
                         hint=err.hint,
                     ) from None
             known[key] = args[key]
@@ -1184,7 +578,7 @@ class _Evaluator:
                 )
         visible = [n.rpartition(".")[2] for n in self.names] + list(self.names)
         raise SpecError(
-            f"unknown reference '{value}'.{_did_you_mean(value, visible)}",
+            f"unknown reference '{value}'.{did_you_mean(value, visible)}",
             where=where,
             hint="Name the layer with 'name: ...' first.",
         )
@@ -1209,7 +603,7 @@ class _Evaluator:
     ) -> str:
         resolved = {k: substitute(v, variables) for k, v in mapping.items() if k not in ITEM_KEYS}
         kind = lookup(resolved["type"])
-        spec = parse_layer(_with_lines(mapping, resolved), name=path, where=where, defaults=self.kind_defaults(kind))
+        spec = parse_layer(with_lines(mapping, resolved), name=path, where=where, defaults=self.kind_defaults(kind))
         source = self.tensors[current]
         stages, notes = expand(spec, source.shape)
         flat = self.prefix(stages, path, current)
@@ -1238,7 +632,7 @@ class _Evaluator:
             if key not in ("type", "inputs", *ITEM_KEYS):
                 raise SpecError(
                     f"a {type_name} merge has no field '{key}'.",
-                    where=_at(self.spec.source, mapping, key),
+                    where=location_of(self.spec.source, mapping, key),
                     hint="It takes 'inputs'.",
                 )
         refs = substitute(mapping.get("inputs"), variables)
@@ -1319,8 +713,8 @@ class _Evaluator:
         expect = mapping.get("expect")
         if expect is None:
             return
-        expect = _mapping(expect, "'expect'", where)
-        _check_keys(expect, LAYER_EXPECT, f"the 'expect' of layer '{path}'", self.spec.source)
+        expect = mapping_of(expect, "'expect'", where)
+        check_keys(expect, LAYER_EXPECT, f"the 'expect' of layer '{path}'", self.spec.source)
         rows = self.result.rows[start:]
         actual: dict[str, object] = {
             "shape": self.spec.to_layout(self.tensors[out].shape),
@@ -1328,7 +722,7 @@ class _Evaluator:
             "macs": sum(r.macs for r in rows),
         }
         for key, wanted in expect.items():
-            at = _at(self.spec.source, expect, key)
+            at = location_of(self.spec.source, expect, key)
             self.result.expectations.append(self.compare(f"layer '{path}' {key}", key, wanted, actual[key], at, path))
 
     def compare(
@@ -1375,7 +769,7 @@ class _Evaluator:
             "receptive_field": sizes,
         }
         for key, wanted in expect.items():
-            at = _at(self.spec.source, expect, key)
+            at = location_of(self.spec.source, expect, key)
             self.result.expectations.append(self.compare(key, key, wanted, actual[key], at))
 
 
@@ -1410,8 +804,6 @@ def broadcast_merge(inputs: Sequence[Tensor], output: Shape) -> tuple[rf.Field, 
     return tuple(axes), aligned
 
 
-UNALIGNED = "merged paths are not aligned"
-"""How an unaligned-merge note starts (:func:`unaligned_note`)."""
 
 
 def unaligned_note(names: Sequence[str], inputs: Sequence[Tensor], output: Shape) -> str:
@@ -1424,14 +816,6 @@ def unaligned_note(names: Sequence[str], inputs: Sequence[Tensor], output: Shape
         starts = "x".join(rf.fmt(a.start) for a in tensor.field)
         parts.append(f"'{name}' (effective stride {jumps}, centre {starts})")
     return f"{UNALIGNED}: " + " vs ".join(parts) + "; the receptive field shown is the largest."
-
-
-def note_kind(note: str) -> str:
-    """What a note says regardless of the layer: an unaligned-merge note without its branches'
-    names, strides and centres; any other note is its own kind."""
-    if note.startswith(UNALIGNED):
-        return f"{UNALIGNED} (the inputs differ in effective stride or centre); the receptive field shown is the largest."
-    return note
 
 
 def parse_count(value: object, key: str, where: Location) -> int:
@@ -1483,91 +867,3 @@ def _gc_paused() -> Iterator[None]:
 def evaluate_file(path: str, *, batch: int | None = None) -> NetResult:
     """Load and evaluate a network file."""
     return evaluate_network(load_network(path), batch=batch)
-
-
-# ==============================================================================================
-# check
-# ==============================================================================================
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The outcome of checking one spec file."""
-
-    file: str
-    name: str
-    expectations: tuple[Expectation, ...] = ()
-    error: ConvcalcError | None = None
-
-    @property
-    def status(self) -> str:
-        """``pass``, ``fail`` (an expectation does not hold) or ``error`` (the spec is bad input)."""
-        if self.error is not None:
-            return "error"
-        return "fail" if any(not e.ok for e in self.expectations) else "pass"
-
-
-def check_file(path: str) -> CheckResult:
-    """Evaluate one spec and check its expectations; errors are captured, never raised."""
-    try:
-        spec = load_network(path)
-    except ConvcalcError as err:
-        return CheckResult(path, path, error=err)
-    try:
-        result = evaluate_network(spec)
-    except NetworkError as err:
-        return CheckResult(path, spec.name, tuple(err.partial.expectations), err.cause)
-    return CheckResult(path, spec.name, tuple(result.expectations))
-
-
-def expand_paths(patterns: Sequence[str]) -> Iterator[str]:
-    """Files matched by each pattern, in order (a pattern without a match is passed through so
-    its error names it)."""
-    seen: set[str] = set()
-    for pattern in patterns:
-        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
-        for path in matches or [pattern]:
-            if path not in seen:
-                seen.add(path)
-                yield path
-
-
-def check(patterns: Sequence[str]) -> list[CheckResult]:
-    """Check every spec matched by ``patterns`` (globs allowed)."""
-    return [check_file(path) for path in expand_paths(patterns)]
-
-
-def check_exit_code(results: Sequence[CheckResult]) -> int:
-    """0 when every spec passes, 2 when any is bad input, else 1."""
-    statuses = {r.status for r in results}
-    if "error" in statuses:
-        return 2
-    return 1 if "fail" in statuses else 0
-
-
-__all__ = [
-    "MAX_LAYERS",
-    "MAX_NESTING",
-    "MAX_REPEAT",
-    "BlockInfo",
-    "CheckResult",
-    "Expectation",
-    "LayerRow",
-    "NetResult",
-    "NetworkError",
-    "NetworkSpec",
-    "Template",
-    "Totals",
-    "TypeShare",
-    "check",
-    "check_exit_code",
-    "check_file",
-    "evaluate_expression",
-    "evaluate_file",
-    "evaluate_network",
-    "expand_paths",
-    "load_network",
-    "note_kind",
-    "parse_network",
-    "substitute",
-]

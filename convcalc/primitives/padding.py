@@ -19,11 +19,16 @@ per side for ``same`` and 0 for ``valid``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import ClassVar
 
 from convcalc.errors import ShapeError
 from convcalc.formula import axis_names
-from convcalc.ops import effective_kernel
-from convcalc.values import Axes, Padding, Pairs
+from convcalc.parse.values import Axes, Padding, Pairs
+from convcalc.primitives.base import OpStats, Shape, check_rank, numel, pads_text, single_input
+from convcalc.primitives.conv import effective_kernel
+from convcalc.rf import AxisStep
 
 
 def _same_pair(size: int, k_eff: int, stride: int) -> tuple[int, int]:
@@ -102,3 +107,36 @@ def resolve_transposed_padding(
             " (set output_padding, even 0, for the other Keras formula).",
         ),
     )
+
+
+@dataclass(frozen=True)
+class Pad:
+    """Zero padding (PyTorch ``ZeroPad*d``, Keras ``ZeroPadding*D``) or, with negative amounts,
+    cropping (Keras ``Cropping*D``): ``out = i + before + after`` per axis.
+
+    No params or ops; ``moved`` = output elements. Receptive-field step: kernel 1, stride 1,
+    padding ``before`` (the first output unit sits ``before`` pixels left of the first input).
+    """
+
+    op: ClassVar[str] = "pad"
+    merge: ClassVar[bool] = False
+
+    padding: tuple[tuple[int, int], ...]
+
+    def describe(self) -> str:
+        if all(a <= 0 and b <= 0 for a, b in self.padding):
+            return "crop " + pads_text(tuple((-a, -b) for a, b in self.padding))
+        return "zero pad " + pads_text(self.padding)
+
+    def analyse(self, inputs: Sequence[Shape], names: Sequence[str] = ()) -> OpStats:
+        shape = single_input(inputs, self.op)
+        check_rank(shape, len(self.padding), "this padding")
+        out = tuple(i + a + b for i, (a, b) in zip(shape[1:], self.padding, strict=True))
+        for name, size in zip(axis_names(len(out)), out, strict=True):
+            if size < 1:
+                raise ShapeError(f"along axis {name} the cropped size is {size} (< 1).", hint="Crop less.")
+        return OpStats(
+            output=(shape[0], *out),
+            moved=shape[0] * numel(out),
+            rf=tuple(AxisStep(1, 1, Fraction(a)) for a, _ in self.padding),
+        )

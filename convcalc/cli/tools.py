@@ -11,12 +11,12 @@ from convcalc.formula import axis_names
 from convcalc.inverse import Search, Solution, check_sizes, same_padding, solve_conv, solve_transposed
 from convcalc.kinds import all_kinds, lookup
 from convcalc.kinds.base import REQUIRED
-from convcalc.ops import Conv, overlap_counts, uneven_overlap
-from convcalc.render import Format, Table, render
+from convcalc.parse.layer import build_request
+from convcalc.parse.values import MAX_DIM, broadcast_axes, parse_axes
+from convcalc.primitives.conv import Conv, overlap_counts, uneven_overlap
+from convcalc.render.layer import types_table
+from convcalc.render.table import Format, Table, render
 from convcalc.report import costs, layer_to_dict
-from convcalc.request import build_request
-from convcalc.values import MAX_DIM, broadcast_axes, parse_axes
-from convcalc.views import types_table
 
 DEFAULT_COMPARE = {
     1: ("conv1d", "separable1d", "depthwise1d"),

@@ -128,7 +128,7 @@ LAYER_FLAGS = (
 
 def layer_flags(given: Mapping[str, object]) -> dict[str, object]:
     """The layer-field flags a command was given (``None`` = not given) plus its ``--set`` pairs."""
-    from convcalc.request import parse_set
+    from convcalc.parse.layer import parse_set
 
     flags = {name: given[name] for name in LAYER_FLAGS if given.get(name) is not None}
     set_fields = given.get("set_fields")
@@ -173,10 +173,10 @@ def _layer_command(view: str, target: typer.Typer) -> None:
 
         def body() -> None:
             from convcalc.engine import evaluate_layer
-            from convcalc.render import Format, render
+            from convcalc.parse.layer import build_request
+            from convcalc.render.layer import layer_table
+            from convcalc.render.table import Format, render
             from convcalc.report import layer_to_dict
-            from convcalc.request import build_request
-            from convcalc.views import layer_table
 
             flags = layer_flags(given)
             request = build_request(
@@ -200,7 +200,7 @@ def types_command(
     """Every layer type with its aliases, fields and formulas."""
 
     def body() -> None:
-        from convcalc.commands import types_output
+        from convcalc.cli.tools import types_output
 
         typer.echo(types_output(name, formulas, fmt.value))
 
@@ -228,7 +228,7 @@ def compare_command(
     given = dict(locals())
 
     def body() -> None:
-        from convcalc.commands import compare_output
+        from convcalc.cli.tools import compare_output
 
         flags = layer_flags(given)
         typer.echo(compare_output(types or [], flags, in_shape, batch, fmt.value))
@@ -255,7 +255,7 @@ def solve_command(
     """Inverse questions: which padding keeps the size; which kernel/stride/padding/dilation map i to o."""
 
     def body() -> None:
-        from convcalc.commands import solve_output
+        from convcalc.cli.tools import solve_output
 
         typer.echo(solve_output(in_size, out_size, kernel_size, stride, padding, dilation, transposed, limit, fmt.value))
 
@@ -274,7 +274,7 @@ def overlap_command(
     """How many input pixels feed each output pixel of a transposed convolution (checkerboard check)."""
 
     def body() -> None:
-        from convcalc.commands import overlap_output
+        from convcalc.cli.tools import overlap_output
 
         typer.echo(overlap_output(in_size, kernel_size, stride, padding, dilation or "1", output_padding or "0", fmt.value))
 
@@ -282,13 +282,13 @@ def overlap_command(
 
 
 def _network(target: typer.Typer) -> None:
-    from convcalc import cli_net
+    from convcalc.cli import net as cli_net
 
     cli_net.register(target)
 
 
 def _executor(target: typer.Typer) -> None:
-    from convcalc import cli_run
+    from convcalc.cli import run as cli_run
 
     cli_run.register(target)
 

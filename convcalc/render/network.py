@@ -14,8 +14,9 @@ import json
 from collections.abc import Callable, Sequence
 
 from convcalc import rf
-from convcalc.network import EXACT, NO_AXES, CheckResult, LayerRow, NetResult
-from convcalc.values import format_shape
+from convcalc.network.check import CheckResult
+from convcalc.network.result import EXACT, NO_AXES, LayerRow, NetResult
+from convcalc.parse.values import format_shape
 
 NET_FORMATS = ("table", "json", "csv", "markdown")
 CHECK_FORMATS = ("text", "github", "junit")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from convcalc.values import format_shape
+from convcalc.parse.values import format_shape
 
 
 class Format(str, Enum):

@@ -1,0 +1,1 @@
+"""Whole networks from YAML: template expressions, the spec, evaluation, results and ``check``."""

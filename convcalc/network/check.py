@@ -1,0 +1,67 @@
+"""``check``: evaluate specs and compare them with the expectations they state (CI)."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from convcalc.errors import ConvcalcError
+from convcalc.network.evaluate import evaluate_network
+from convcalc.network.result import Expectation, NetworkError
+from convcalc.network.spec import load_network
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of checking one spec file."""
+
+    file: str
+    name: str
+    expectations: tuple[Expectation, ...] = ()
+    error: ConvcalcError | None = None
+
+    @property
+    def status(self) -> str:
+        """``pass``, ``fail`` (an expectation does not hold) or ``error`` (the spec is bad input)."""
+        if self.error is not None:
+            return "error"
+        return "fail" if any(not e.ok for e in self.expectations) else "pass"
+
+
+def check_file(path: str) -> CheckResult:
+    """Evaluate one spec and check its expectations; errors are captured, never raised."""
+    try:
+        spec = load_network(path)
+    except ConvcalcError as err:
+        return CheckResult(path, path, error=err)
+    try:
+        result = evaluate_network(spec)
+    except NetworkError as err:
+        return CheckResult(path, spec.name, tuple(err.partial.expectations), err.cause)
+    return CheckResult(path, spec.name, tuple(result.expectations))
+
+
+def expand_paths(patterns: Sequence[str]) -> Iterator[str]:
+    """Files matched by each pattern, in order (a pattern without a match is passed through so
+    its error names it)."""
+    seen: set[str] = set()
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
+        for path in matches or [pattern]:
+            if path not in seen:
+                seen.add(path)
+                yield path
+
+
+def check(patterns: Sequence[str]) -> list[CheckResult]:
+    """Check every spec matched by ``patterns`` (globs allowed)."""
+    return [check_file(path) for path in expand_paths(patterns)]
+
+
+def check_exit_code(results: Sequence[CheckResult]) -> int:
+    """0 when every spec passes, 2 when any is bad input, else 1."""
+    statuses = {r.status for r in results}
+    if "error" in statuses:
+        return 2
+    return 1 if "fail" in statuses else 0

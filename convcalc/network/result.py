@@ -1,0 +1,253 @@
+"""What evaluating a network produces: rows, blocks, totals, expectations, :class:`NetResult`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import cast
+
+from convcalc import rf
+from convcalc.engine import StageResult, Tensor
+from convcalc.errors import ConvcalcError, Location
+from convcalc.network.spec import NetworkSpec
+from convcalc.primitives.base import Shape, Stage, numel
+
+EXACT, NO_AXES, DATA_DEPENDENT, UNTRACKED = "exact", "no spatial axes", "data-dependent", "not tracked"
+
+
+UNALIGNED = "merged paths are not aligned"
+"""How an unaligned-merge note starts (:func:`unaligned_note`)."""
+
+
+def note_kind(note: str) -> str:
+    """What a note says regardless of the layer: an unaligned-merge note without its branches'
+    names, strides and centres; any other note is its own kind."""
+    if note.startswith(UNALIGNED):
+        return f"{UNALIGNED} (the inputs differ in effective stride or centre); the receptive field shown is the largest."
+    return note
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRow:
+    """One evaluated layer (or, folded, one block): per-sample numbers, exact integers."""
+
+    name: str
+    type: str
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    params: int
+    macs: int
+    other_ops: int
+    bias_adds: int
+    moved: int
+    field: rf.Field | None
+    rf_status: str
+    notes: tuple[str, ...] = ()
+    where: Location | None = None
+    stages: tuple[StageResult, ...] = ()
+
+    @property
+    def flops(self) -> int:
+        """FLOPs = 2 x MACs (one multiply and one add per MAC)."""
+        return 2 * self.macs
+
+    @property
+    def activations(self) -> int:
+        """Elements of the output per sample."""
+        return numel(self.output_shape)
+
+    @property
+    def depth(self) -> int:
+        return self.name.count(".") + 1
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """A named group of rows: a template call, sequence, residual, branches or repeat."""
+
+    path: str
+    type: str
+    where: Location | None
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One checked ``expect`` entry."""
+
+    what: str
+    ok: bool
+    message: str
+    where: Location | None
+    layer: str | None = None
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Network totals per sample (``activations``: the sum of every layer's output elements)."""
+
+    params: int
+    macs: int
+    other_ops: int
+    bias_adds: int
+    moved: int
+    activations: int
+    layers: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+
+@dataclass(frozen=True)
+class TypeShare:
+    """Costs of all layers of one type."""
+
+    type: str
+    count: int
+    params: int
+    macs: int
+    other_ops: int
+
+
+@dataclass
+class NetResult:
+    """An evaluated network: rows in order, blocks, the flat stage graph, expectations."""
+
+    spec: NetworkSpec
+    batch: int
+    rows: list[LayerRow] = field(default_factory=list)
+    blocks: dict[str, BlockInfo] = field(default_factory=dict)
+    stages: list[Stage] = field(default_factory=list)
+    expectations: list[Expectation] = field(default_factory=list)
+    output: Tensor | None = None
+    output_status: str = EXACT
+    complete: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.spec.input_shape
+
+    @property
+    def output_shape(self) -> Shape:
+        if self.output is not None:
+            return self.output.shape
+        return self.rows[-1].output_shape if self.rows else self.spec.input_shape
+
+    def totals(self) -> Totals:
+        return Totals(
+            params=sum(r.params for r in self.rows),
+            macs=sum(r.macs for r in self.rows),
+            other_ops=sum(r.other_ops for r in self.rows),
+            bias_adds=sum(r.bias_adds for r in self.rows),
+            moved=sum(r.moved for r in self.rows),
+            activations=sum(r.activations for r in self.rows),
+            layers=len(self.rows),
+        )
+
+    def breakdown(self) -> list[TypeShare]:
+        """Costs per layer type, heaviest (MACs, then params) first."""
+        shares: dict[str, list[int]] = {}
+        for row in self.rows:
+            entry = shares.setdefault(row.type, [0, 0, 0, 0])
+            entry[0] += 1
+            entry[1] += row.params
+            entry[2] += row.macs
+            entry[3] += row.other_ops
+        ordered = sorted(shares.items(), key=lambda kv: (-kv[1][2], -kv[1][1], kv[0]))
+        return [TypeShare(name, *values) for name, values in ordered]
+
+    def heaviest(self, count: int = 5, key: str = "macs") -> list[LayerRow]:
+        """The ``count`` layers with the most MACs (or ``key="params"``), ties in network order."""
+        ranked = sorted(self.rows, key=lambda r: -cast(int, getattr(r, key)))
+        return [r for r in ranked[:count] if getattr(r, key) > 0]
+
+    def fold(self, depth: int | None) -> list[LayerRow]:
+        """Rows with every block nested deeper than ``depth`` path levels folded into one row."""
+        if depth is None:
+            return list(self.rows)
+        out: list[LayerRow] = []
+        group: list[LayerRow] = []
+        key = ""
+        for row in self.rows:
+            parts = row.name.split(".")
+            if len(parts) <= depth:
+                out.extend(self._folded(key, group))
+                group, key = [], ""
+                out.append(row)
+                continue
+            prefix = ".".join(parts[:depth])
+            if group and prefix != key:
+                out.extend(self._folded(key, group))
+                group = []
+            group.append(row)
+            key = prefix
+        out.extend(self._folded(key, group))
+        return out
+
+    def _folded(self, key: str, group: list[LayerRow]) -> list[LayerRow]:
+        if not group:
+            return []
+        block = self.blocks.get(key)
+        last = group[-1]
+        return [
+            LayerRow(
+                name=key,
+                type=block.type if block else "block",
+                input_shapes=group[0].input_shapes,
+                output_shape=last.output_shape,
+                params=sum(r.params for r in group),
+                macs=sum(r.macs for r in group),
+                other_ops=sum(r.other_ops for r in group),
+                bias_adds=sum(r.bias_adds for r in group),
+                moved=sum(r.moved for r in group),
+                field=last.field,
+                rf_status=last.rf_status,
+                notes=tuple(dict.fromkeys(n for r in group for n in r.notes)),
+                where=block.where if block else group[0].where,
+            )
+        ]
+
+    def warnings(self) -> list[str]:
+        """Every distinct note of every row, prefixed by the row's name."""
+        return [f"{row.name}: {note}" for row in self.rows for note in row.notes]
+
+    def warning_summary(self, names: int = 3) -> list[str]:
+        """:meth:`warnings` with repeats collapsed, for reports read by people: one line per kind
+        of note (:func:`note_kind`) with the number of layers and the first ``names`` of them
+        (``12 layers (a, b, c and 9 more): <note>``); a note of a single layer keeps its full
+        form. A WaveNet's 30 causal merges thus take one line; :meth:`warnings` lists them all.
+        """
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for row in self.rows:
+            for note in row.notes:
+                groups.setdefault(note_kind(note), []).append((row.name, note))
+        lines = []
+        for kind, members in groups.items():
+            if len(members) == 1:
+                lines.append(f"{members[0][0]}: {members[0][1]}")
+                continue
+            shown = ", ".join(name for name, _ in members[:names])
+            more = f" and {len(members) - names:,} more" if len(members) > names else ""
+            lines.append(f"{len(members):,} layers ({shown}{more}): {kind}")
+        return lines
+
+    @property
+    def failed(self) -> list[Expectation]:
+        return [e for e in self.expectations if not e.ok]
+
+
+class NetworkError(ConvcalcError):
+    """An error while evaluating a network, carrying the rows evaluated before it.
+
+    The message, layer, location, hint and exit code are the cause's, so generic handlers print
+    it like any other error; :attr:`partial` lets the CLI print the table up to the failure.
+    """
+
+    def __init__(self, cause: ConvcalcError, partial: NetResult) -> None:
+        super().__init__(cause.message, layer=cause.layer, where=cause.where, hint=cause.hint)
+        self.exit_code = cause.exit_code
+        self.cause = cause
+        self.partial = partial

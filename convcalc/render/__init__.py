@@ -1,0 +1,1 @@
+"""Output: one Format, one table printer, one unit scaler; layer, network and check renderers."""
