@@ -1,29 +1,68 @@
-"""Plain-data reports of evaluated layers: exact integers, units named, ready for any renderer.
+"""One record of what layers cost and what they see, for single layers and network rows alike.
 
-``batch`` scales MACs, FLOPs, bias additions, other operations and activations, never
-parameters. Shapes are channels-first lists without the batch axis.
+:class:`Costs` sums the :class:`~convcalc.primitives.base.OpStats` of some stages (exact integers,
+units named); a receptive field is a per-axis :data:`convcalc.rf.Field` plus one status from
+:data:`FIELD_STATUSES`, rendered the same way everywhere. ``batch`` scales MACs, FLOPs, bias
+additions, other operations and activations, never parameters. Shapes are channels-first lists
+without the batch axis.
 """
 
-from collections.abc import Sequence
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from convcalc import rf
 from convcalc.engine import LayerResult, StageResult
 from convcalc.formula import axis_names
-from convcalc.primitives.base import numel
+from convcalc.primitives.base import Op, OpStats, numel
+from convcalc.primitives.conv import DeformSample
 
+EXACT = "exact"
+"""The field is known per axis: exact integers, or exact fractions on a grid refined by upsampling
+(then a phase-independent bound, see :mod:`convcalc.primitives.resample`)."""
+NO_AXES = "no spatial axes"
+"""The tensor has no spatial axis (after flatten or global pooling + flatten): nothing to track."""
 DATA_DEPENDENT = "data-dependent"
+"""The sampling positions come from the data (deformable convolution's offsets)."""
+NOT_TRACKED = "not tracked"
+"""convcalc does not track it (non-integer resampling ratios, uneven adaptive windows; the op's note says which)."""
+FIELD_STATUSES = (EXACT, NO_AXES, DATA_DEPENDENT, NOT_TRACKED)
+"""The receptive-field vocabulary of every report (a new status, e.g. global context, is one more entry)."""
+
+
+def field_status(output: Sequence[int], field: rf.Field | None, op: Op, inputs: Iterable[str]) -> str:
+    """The status of the field of a tensor made by ``op`` from inputs with statuses ``inputs``:
+    an unknown field inherits the reason of its first unknown input, else is data-dependent
+    (deformable sampling) or not tracked."""
+    if len(output) == 1:
+        return NO_AXES
+    if field is not None:
+        return EXACT
+    unknown = [status for status in inputs if status not in (EXACT, NO_AXES)]
+    if unknown:
+        return unknown[0]
+    return DATA_DEPENDENT if isinstance(op, DeformSample) else NOT_TRACKED
+
+
+def stage_statuses(stages: Sequence[StageResult]) -> dict[str, str]:
+    """The field status of every stage of one layer (the layer's own input is known: exact)."""
+    statuses: dict[str, str] = {}
+    for stage in stages:
+        inputs = (statuses.get(name, EXACT) for name in stage.inputs)
+        statuses[stage.name] = field_status(stage.output, stage.field, stage.op, inputs)
+    return statuses
 
 
 class Costs(NamedTuple):
-    """Summed costs of some stages, for ``batch`` samples."""
+    """Summed costs of some stages: weights and biases once, the rest per sample x ``batch``."""
 
-    weights: int
-    biases: int
-    macs: int
-    bias_adds: int
-    other_ops: int
-    moved: int
+    weights: int = 0
+    biases: int = 0
+    macs: int = 0
+    bias_adds: int = 0
+    other_ops: int = 0
+    moved: int = 0
 
     @property
     def params(self) -> int:
@@ -47,22 +86,62 @@ class Costs(NamedTuple):
         }
 
 
-def costs(stages: Sequence[StageResult], batch: int = 1) -> Costs:
-    """Sum the stages' costs; per-sample counts are multiplied by ``batch``."""
+def sum_costs(parts: Iterable[Costs | OpStats], batch: int = 1) -> Costs:
+    """Add up costs (or primitives' stats); per-sample counts are multiplied by ``batch``."""
+    items = list(parts)
     return Costs(
-        weights=sum(s.stats.weights for s in stages),
-        biases=sum(s.stats.biases for s in stages),
-        macs=batch * sum(s.stats.macs for s in stages),
-        bias_adds=batch * sum(s.stats.bias_adds for s in stages),
-        other_ops=batch * sum(s.stats.other_ops for s in stages),
-        moved=batch * sum(s.stats.moved for s in stages),
+        weights=sum(p.weights for p in items),
+        biases=sum(p.biases for p in items),
+        macs=batch * sum(p.macs for p in items),
+        bias_adds=batch * sum(p.bias_adds for p in items),
+        other_ops=batch * sum(p.other_ops for p in items),
+        moved=batch * sum(p.moved for p in items),
     )
 
 
-def field_to_dict(field: rf.Field | None) -> list[dict[str, int | str]] | str:
-    """Per-axis receptive field (size, effective stride, start/centre, effective padding), or ``data-dependent``."""
+def costs(stages: Sequence[StageResult], batch: int = 1) -> Costs:
+    """The costs of some evaluated stages for ``batch`` samples."""
+    return sum_costs((s.stats for s in stages), batch)
+
+
+class CostFields:
+    """``params``, ``macs``, ... of a record that holds a per-sample :class:`Costs` as ``costs``."""
+
+    __slots__ = ()
+    costs: Costs
+
+    @property
+    def params(self) -> int:
+        return self.costs.params
+
+    @property
+    def macs(self) -> int:
+        return self.costs.macs
+
+    @property
+    def flops(self) -> int:
+        return self.costs.flops
+
+    @property
+    def other_ops(self) -> int:
+        return self.costs.other_ops
+
+    @property
+    def bias_adds(self) -> int:
+        return self.costs.bias_adds
+
+    @property
+    def moved(self) -> int:
+        return self.costs.moved
+
+
+def field_to_dict(field: rf.Field | None, status: str) -> list[dict[str, int | str]] | str:
+    """Per-axis receptive field (size, effective stride, start/centre, effective padding); ``[]``
+    without spatial axes; else the status (``data-dependent``, ``not tracked``)."""
+    if status == NO_AXES:
+        return []
     if field is None:
-        return DATA_DEPENDENT
+        return status
     return [
         {
             "axis": name,
@@ -75,7 +154,7 @@ def field_to_dict(field: rf.Field | None) -> list[dict[str, int | str]] | str:
     ]
 
 
-def stage_to_dict(stage: StageResult, batch: int) -> dict[str, object]:
+def stage_to_dict(stage: StageResult, batch: int, status: str) -> dict[str, object]:
     return {
         "name": stage.name,
         "op": stage.op.op,
@@ -85,13 +164,14 @@ def stage_to_dict(stage: StageResult, batch: int) -> dict[str, object]:
         "output_shape": list(stage.output),
         **costs([stage], batch).to_dict(),
         "activation": batch * numel(stage.output),
-        "receptive_field": field_to_dict(stage.field),
+        "receptive_field": field_to_dict(stage.field, status),
     }
 
 
 def layer_to_dict(result: LayerResult, batch: int = 1) -> dict[str, object]:
     """The stable JSON contract of single-layer commands."""
     total = costs(result.stages, batch)
+    statuses: Mapping[str, str] = stage_statuses(result.stages)
     return {
         "type": result.spec.kind,
         "name": result.spec.name,
@@ -100,7 +180,7 @@ def layer_to_dict(result: LayerResult, batch: int = 1) -> dict[str, object]:
         "output_shape": list(result.output_shape),
         **total.to_dict(),
         "activation": batch * numel(result.output_shape),
-        "receptive_field": field_to_dict(result.field),
-        "stages": [stage_to_dict(s, batch) for s in result.stages],
+        "receptive_field": field_to_dict(result.field, statuses[result.stages[-1].name]),
+        "stages": [stage_to_dict(s, batch, statuses[s.name]) for s in result.stages],
         "notes": list(result.notes),
     }

@@ -418,3 +418,21 @@ def test_real_process(entry):
     assert bad.returncode == 2
     assert bad.stdout == "" and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("error: ")
+
+
+def test_one_receptive_field_vocabulary_for_layers_and_networks(run_cli, cli_json, tmp_path):
+    """A field convcalc does not track says so in the table, the JSON and a network row alike
+    (the table used to print "data-dependent" beside its own "not tracked" note); deformable
+    sampling, whose positions do come from the data, stays "data-dependent"."""
+    args = ["shape", "upsample", "--in", "3x5x5", "--set", "scale_factor=1.5"]
+    table = run_cli(args).stdout
+    assert "not tracked" in table and "data-dependent" not in table
+    layer = cli_json(args)
+    assert layer["receptive_field"] == "not tracked"
+    assert [s["receptive_field"] for s in layer["stages"]] == ["not tracked"]
+    spec = tmp_path / "up.yaml"
+    spec.write_text("name: up\ninput: 3x5x5\nlayers:\n  - {type: upsample, scale_factor: 1.5}\n")
+    (row,) = cli_json(["net", str(spec)])["layers"]
+    assert row["receptive_field"] == layer["receptive_field"]
+    deform = cli_json(["shape", "deformable2d", "--in", "4x9x9", "-o", "8", "-k", "3"])
+    assert deform["receptive_field"] == "data-dependent"

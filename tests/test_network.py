@@ -25,7 +25,9 @@ from convcalc.network.expressions import evaluate_expression, substitute
 from convcalc.network.result import NetResult, NetworkError
 from convcalc.network.spec import MAX_LAYERS, parse_network
 from convcalc.parse.yaml import load_text
-from convcalc.render.network import annotation, bar, compact, net_to_dict, render_check, render_network
+from convcalc.render.check import annotation, render_check
+from convcalc.render.network import bar, net_to_dict, render_network
+from convcalc.render.units import compact
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "specs" / "examples"
 

@@ -11,6 +11,7 @@ import json
 import math
 import pkgutil
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,6 +173,20 @@ def test_run_shipped_specs_at_reduced_size(run_cli, path: str, size: str | None)
         assert key in data["layers"][0]
     conv_rows = [layer for layer in data["layers"] if layer["macs"]]
     assert all(layer["gflops"] > 0 for layer in conv_rows)
+
+
+
+def test_run_reads_a_network_from_stdin(run_cli) -> None:  # type: ignore[no-untyped-def]
+    """``convcalc run - < spec`` reads standard input once (it used to be read twice: empty the 2nd time)."""
+    spec = Path("specs/resnet18.yaml")
+    args = ["--repeats", "1", "--warmup", "0", "-f", "json", "--in", "3x32x32"]
+    from_stdin = run_cli(["run", "-", *args], input=spec.read_text())
+    assert from_stdin.code == 0, from_stdin.stderr
+    from_file = json.loads(run_cli(["run", str(spec), *args]).stdout)
+    data = json.loads(from_stdin.stdout)
+    assert data["totals"]["shape_ok"] is True
+    assert [layer["output_shape"] for layer in data["layers"]] == [layer["output_shape"] for layer in from_file["layers"]]
+    assert len(data["layers"]) == len(from_file["layers"]) > 10
 
 
 def test_run_table_and_peak_commands(run_cli) -> None:  # type: ignore[no-untyped-def]

@@ -1,24 +1,18 @@
-"""The ``net`` and ``check`` commands (registered on the app by :func:`register`).
+"""The network commands: ``net`` (evaluate a spec) and ``check`` (the expectations specs state, for CI).
 
-Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in
-:mod:`convcalc.render_net`, error messages and exit codes in :func:`convcalc.cli.guarded`.
+Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod:`convcalc.render`.
 """
 
 from __future__ import annotations
 
-from enum import Enum
+from collections.abc import Callable
 from typing import Annotated, Optional
 
 import typer
 
-from convcalc.cli import app as cli
-
-
-class CheckFormat(str, Enum):
-    text = "text"
-    github = "github"
-    junit = "junit"
-
+from convcalc.cli.options import DebugOpt, FmtOpt, guarded
+from convcalc.render.check import CheckFormat
+from convcalc.render.table import Format
 
 SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="Network spec (YAML); '-' reads standard input.")]
 SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Spec files or globs such as 'specs/*.yaml'.")]
@@ -27,60 +21,46 @@ DepthOpt = Annotated[
     Optional[int],
     typer.Option("--depth", min=1, help="Fold blocks nested deeper than N levels into one row.", show_default=False),
 ]
-BatchOpt = Annotated[
+NetBatchOpt = Annotated[
     Optional[int],
     typer.Option(
         "--batch", "-b", min=1, help="Batch size (default: the spec's): scales MACs and activations.", show_default=False
     ),
 ]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``net`` and ``check`` to ``app``."""
+@guarded
+def net_command(
+    spec: SpecArg, fmt: FmtOpt = Format.table, depth: DepthOpt = None, batch: NetBatchOpt = None, debug: DebugOpt = False
+) -> None:
+    """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
 
-    @app.command("net")
-    def net_command(
-        spec: SpecArg,
-        fmt: cli.FmtOpt = cli.Fmt.table,
-        depth: DepthOpt = None,
-        batch: BatchOpt = None,
-        debug: DebugOpt = False,
-    ) -> None:
-        """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
+    On an error the table is printed up to the failing layer, then the error (exit 2).
+    """
+    from convcalc.network.evaluate import evaluate_file
+    from convcalc.network.result import NetworkError
+    from convcalc.render.network import render_network
 
-        On an error the table is printed up to the failing layer, then the error (exit 2).
-        """
-        cli.STATE["debug"] = cli.STATE["debug"] or debug
+    try:
+        result = evaluate_file(spec, batch=batch)
+    except NetworkError as err:
+        if err.partial.rows:
+            typer.echo(render_network(err.partial, fmt, depth))
+        raise err.cause from None
+    typer.echo(render_network(result, fmt, depth))
 
-        def body() -> None:
-            from convcalc.network.evaluate import evaluate_file
-            from convcalc.network.result import NetworkError
-            from convcalc.render.network import render_network
 
-            try:
-                result = evaluate_file(spec, batch=batch)
-            except NetworkError as err:
-                if err.partial.rows:
-                    typer.echo(render_network(err.partial, fmt.value, depth))
-                raise err.cause from None
-            typer.echo(render_network(result, fmt.value, depth))
+@guarded
+def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, debug: DebugOpt = False) -> None:
+    """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input."""
+    from convcalc.network.check import check, check_exit_code
+    from convcalc.render.check import render_check
 
-        cli.guarded(body)
+    results = check(specs)
+    typer.echo(render_check(results, fmt))
+    code = check_exit_code(results)
+    if code:
+        raise typer.Exit(code)
 
-    @app.command("check")
-    def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, debug: DebugOpt = False) -> None:
-        """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input."""
-        cli.STATE["debug"] = cli.STATE["debug"] or debug
 
-        def body() -> None:
-            from convcalc.network.check import check, check_exit_code
-            from convcalc.render.network import render_check
-
-            results = check(specs)
-            typer.echo(render_check(results, fmt.value))
-            code = check_exit_code(results)
-            if code:
-                raise typer.Exit(code)
-
-        cli.guarded(body)
+COMMANDS: dict[str, Callable[..., None]] = {"net": net_command, "check": check_command}

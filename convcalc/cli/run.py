@@ -1,17 +1,29 @@
-"""The ``run`` and ``peak`` commands (registered on the app by :func:`register`).
+"""The executor commands: ``run`` (a layer or a network on random tensors) and ``peak`` (the matmul yardstick).
 
 Thin typer wrappers over :mod:`convcalc.execute.session`; NumPy is imported only when they run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from convcalc.cli import app as cli
+from convcalc.cli.options import (
+    LAYER_FIELDS,
+    BatchOpt,
+    DebugOpt,
+    FmtOpt,
+    InOpt,
+    LayoutOpt,
+    SpecOpt,
+    guarded,
+    with_layer_flags,
+)
+from convcalc.render.table import Format
 
 
 class DType(str, Enum):
@@ -40,7 +52,7 @@ MemOpt = Annotated[
 
 
 def _is_network(target: str) -> bool:
-    """A path to a YAML file whose top level has ``layers``."""
+    """A path to a YAML file (or ``-``, standard input) whose top level has ``layers``."""
     if not (target == "-" or target.endswith((".yaml", ".yml")) or Path(target).is_file()):
         return False
     from convcalc.parse.yaml import load_file
@@ -49,79 +61,59 @@ def _is_network(target: str) -> bool:
     return isinstance(data, dict) and "layers" in data
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``run`` and ``peak`` to ``app``."""
+@guarded
+@with_layer_flags(LAYER_FIELDS, after="in_shape")
+def run_command(
+    target: TargetArg = None,
+    in_shape: InOpt = None,
+    flags: dict[str, object] | None = None,
+    batch: BatchOpt = None,
+    layout: LayoutOpt = None,
+    spec: SpecOpt = None,
+    dtype: DTypeOpt = DType.float32,
+    seed: SeedOpt = 0,
+    repeats: RepeatsOpt = 5,
+    warmup: WarmupOpt = 1,
+    threads: ThreadsOpt = None,
+    verify: VerifyOpt = False,
+    max_memory: MemOpt = None,
+    fmt: FmtOpt = Format.table,
+    debug: DebugOpt = False,
+) -> None:
+    """Execute a layer or a network on random tensors with NumPy: confirm every predicted shape,
+    time each layer (median/min), report GFLOP/s and the fraction of the matmul peak.
+    Exit 1 when a shape or a --verify check fails."""
+    from convcalc.execute import session
+    from convcalc.execute.runner import Config
+    from convcalc.parse.layer import build_request
 
-    @app.command("run")
-    def run_command(
-        target: TargetArg = None,
-        in_shape: cli.InOpt = None,
-        out_channels: cli.OutOpt = None,
-        kernel_size: cli.KOpt = None,
-        stride: cli.SOpt = None,
-        padding: cli.POpt = None,
-        dilation: cli.DOpt = None,
-        groups: cli.GOpt = None,
-        output_padding: cli.OPOpt = None,
-        depth_multiplier: cli.DMOpt = None,
-        mid_channels: cli.MidOpt = None,
-        variant: cli.VarOpt = None,
-        bias: cli.BiasOpt = None,
-        set_fields: cli.SetOpt = None,
-        batch: cli.BatchOpt = None,
-        layout: cli.LayoutOpt = None,
-        spec: cli.SpecOpt = None,
-        dtype: DTypeOpt = DType.float32,
-        seed: SeedOpt = 0,
-        repeats: RepeatsOpt = 5,
-        warmup: WarmupOpt = 1,
-        threads: ThreadsOpt = None,
-        verify: VerifyOpt = False,
-        max_memory: MemOpt = None,
-        fmt: cli.FmtOpt = cli.Fmt.table,
-        debug: cli.DebugOpt = False,
-    ) -> None:
-        """Execute a layer or a network on random tensors with NumPy: confirm every predicted shape,
-        time each layer (median/min), report GFLOP/s and the fraction of the matmul peak.
-        Exit 1 when a shape or a --verify check fails."""
-        cli.STATE["debug"] = cli.STATE["debug"] or debug
-        given = dict(locals())
+    budget = session.parse_bytes(max_memory) if max_memory else session.default_max_memory()
+    cfg = Config(1, dtype.value, seed, repeats, warmup, threads, verify, budget)
+    show = fmt is Format.table
+    if target is not None and spec is None and _is_network(target):
+        report = session.run_network(target, cfg, batch=batch, in_shape=in_shape, show_progress=show)
+    else:
+        request = build_request(
+            target, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
+        )
+        report = session.run_layer(request, cfg, show)
+    typer.echo(session.render_report(report, fmt.value))
+    session.raise_if_failed(report)
 
-        def body() -> None:
-            from convcalc.execute import session
-            from convcalc.execute.runner import Config
-            from convcalc.parse.layer import build_request
 
-            budget = session.parse_bytes(max_memory) if max_memory else session.default_max_memory()
-            cfg = Config(1, dtype.value, seed, repeats, warmup, threads, verify, budget)
-            show = fmt is cli.Fmt.table
-            if target is not None and spec is None and _is_network(target):
-                report = session.run_network(target, cfg, batch=batch, in_shape=in_shape, show_progress=show)
-            else:
-                flags = cli.layer_flags(given)
-                request = build_request(
-                    target, flags, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
-                )
-                report = session.run_layer(request, cfg, show)
-            typer.echo(session.render_report(report, fmt.value))
-            session.raise_if_failed(report)
+@guarded
+def peak_command(
+    threads: ThreadsOpt = None,
+    dtype: DTypeOpt = DType.float32,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Measure again instead of using the cache.")] = False,
+    fmt: FmtOpt = Format.table,
+) -> None:
+    """Measure (and cache) this machine's NumPy matmul peak, the yardstick of 'run'."""
+    from convcalc.execute.session import peak_table
+    from convcalc.render.table import render
 
-        cli.guarded(body)
+    table, data = peak_table(threads, dtype.value, refresh)
+    typer.echo(render(fmt, table, data))
 
-    @app.command("peak")
-    def peak_command(
-        threads: ThreadsOpt = None,
-        dtype: DTypeOpt = DType.float32,
-        refresh: Annotated[bool, typer.Option("--refresh", help="Measure again instead of using the cache.")] = False,
-        fmt: cli.FmtOpt = cli.Fmt.table,
-    ) -> None:
-        """Measure (and cache) this machine's NumPy matmul peak, the yardstick of 'run'."""
 
-        def body() -> None:
-            from convcalc.execute.session import peak_table
-            from convcalc.render.table import Format, render
-
-            table, data = peak_table(threads, dtype.value, refresh)
-            typer.echo(render(Format(fmt.value), table, data))
-
-        cli.guarded(body)
+COMMANDS: dict[str, Callable[..., None]] = {"run": run_command, "peak": peak_command}

@@ -1,10 +1,23 @@
-"""Bodies of the ``types``, ``compare``, ``solve`` and ``overlap`` commands (typer-free, testable)."""
+"""The ``types``, ``compare``, ``solve`` and ``overlap`` commands: typer wrappers, and their bodies (testable without typer)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
+from typing import Annotated, Optional
 
+import typer
+
+from convcalc.cli.options import (
+    COMPARE_FIELDS,
+    BatchOpt,
+    DilationOpt,
+    FmtOpt,
+    InOpt,
+    OutputPaddingOpt,
+    guarded,
+    with_layer_flags,
+)
 from convcalc.engine import LayerResult, evaluate_layer
 from convcalc.errors import SpecError
 from convcalc.formula import axis_names
@@ -27,12 +40,12 @@ MAX_OVERLAP = 4096
 MAX_GRID = 64
 
 
-def types_output(name: str | None, formulas: bool, fmt: str) -> str:
+def types_output(name: str | None, formulas: bool, fmt: Format) -> str:
     """The ``types`` listing, or one type in detail."""
     if name is None:
         kinds = all_kinds()
         data: object = [_kind_dict(k) for k in kinds]
-        return render(Format(fmt), types_table(kinds, formulas), data)
+        return render(fmt, types_table(kinds, formulas), data)
     kind = lookup(name)
     table = Table(["field", "aliases", "default", "meaning"], title=f"{kind.name}: {kind.summary}")
     for f in kind.fields:
@@ -42,7 +55,7 @@ def types_output(name: str | None, formulas: bool, fmt: str) -> str:
         *(f"formula: {line}" for line in kind.formulas),
         f"source: {kind.source}",
     ]
-    return render(Format(fmt), table, _kind_dict(kind))
+    return render(fmt, table, _kind_dict(kind))
 
 
 def default_text(value: object) -> str:
@@ -96,7 +109,7 @@ def _separable_note(base: LayerResult, other: LayerResult) -> str | None:
     return None
 
 
-def compare_output(types: list[str], flags: Mapping[str, object], shape_text: str | None, batch: int | None, fmt: str) -> str:
+def compare_output(types: list[str], flags: Mapping[str, object], shape_text: str | None, batch: int | None, fmt: Format) -> str:
     """Evaluate every type with the shared flags and report exact ratios against the first."""
     if shape_text is None:
         raise SpecError("compare needs an input shape.", hint="Add --in CxHxW, e.g. --in 3x7x7.")
@@ -123,7 +136,7 @@ def compare_output(types: list[str], flags: Mapping[str, object], shape_text: st
         if note:
             table.notes.append(note)
     table.notes.append(f"ratios are exact, relative to {evaluated[0].spec.kind}.")
-    return render(Format(fmt), table, [layer_to_dict(r, scale) for r in evaluated])
+    return render(fmt, table, [layer_to_dict(r, scale) for r in evaluated])
 
 
 def _axis_values(text: str | None, rank: int, field: str) -> list[int | None]:
@@ -146,7 +159,7 @@ def solve_output(
     dilation: str | None,
     transposed: bool,
     limit: int,
-    fmt: str,
+    fmt: Format,
 ) -> str:
     """Answer the inverse questions per axis (see :mod:`convcalc.inverse`)."""
     sizes = parse_axes(in_text, "--in")
@@ -171,11 +184,11 @@ def solve_output(
         data.append({"axis": axis, "in": i, "out": o, "solutions": [sol.__dict__ for sol in found]})
         if not found:
             table.notes.append(f"{axis}: no solution with kernel <= 11, stride <= 8, dilation <= 4; fix fewer values.")
-    return render(Format(fmt), table, data)
+    return render(fmt, table, data)
 
 
 def _keep_size(
-    sizes: tuple[int, ...], ks: list[int | None], ss: list[int | None], ds: list[int | None], names: tuple[str, ...], fmt: str
+    sizes: tuple[int, ...], ks: list[int | None], ss: list[int | None], ds: list[int | None], names: tuple[str, ...], fmt: Format
 ) -> str:
     table = Table(
         ["axis", "in", "kernel", "stride", "dilation", "out = ceil(i/s)", "same pair (before, after)", "symmetric p (PyTorch)"]
@@ -200,10 +213,10 @@ def _keep_size(
                 "symmetric": symmetric,
             }
         )
-    return render(Format(fmt), table, data)
+    return render(fmt, table, data)
 
 
-def overlap_output(in_text: str, kernel: str, stride: str, padding: str, dilation: str, output_padding: str, fmt: str) -> str:
+def overlap_output(in_text: str, kernel: str, stride: str, padding: str, dilation: str, output_padding: str, fmt: Format) -> str:
     """Per-axis rows of contribution counts, and the 2D grid (their outer product)."""
     sizes = parse_axes(in_text, "--in")
     rank = len(sizes)
@@ -238,4 +251,76 @@ def overlap_output(in_text: str, kernel: str, stride: str, padding: str, dilatio
     data: dict[str, object] = {"axes": [{"axis": a, "counts": c, "uneven": u} for a, c, u in rows]}
     if rank == 2:
         data["grid"] = [[a * b for b in rows[1][1]] for a in rows[0][1]]
-    return render(Format(fmt), table, data)
+    return render(fmt, table, data)
+
+
+# -- the typer commands -------------------------------------------------------------------------------
+
+
+@guarded
+def types_command(
+    name: Annotated[Optional[str], typer.Argument(help="Show one type in detail.", show_default=False)] = None,
+    formulas: Annotated[bool, typer.Option("--formulas", help="Also print every type's formulas and sources.")] = False,
+    fmt: FmtOpt = Format.table,
+) -> None:
+    """Every layer type with its aliases, fields and formulas."""
+    typer.echo(types_output(name, formulas, fmt))
+
+
+@guarded
+@with_layer_flags(COMPARE_FIELDS, after="in_shape")
+def compare_command(
+    types: Annotated[
+        Optional[list[str]],
+        typer.Argument(metavar="[TYPES]...", help="Types to compare (default: a standard set).", show_default=False),
+    ] = None,
+    in_shape: InOpt = None,
+    flags: dict[str, object] | None = None,
+    batch: BatchOpt = None,
+    fmt: FmtOpt = Format.table,
+) -> None:
+    """Several types side by side for the same input, output channels and kernel, with exact ratios."""
+    typer.echo(compare_output(types or [], flags or {}, in_shape, batch, fmt))
+
+
+@guarded
+def solve_command(
+    in_size: Annotated[str, typer.Option("--in", "-i", help="Input size (one axis, or per axis 224x224).")],
+    out_size: Annotated[
+        Optional[str],
+        typer.Option("--out", help="Wanted output size; omit to ask which padding keeps the size.", show_default=False),
+    ] = None,
+    kernel_size: Annotated[Optional[str], typer.Option("--kernel-size", "-k", help="Fix the kernel size.", show_default=False)] = None,
+    stride: Annotated[Optional[str], typer.Option("--stride", "-s", help="Fix the stride.", show_default=False)] = None,
+    padding: Annotated[
+        Optional[str], typer.Option("--padding", "-p", help="Fix the (symmetric) padding.", show_default=False)
+    ] = None,
+    dilation: DilationOpt = None,
+    transposed: Annotated[bool, typer.Option("--transposed", help="Solve for a transposed convolution (upsampling).")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="Most solutions to list per axis.")] = 20,
+    fmt: FmtOpt = Format.table,
+) -> None:
+    """Inverse questions: which padding keeps the size; which kernel/stride/padding/dilation map i to o."""
+    typer.echo(solve_output(in_size, out_size, kernel_size, stride, padding, dilation, transposed, limit, fmt))
+
+
+@guarded
+def overlap_command(
+    in_size: Annotated[str, typer.Option("--in", "-i", help="Input size: L (1D row) or HxW (2D grid), no channels.")],
+    kernel_size: Annotated[str, typer.Option("--kernel-size", "-k", help="Kernel size.")],
+    stride: Annotated[str, typer.Option("--stride", "-s", help="Stride.")] = "1",
+    padding: Annotated[str, typer.Option("--padding", "-p", help="Crop per side (int or per axis).")] = "0",
+    dilation: DilationOpt = None,
+    output_padding: OutputPaddingOpt = None,
+    fmt: FmtOpt = Format.table,
+) -> None:
+    """How many input pixels feed each output pixel of a transposed convolution (checkerboard check)."""
+    typer.echo(overlap_output(in_size, kernel_size, stride, padding, dilation or "1", output_padding or "0", fmt))
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "types": types_command,
+    "compare": compare_command,
+    "solve": solve_command,
+    "overlap": overlap_command,
+}

@@ -208,13 +208,17 @@ for _r in (2, 3):
         )
     )
 
+
+VARIANT = choice("variant", ("A", "B", "C"), "A", "P3D-A (series), P3D-B (parallel), P3D-C (series + shortcut)")
+"""The P3D variant (Qiu et al. 2017, Fig. 3)."""
+
 register(
     Kind(
         "p3d",
         "Pseudo-3D block core: S = 1xkxk spatial and T = kx1x1 temporal; A series, B parallel (added), C series with shortcut S+T(S)",
         (
             *FACTOR_FIELDS,
-            choice("variant", ("A", "B", "C"), "A", "P3D-A (series), P3D-B (parallel), P3D-C (series + shortcut)"),
+            VARIANT,
             BIAS,
         ),
         _build_p3d,

@@ -22,11 +22,7 @@ from convcalc.kinds import lookup
 from convcalc.kinds.base import Kind, normalise_name
 from convcalc.network.expressions import did_you_mean, substitute, with_lines
 from convcalc.network.result import (
-    DATA_DEPENDENT,
-    EXACT,
-    NO_AXES,
     UNALIGNED,
-    UNTRACKED,
     BlockInfo,
     Expectation,
     LayerRow,
@@ -54,8 +50,8 @@ from convcalc.network.spec import (
 from convcalc.parse.layer import parse_layer
 from convcalc.parse.located import LineDict, line_of, line_of_item
 from convcalc.parse.values import parse_axes
-from convcalc.primitives.base import OpStats, Shape, Stage
-from convcalc.primitives.conv import DeformSample
+from convcalc.primitives.base import Shape, Stage
+from convcalc.report import EXACT, NO_AXES, NOT_TRACKED, field_status, sum_costs
 
 
 @dataclass(frozen=True)
@@ -662,7 +658,7 @@ class _Evaluator:
             return NO_AXES
         if found.field is not None:
             return EXACT
-        return self.reasons.get(tensor, UNTRACKED)
+        return self.reasons.get(tensor, NOT_TRACKED)
 
     def record(
         self, path: str, type_name: str, stages: list[Stage], results: list[StageResult], notes: tuple[str, ...], where: Location
@@ -680,7 +676,7 @@ class _Evaluator:
             type_name,
             results[0].input_shapes if stages[0].op.merge else (results[0].input_shapes[0],),
             results[-1].output,
-            *_costs(stats),
+            sum_costs(stats),
             field=self.tensors[out].field,
             rf_status=self.status(out),
             notes=tuple(dict.fromkeys((*notes, *(n for s in stats for n in s.notes), *extra))),
@@ -699,11 +695,7 @@ class _Evaluator:
         if len(result.output) == 1:
             field_value = ()
         elif field_value is None:
-            unknown = [name for name, t in zip(stage.inputs, inputs, strict=True) if t.field is None and len(t.shape) > 1]
-            if unknown:
-                self.reasons[stage.name] = self.reasons.get(unknown[0], UNTRACKED)
-            else:
-                self.reasons[stage.name] = DATA_DEPENDENT if isinstance(stage.op, DeformSample) else UNTRACKED
+            self.reasons[stage.name] = field_status(result.output, None, stage.op, map(self.status, stage.inputs))
         self.tensors[stage.name] = Tensor(result.output, field_value)
         return [] if aligned else [unaligned_note(stage.inputs, inputs, result.output)]
 
@@ -771,20 +763,6 @@ class _Evaluator:
         for key, wanted in expect.items():
             at = location_of(self.spec.source, expect, key)
             self.result.expectations.append(self.compare(key, key, wanted, actual[key], at))
-
-
-def _costs(stats: Sequence[OpStats]) -> tuple[int, int, int, int, int]:
-    """Params, MACs, other ops, bias additions and moved elements of a layer's stages."""
-    if len(stats) == 1:
-        one = stats[0]
-        return one.params, one.macs, one.other_ops, one.bias_adds, one.moved
-    return (
-        sum(s.params for s in stats),
-        sum(s.macs for s in stats),
-        sum(s.other_ops for s in stats),
-        sum(s.bias_adds for s in stats),
-        sum(s.moved for s in stats),
-    )
 
 
 def broadcast_merge(inputs: Sequence[Tensor], output: Shape) -> tuple[rf.Field, bool]:

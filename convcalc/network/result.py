@@ -10,9 +10,7 @@ from convcalc.engine import StageResult, Tensor
 from convcalc.errors import ConvcalcError, Location
 from convcalc.network.spec import NetworkSpec
 from convcalc.primitives.base import Shape, Stage, numel
-
-EXACT, NO_AXES, DATA_DEPENDENT, UNTRACKED = "exact", "no spatial axes", "data-dependent", "not tracked"
-
+from convcalc.report import EXACT, CostFields, Costs, sum_costs
 
 UNALIGNED = "merged paths are not aligned"
 """How an unaligned-merge note starts (:func:`unaligned_note`)."""
@@ -27,28 +25,20 @@ def note_kind(note: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class LayerRow:
-    """One evaluated layer (or, folded, one block): per-sample numbers, exact integers."""
+class LayerRow(CostFields):
+    """One evaluated layer (or, folded, one block): per-sample :class:`~convcalc.report.Costs`, the
+    receptive field and its status (:data:`convcalc.report.FIELD_STATUSES`)."""
 
     name: str
     type: str
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
-    params: int
-    macs: int
-    other_ops: int
-    bias_adds: int
-    moved: int
+    costs: Costs
     field: rf.Field | None
     rf_status: str
     notes: tuple[str, ...] = ()
     where: Location | None = None
     stages: tuple[StageResult, ...] = ()
-
-    @property
-    def flops(self) -> int:
-        """FLOPs = 2 x MACs (one multiply and one add per MAC)."""
-        return 2 * self.macs
 
     @property
     def activations(self) -> int:
@@ -81,20 +71,12 @@ class Expectation:
 
 
 @dataclass(frozen=True)
-class Totals:
+class Totals(CostFields):
     """Network totals per sample (``activations``: the sum of every layer's output elements)."""
 
-    params: int
-    macs: int
-    other_ops: int
-    bias_adds: int
-    moved: int
+    costs: Costs
     activations: int
     layers: int
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.macs
 
 
 @dataclass(frozen=True)
@@ -137,15 +119,7 @@ class NetResult:
         return self.rows[-1].output_shape if self.rows else self.spec.input_shape
 
     def totals(self) -> Totals:
-        return Totals(
-            params=sum(r.params for r in self.rows),
-            macs=sum(r.macs for r in self.rows),
-            other_ops=sum(r.other_ops for r in self.rows),
-            bias_adds=sum(r.bias_adds for r in self.rows),
-            moved=sum(r.moved for r in self.rows),
-            activations=sum(r.activations for r in self.rows),
-            layers=len(self.rows),
-        )
+        return Totals(sum_costs(r.costs for r in self.rows), sum(r.activations for r in self.rows), len(self.rows))
 
     def breakdown(self) -> list[TypeShare]:
         """Costs per layer type, heaviest (MACs, then params) first."""
@@ -198,11 +172,7 @@ class NetResult:
                 type=block.type if block else "block",
                 input_shapes=group[0].input_shapes,
                 output_shape=last.output_shape,
-                params=sum(r.params for r in group),
-                macs=sum(r.macs for r in group),
-                other_ops=sum(r.other_ops for r in group),
-                bias_adds=sum(r.bias_adds for r in group),
-                moved=sum(r.moved for r in group),
+                costs=sum_costs(r.costs for r in group),
                 field=last.field,
                 rf_status=last.rf_status,
                 notes=tuple(dict.fromkeys(n for r in group for n in r.notes)),

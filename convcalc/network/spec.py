@@ -32,7 +32,7 @@ from convcalc.errors import Location, SpecError
 from convcalc.kinds import all_kinds, lookup
 from convcalc.network.expressions import NAME_PATTERN, did_you_mean
 from convcalc.parse.located import line_of, type_name
-from convcalc.parse.values import parse_axes, parse_int
+from convcalc.parse.values import LAYOUTS, from_channels_first, parse_axes, parse_int, to_channels_first
 from convcalc.parse.yaml import load_file
 from convcalc.primitives.base import Shape
 from convcalc.primitives.merge import Add, Concat, Multiply
@@ -52,7 +52,6 @@ ITEM_KEYS = ("name", "input", "repeat", "first", "each", "when", "expect")
 BLOCK_EXTRA = {"layers": (), "branches": ("merge",), "residual": ("shortcut", "merge")}
 TOP_KEYS = ("name", "description", "input", "defaults", "variables", "define", "layers", "expect")
 REFS = ("previous", "input")
-LAYOUTS = ("channels_first", "channels_last")
 LAYER_EXPECT = ("shape", "params", "macs")
 NET_EXPECT = ("output_shape", "params", "macs", "flops", "max_params", "max_macs", "max_flops", "receptive_field")
 
@@ -89,9 +88,7 @@ class NetworkSpec:
 
     def to_layout(self, shape: Sequence[int]) -> Shape:
         """Channels first -> the spec's layout."""
-        if self.layout == "channels_last" and len(shape) > 1:
-            return (*shape[1:], shape[0])
-        return tuple(shape)
+        return from_channels_first(shape, self.layout)
 
 
 def location_of(source: str, data: object, key: str | None = None) -> Location:
@@ -135,9 +132,7 @@ def parse_input(value: object, source: str, where: Location) -> tuple[Shape, str
             where=where,
             hint="Example: input: 3x224x224 (the batch goes in 'batch').",
         )
-    if layout == "channels_last" and len(shape) > 1:
-        shape = (shape[-1], *shape[:-1])
-    return shape, layout, batch
+    return to_channels_first(shape, layout), layout, batch
 
 
 def _parse_templates(data: object, source: str, where: Location) -> dict[str, Template]:

@@ -13,7 +13,7 @@ from convcalc.errors import ConvcalcError, Location, SpecError
 from convcalc.kinds import lookup
 from convcalc.kinds.base import Kind, Params, suggest
 from convcalc.parse.located import LineDict, line_of, type_name
-from convcalc.parse.values import parse_int, parse_shape
+from convcalc.parse.values import LAYOUTS, parse_int, parse_shape, to_channels_first
 from convcalc.primitives.base import Shape
 
 RESERVED = ("type", "name")
@@ -112,7 +112,6 @@ def as_mapping(data: object, what: str, where: Location | None) -> Mapping[str, 
     return cast(Mapping[str, object], data)
 
 
-LAYOUTS = ("channels_first", "channels_last")
 SPEC_ONLY = ("input", "batch", "layout")
 
 
@@ -125,11 +124,11 @@ class LayerRequest(NamedTuple):
     layout: str
 
 
-def to_channels_first(shape: Shape, layout: str) -> Shape:
+def checked_channels_first(shape: Shape, layout: str) -> Shape:
     """``HxWxC`` -> ``CxHxW`` for ``channels_last``."""
     if layout not in LAYOUTS:
         raise SpecError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}.")
-    return (shape[-1], *shape[:-1]) if layout == "channels_last" else shape
+    return to_channels_first(shape, layout)
 
 
 def _load_spec(path: str) -> tuple[Mapping[str, object], Location]:
@@ -189,7 +188,7 @@ def build_request(
         raise SpecError(
             "no input shape given.", layer=spec.name, hint="Add --in CxHxW (e.g. --in 3x224x224) or 'input:' in the spec."
         )
-    shape = to_channels_first(parse_shape(shape_value), layout_name)
+    shape = checked_channels_first(parse_shape(shape_value), layout_name)
     batch_value = batch if batch is not None else raw.get("batch", 1)
     return LayerRequest(spec, shape, parse_int(batch_value, "batch"), layout_name)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Union
 
 from convcalc.errors import LimitError, SpecError
@@ -139,6 +140,26 @@ def broadcast_axes(values: Axes, rank: int, field: str) -> Axes:
 def format_shape(shape: Sequence[int]) -> str:
     """``(3, 224, 224)`` -> ``3x224x224``."""
     return "x".join(str(size) for size in shape)
+
+
+class Layout(str, Enum):
+    """How a shape is written: ``channels_first`` (CxHxW, PyTorch) or ``channels_last`` (HxWxC, TF/Keras)."""
+
+    channels_first = "channels_first"
+    channels_last = "channels_last"
+
+
+LAYOUTS = tuple(layout.value for layout in Layout)
+
+
+def to_channels_first(shape: Sequence[int], layout: str) -> tuple[int, ...]:
+    """A shape written in ``layout`` -> channels first (the channel axis moves from last to first)."""
+    return (shape[-1], *shape[:-1]) if layout == Layout.channels_last and len(shape) > 1 else tuple(shape)
+
+
+def from_channels_first(shape: Sequence[int], layout: str) -> tuple[int, ...]:
+    """A channels-first shape -> as written in ``layout`` (inverse of :func:`to_channels_first`)."""
+    return (*shape[1:], shape[0]) if layout == Layout.channels_last and len(shape) > 1 else tuple(shape)
 
 
 @dataclass(frozen=True)

@@ -124,10 +124,25 @@ def load_text(text: str, source: str) -> object:
         raise LimitError("the YAML nests too deeply.", where=Location(source)) from None
 
 
+_STDIN: list[tuple[object, str]] = []
+"""The standard-input stream read last and its text (see :func:`read_stdin`)."""
+
+
+def read_stdin() -> str:
+    """The text of standard input, read once per stream: ``-`` may be loaded twice in one command
+    (``run`` first looks whether a file is a network, then loads it), and a stream reads only once."""
+    if not _STDIN or _STDIN[0][0] is not sys.stdin:
+        text = sys.stdin.read(MAX_BYTES + 1)
+        if len(text) > MAX_BYTES:
+            raise LimitError(f"<stdin> is larger than {MAX_BYTES:,} bytes.")
+        _STDIN[:] = [(sys.stdin, text)]
+    return _STDIN[0][1]
+
+
 def load_file(path: str) -> tuple[object, str]:
     """Load ``path`` (``-`` reads stdin); returns the data and the source name for messages."""
     if path == "-":
-        return load_text(sys.stdin.read(), "<stdin>"), "<stdin>"
+        return load_text(read_stdin(), "<stdin>"), "<stdin>"
     file = Path(path)
     if not file.is_file():
         raise SpecError(f"the spec file '{path}' does not exist.", hint="Check the path (use '-' to read standard input).")

@@ -13,46 +13,36 @@ from convcalc import rf
 from convcalc.engine import LayerResult, StageResult
 from convcalc.formula import axis_names
 from convcalc.kinds import Kind
-from convcalc.parse.values import format_shape
 from convcalc.primitives.base import numel
-from convcalc.render.table import Cell, Table
-from convcalc.report import DATA_DEPENDENT, Costs, costs
-
-Layout = str
-"""``channels_first`` (CxHxW, PyTorch) or ``channels_last`` (HxWxC, TF/Keras)."""
+from convcalc.render.table import Cell, Table, shape_text
+from convcalc.report import Costs, costs, stage_statuses
 
 
-def show(shape: Sequence[int], layout: Layout) -> str:
-    """A shape as the user writes it."""
-    if layout == "channels_last":
-        return format_shape((*shape[1:], shape[0]))
-    return format_shape(shape)
-
-
-def rf_summary(field: rf.Field | None) -> str:
-    """``7x7 /2`` (size per axis, effective stride per axis) or ``data-dependent``."""
+def rf_summary(field: rf.Field | None, status: str) -> str:
+    """``7x7 /2`` (size per axis, effective stride per axis), or the status of an unknown field."""
     if field is None:
-        return DATA_DEPENDENT
+        return status
     sizes = "x".join(rf.fmt(a.size) for a in field)
     jumps = "x".join(rf.fmt(a.jump) if a.jump.denominator == 1 else f"({rf.fmt(a.jump)})" for a in field)
     return f"{sizes} /{jumps}"
 
 
-Column = tuple[str, Callable[[StageResult, Costs], Cell], Callable[[LayerResult, Costs], Cell]]
+Column = tuple[str, Callable[[StageResult, Costs, str], Cell], Callable[[LayerResult, Costs, str], Cell]]
+"""Header, the cell of a stage row and the cell of the total row (from the result, its costs and field status)."""
 
 
-def _cols(layout: Layout) -> dict[str, Column]:
+def _cols(layout: str) -> dict[str, Column]:
     return {
-        "input": ("input", lambda s, c: show(s.input_shapes[0], layout), lambda r, c: show(r.input_shape, layout)),
-        "output": ("output", lambda s, c: show(s.output, layout), lambda r, c: show(r.output_shape, layout)),
-        "weights": ("weights", lambda s, c: c.weights, lambda r, c: c.weights),
-        "biases": ("biases", lambda s, c: c.biases, lambda r, c: c.biases),
-        "params": ("params", lambda s, c: c.params, lambda r, c: c.params),
-        "macs": ("MACs", lambda s, c: c.macs, lambda r, c: c.macs),
-        "flops": ("FLOPs", lambda s, c: c.flops, lambda r, c: c.flops),
-        "bias_adds": ("bias adds", lambda s, c: c.bias_adds, lambda r, c: c.bias_adds),
-        "other": ("other ops", lambda s, c: c.other_ops + c.moved, lambda r, c: c.other_ops + c.moved),
-        "rf": ("receptive field", lambda s, c: rf_summary(s.field), lambda r, c: rf_summary(r.field)),
+        "input": ("input", lambda s, c, f: shape_text(s.input_shapes[0], layout), lambda r, c, f: shape_text(r.input_shape, layout)),
+        "output": ("output", lambda s, c, f: shape_text(s.output, layout), lambda r, c, f: shape_text(r.output_shape, layout)),
+        "weights": ("weights", lambda s, c, f: c.weights, lambda r, c, f: c.weights),
+        "biases": ("biases", lambda s, c, f: c.biases, lambda r, c, f: c.biases),
+        "params": ("params", lambda s, c, f: c.params, lambda r, c, f: c.params),
+        "macs": ("MACs", lambda s, c, f: c.macs, lambda r, c, f: c.macs),
+        "flops": ("FLOPs", lambda s, c, f: c.flops, lambda r, c, f: c.flops),
+        "bias_adds": ("bias adds", lambda s, c, f: c.bias_adds, lambda r, c, f: c.bias_adds),
+        "other": ("other ops", lambda s, c, f: c.other_ops + c.moved, lambda r, c, f: c.other_ops + c.moved),
+        "rf": ("receptive field", lambda s, c, f: rf_summary(s.field, f), lambda r, c, f: rf_summary(r.field, f)),
     }
 
 
@@ -64,25 +54,27 @@ VIEWS: dict[str, tuple[str, ...]] = {
 }
 
 
-def title(result: LayerResult, batch: int, layout: Layout) -> str:
+def title(result: LayerResult, batch: int, layout: str) -> str:
     batch_text = f" (batch {batch}: MACs and activations x{batch})" if batch != 1 else ""
-    return f"{result.spec.kind} '{result.spec.name}': {show(result.input_shape, layout)} -> {show(result.output_shape, layout)}{batch_text}"
+    return f"{result.spec.kind} '{result.spec.name}': {shape_text(result.input_shape, layout)} -> {shape_text(result.output_shape, layout)}{batch_text}"
 
 
-def layer_table(result: LayerResult, view: str, batch: int, layout: Layout, explain: bool) -> Table:
+def layer_table(result: LayerResult, view: str, batch: int, layout: str, explain: bool) -> Table:
     """The table for one view; ``rf`` has its own per-axis layout."""
     if view == "rf":
         table = rf_table(result)
     else:
         cols = _cols(layout)
         names = VIEWS[view]
+        statuses = stage_statuses(result.stages)
         table = Table(["stage", "operation", *(cols[n][0] for n in names)])
         for stage in result.stages:
             cost = costs([stage], batch)
-            table.rows.append([stage.name, stage.label, *(cols[n][1](stage, cost) for n in names)])
+            table.rows.append([stage.name, stage.label, *(cols[n][1](stage, cost, statuses[stage.name]) for n in names)])
         if len(result.stages) > 1:
             total = costs(result.stages, batch)
-            table.rows.append(["total", "", *(cols[n][2](result, total) for n in names)])
+            status = statuses[result.stages[-1].name]
+            table.rows.append(["total", "", *(cols[n][2](result, total, status) for n in names)])
     table.title = title(result, batch, layout)
     table.notes = [f"note: {n}" for n in result.notes]
     if not result.aligned:
@@ -108,6 +100,7 @@ def explain_lines(stages: Sequence[StageResult]) -> list[str]:
 def rf_table(result: LayerResult) -> Table:
     """Per stage and axis: the step (kernel, stride, padding, grid refinement) and the cumulative field."""
     table = Table(["stage", "axis", "kernel", "stride", "pad", "upsample", "RF size", "eff. stride", "centre", "eff. padding"])
+    statuses = stage_statuses(result.stages)
     for stage in result.stages:
         names = axis_names(len(stage.output) - 1)
         steps = stage.stats.rf
@@ -118,7 +111,7 @@ def rf_table(result: LayerResult) -> Table:
                 else [str(steps[i].kernel), str(steps[i].stride), rf.fmt(Fraction(steps[i].pad)), str(steps[i].upsample)]
             )
             if stage.field is None:
-                table.rows.append([stage.name, name, *step, DATA_DEPENDENT, "", "", ""])
+                table.rows.append([stage.name, name, *step, statuses[stage.name], "", "", ""])
                 continue
             axis = stage.field[i]
             table.rows.append(

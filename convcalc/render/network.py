@@ -1,5 +1,4 @@
-"""Render evaluated networks (table, JSON, CSV, Markdown) and ``check`` results (text, GitHub
-annotations, JUnit XML).
+"""Render evaluated networks: table, JSON, CSV, Markdown.
 
 Numbers stay exact integers everywhere except the compact table cells (``26.7M``). ``batch``
 scales MACs, FLOPs, other operations and activations, never parameters. Tables are aligned here,
@@ -10,16 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from convcalc import rf
-from convcalc.network.check import CheckResult
-from convcalc.network.result import EXACT, NO_AXES, LayerRow, NetResult
-from convcalc.parse.values import format_shape
+from convcalc.network.result import LayerRow, NetResult
+from convcalc.render.table import Format, aligned, shape_text, to_json
+from convcalc.render.units import compact, size_text
+from convcalc.report import EXACT, NO_AXES, field_to_dict
 
-NET_FORMATS = ("table", "json", "csv", "markdown")
-CHECK_FORMATS = ("text", "github", "junit")
 CONVENTIONS = {
     "macs": "multiply-accumulates of convolutions and linear layers (torchvision's 'GFLOPS' count these)",
     "flops": "2 x macs",
@@ -34,29 +31,6 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
 # ==============================================================================================
 # Cells
 # ==============================================================================================
-
-
-def compact(value: int) -> str:
-    """``26,657,408`` -> ``26.7M``; exact below 10,000."""
-    if abs(value) < 10_000:
-        return f"{value:,}"
-    for scale, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "K")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{suffix}"
-    return str(value)  # unreachable: |value| >= 10,000 matched a scale
-
-
-def size_text(size: int) -> str:
-    """Bytes in binary units: ``1.8 MiB``, ``12.0 KiB``, ``512 B``."""
-    for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if size >= scale:
-            return f"{size / scale:,.1f} {unit}"
-    return f"{size} B"
-
-
-def shape_text(result: NetResult, shape: Sequence[int]) -> str:
-    """A shape in the spec's layout (``3x224x224``, or ``224x224x3`` for channels_last)."""
-    return format_shape(result.spec.to_layout(shape))
 
 
 def rf_cells(row: LayerRow) -> tuple[str, str, str, str]:
@@ -74,8 +48,8 @@ def rf_cells(row: LayerRow) -> tuple[str, str, str, str]:
 
 
 def io_text(result: NetResult, row: LayerRow) -> str:
-    inputs = " + ".join(shape_text(result, s) for s in row.input_shapes)
-    return f"{inputs} -> {shape_text(result, row.output_shape)}"
+    inputs = " + ".join(shape_text(s, result.spec.layout) for s in row.input_shapes)
+    return f"{inputs} -> {shape_text(row.output_shape, result.spec.layout)}"
 
 
 # ==============================================================================================
@@ -86,13 +60,7 @@ def io_text(result: NetResult, row: LayerRow) -> str:
 def field_json(row: LayerRow) -> object:
     """Per-axis ``{axis, size, stride, start, padding}`` (fractions as ``"7/2"``), ``[]`` without
     spatial axes, or the status string ``"data-dependent"`` / ``"not tracked"``."""
-    from convcalc.report import field_to_dict
-
-    if row.rf_status == NO_AXES:
-        return []
-    if row.field is None:
-        return row.rf_status
-    return field_to_dict(row.field)
+    return field_to_dict(row.field, row.rf_status)
 
 
 def row_json(result: NetResult, row: LayerRow) -> dict[str, object]:
@@ -158,7 +126,7 @@ def net_to_dict(result: NetResult, depth: int | None = None) -> dict[str, object
 
 
 def render_json(result: NetResult, depth: int | None = None) -> str:
-    return json.dumps(net_to_dict(result, depth), indent=2, ensure_ascii=False)
+    return to_json(net_to_dict(result, depth))
 
 
 # ==============================================================================================
@@ -213,8 +181,8 @@ def render_csv(result: NetResult, depth: int | None = None) -> str:
             [
                 row.name,
                 row.type,
-                " + ".join(shape_text(result, s) for s in row.input_shapes),
-                shape_text(result, row.output_shape),
+                " + ".join(shape_text(s, result.spec.layout) for s in row.input_shapes),
+                shape_text(row.output_shape, result.spec.layout),
                 row.params,
                 batch * row.macs,
                 batch * row.flops,
@@ -254,7 +222,7 @@ def _total_lines(result: NetResult) -> list[str]:
     batch = result.batch
     per = f" (batch {batch})" if batch != 1 else ""
     return [
-        f"input {shape_text(result, result.input_shape)} -> output {shape_text(result, result.output_shape)}",
+        f"input {shape_text(result.input_shape, result.spec.layout)} -> output {shape_text(result.output_shape, result.spec.layout)}",
         f"params: {totals.params:,}",
         f"MACs{per}: {batch * totals.macs:,}  (FLOPs = 2 x MACs = {batch * totals.flops:,})",
         f"other ops{per}: {batch * totals.other_ops:,}  (norm/pool/activation/element-wise)",
@@ -265,7 +233,7 @@ def _total_lines(result: NetResult) -> list[str]:
 
 
 # ==============================================================================================
-# Rich table, breakdown and bar chart
+# Text table, breakdown and bar chart
 # ==============================================================================================
 
 
@@ -298,19 +266,6 @@ def chart_lines(result: NetResult, limit: int = 12) -> list[str]:
         param_share = params / totals.params if totals.params else 0.0
         lines.append(f"{name.ljust(width)}  {bar(mac_share)} {mac_share:6.1%}  {bar(param_share)} {param_share:6.1%}")
     return lines
-
-
-def aligned(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
-    """Columns padded to their widest cell (two spaces apart); the columns in ``right`` are
-    right-aligned. Linear in the number of cells (rich needed seconds for 10,000 rows)."""
-    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return [line(headers), *(line(row) for row in rows)]
 
 
 def _layer_lines(result: NetResult, depth: int | None) -> list[str]:
@@ -353,125 +308,14 @@ def render_table(result: NetResult, depth: int | None = None) -> str:
     return "\n\n".join("\n".join(section) for section in sections if section)
 
 
-NET_RENDERERS: dict[str, Callable[[NetResult, int | None], str]] = {
-    "table": render_table,
-    "json": render_json,
-    "csv": render_csv,
-    "markdown": render_markdown,
+NET_RENDERERS: dict[Format, Callable[[NetResult, int | None], str]] = {
+    Format.table: render_table,
+    Format.json: render_json,
+    Format.csv: render_csv,
+    Format.markdown: render_markdown,
 }
 
 
-def render_network(result: NetResult, fmt: str = "table", depth: int | None = None) -> str:
-    """Render in one of :data:`NET_FORMATS`."""
-    return NET_RENDERERS[fmt](result, depth)
-
-
-# ==============================================================================================
-# check: text, GitHub annotations, JUnit XML
-# ==============================================================================================
-
-
-def _line(where: object) -> str:
-    return str(where) if where is not None else ""
-
-
-def render_check_text(results: Sequence[CheckResult]) -> str:
-    """``PASS``/``FAIL``/``ERROR`` per spec, then each failure as ``file:line: message``."""
-    out = []
-    for r in results:
-        label = r.file if r.name == r.file else f"{r.file} ({r.name})"
-        if r.status == "pass":
-            out.append(f"PASS  {label}: {len(r.expectations)} expectation(s) hold")
-            continue
-        out.append(f"{r.status.upper():5} {label}")
-        out += [f"  {_line(e.where)}: {e.message}" for e in r.expectations if not e.ok]
-        if r.error is not None:
-            out.append(f"  {r.error}")
-    out.append(_summary(results))
-    return "\n".join(out)
-
-
-def _summary(results: Sequence[CheckResult]) -> str:
-    counts = {status: sum(1 for r in results if r.status == status) for status in ("pass", "fail", "error")}
-    return f"{len(results)} spec(s): {counts['pass']} passed, {counts['fail']} failed, {counts['error']} with errors"
-
-
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def annotation(file: str, line: int | None, title: str, message: str) -> str:
-    """One GitHub Actions workflow command: ``::error file=...,line=...,title=...::message``."""
-    props = [f"file={_escape_property(file)}"]
-    if line is not None:
-        props.append(f"line={line}")
-    props.append(f"title={_escape_property(title)}")
-    return f"::error {','.join(props)}::{_escape_data(message)}"
-
-
-def render_check_github(results: Sequence[CheckResult]) -> str:
-    """An ``::error`` annotation per failure (shown inline on the PR), then the summary."""
-    out = []
-    for r in results:
-        for e in r.expectations:
-            if not e.ok:
-                where = e.where
-                out.append(
-                    annotation(where.file if where else r.file, where.line if where else None, "convcalc check", e.message)
-                )
-        if r.error is not None:
-            where = r.error.where
-            out.append(
-                annotation(
-                    where.file if where else r.file, where.line if where else None, "convcalc check: bad spec", str(r.error)
-                )
-            )
-    out.append(_summary(results))
-    return "\n".join(out)
-
-
-def render_check_junit(results: Sequence[CheckResult]) -> str:
-    """JUnit XML: one suite per spec, one test case per expectation (plus one for evaluating it)."""
-    import xml.etree.ElementTree as ET
-
-    root = ET.Element("testsuites", name="convcalc check")
-    totals = {"tests": 0, "failures": 0, "errors": 0}
-    for r in results:
-        suite = ET.SubElement(root, "testsuite", name=f"{r.file} ({r.name})")
-        cases = [("evaluates", True, "", r.error)] + [
-            (e.what, e.ok, f"{_line(e.where)}: {e.message}", None) for e in r.expectations
-        ]
-        counts = {"tests": len(cases), "failures": 0, "errors": 0}
-        for name, ok, message, error in cases:
-            case = ET.SubElement(suite, "testcase", classname=r.file, name=name, file=r.file)
-            if error is not None:
-                node = ET.SubElement(case, "error", message=str(error), type=type(error).__name__)
-                node.text = str(error)
-                counts["errors"] += 1
-            elif not ok:
-                node = ET.SubElement(case, "failure", message=message, type="ExpectationFailed")
-                node.text = message
-                counts["failures"] += 1
-        for key, value in counts.items():
-            suite.set(key, str(value))
-            totals[key] += value
-    for key, value in totals.items():
-        root.set(key, str(value))
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")
-
-
-CHECK_RENDERERS: dict[str, Callable[[Sequence[CheckResult]], str]] = {
-    "text": render_check_text,
-    "github": render_check_github,
-    "junit": render_check_junit,
-}
-
-
-def render_check(results: Sequence[CheckResult], fmt: str = "text") -> str:
-    """Render in one of :data:`CHECK_FORMATS`."""
-    return CHECK_RENDERERS[fmt](results)
+def render_network(result: NetResult, fmt: Format | str = Format.table, depth: int | None = None) -> str:
+    """Render in one :class:`~convcalc.render.table.Format`."""
+    return NET_RENDERERS[Format(fmt)](result, depth)

@@ -1,20 +1,22 @@
-"""Render reports as text tables, JSON, CSV or Markdown (the only place that scales to K/M/G).
+"""The output formats and the one table printer: text, JSON, CSV or Markdown.
 
-The text renderer is a small aligned-column printer, so single-layer commands never pay for
-importing rich; the network renderer uses rich.
+The text printer is a small aligned-column printer (no rich: single-layer commands never pay for
+importing it, and it lays out a 10,000-row network in milliseconds). Numbers are scaled for
+people only in :mod:`convcalc.render.units`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from convcalc.parse.values import format_shape
+from convcalc.parse.values import Layout, format_shape, from_channels_first
+from convcalc.render.units import human
 
 
 class Format(str, Enum):
-    """Output formats of the single-layer commands."""
+    """Output formats of every report (layers, networks, run); ``check`` has its own (:class:`convcalc.render.check.CheckFormat`)."""
 
     table = "table"
     json = "json"
@@ -35,33 +37,24 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
-def human(value: int) -> str:
-    """``1,228,800 (1.23 M)``; exact below a million."""
-    if abs(value) < 1_000_000:
-        return f"{value:,}"
-    for scale, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M")):
-        if abs(value) >= scale:
-            return f"{value:,} ({value / scale:.3g} {suffix})"
-    return f"{value:,}"
+def aligned(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Iterable[int] = (), rule: bool = False) -> list[str]:
+    """Columns padded to their widest cell, two spaces apart; the columns in ``right`` are
+    right-aligned; ``rule`` puts a line of dashes under the headers. Linear in the number of cells."""
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    right = set(right)
 
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
-def _cell_text(cell: Cell) -> str:
-    return human(cell) if isinstance(cell, int) else cell
+    return [line(headers), *(["  ".join("-" * w for w in widths)] if rule else []), *(line(row) for row in rows)]
 
 
 def text(table: Table) -> str:
-    """Aligned plain-text table; numbers right-aligned."""
-    cells = [[_cell_text(c) for c in row] for row in table.rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(table.headers)]
-    numeric = [all(isinstance(row[i], int) for row in table.rows) and table.rows for i in range(len(table.headers))]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
-
+    """Aligned plain-text table; numbers (columns of ints) right-aligned and scaled (:func:`~convcalc.render.units.human`)."""
+    cells = [[human(c) if isinstance(c, int) else c for c in row] for row in table.rows]
+    numeric = [i for i in range(len(table.headers)) if table.rows and all(isinstance(row[i], int) for row in table.rows)]
     out = [table.title] if table.title else []
-    out.append(line(table.headers))
-    out.append("  ".join("-" * w for w in widths))
-    out.extend(line(row) for row in cells)
+    out.extend(aligned(table.headers, cells, numeric, rule=True))
     out.extend(table.notes)
     return "\n".join(out)
 
@@ -109,6 +102,6 @@ def render(fmt: Format, table: Table, data: object) -> str:
     return to_json(data) if fmt is Format.json else RENDERERS[fmt](table)
 
 
-def shape_text(shape: Sequence[int]) -> str:
-    """``3x224x224``."""
-    return format_shape(shape)
+def shape_text(shape: Sequence[int], layout: str = Layout.channels_first) -> str:
+    """A channels-first shape as the user writes it in ``layout``: ``3x224x224`` or ``224x224x3``."""
+    return format_shape(from_channels_first(shape, layout))

@@ -1,0 +1,67 @@
+"""The single-layer commands: ``shape``, ``params``, ``flops``, ``rf`` and ``layer`` (one view each)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from convcalc.cli.options import (
+    LAYER_FIELDS,
+    BatchOpt,
+    DebugOpt,
+    FmtOpt,
+    InOpt,
+    LayoutOpt,
+    SpecOpt,
+    TypeArg,
+    guarded,
+    with_layer_flags,
+)
+from convcalc.render.table import Format
+
+VIEW_HELP = {
+    "shape": "Output shape (and receptive field) of one layer.",
+    "params": "Learnable parameters of one layer (weights and biases separately).",
+    "flops": "MACs, FLOPs (= 2 x MACs) and bias additions of one layer.",
+    "rf": "Receptive-field step and cumulative field per axis.",
+    "layer": "Everything at once: shapes, parameters, MACs/FLOPs, receptive field, stages.",
+}
+ExplainOpt = Annotated[bool, typer.Option("--explain", help="Print every formula with the numbers substituted.")]
+
+
+def view_command(view: str) -> Callable[..., None]:
+    """The command printing one view of a layer."""
+
+    @guarded
+    @with_layer_flags(LAYER_FIELDS, after="in_shape")
+    def command(
+        type_name: TypeArg = None,
+        in_shape: InOpt = None,
+        flags: dict[str, object] | None = None,
+        batch: BatchOpt = None,
+        layout: LayoutOpt = None,
+        spec: SpecOpt = None,
+        fmt: FmtOpt = Format.table,
+        explain: ExplainOpt = False,
+        debug: DebugOpt = False,
+    ) -> None:
+        from convcalc.engine import evaluate_layer
+        from convcalc.parse.layer import build_request
+        from convcalc.render.layer import layer_table
+        from convcalc.render.table import render
+        from convcalc.report import layer_to_dict
+
+        request = build_request(
+            type_name, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
+        )
+        result = evaluate_layer(request.spec, request.shape)
+        table = layer_table(result, view, request.batch, request.layout, explain)
+        typer.echo(render(fmt, table, layer_to_dict(result, request.batch)))
+
+    command.__doc__ = VIEW_HELP[view]
+    return command
+
+
+COMMANDS: dict[str, Callable[..., None]] = {view: view_command(view) for view in VIEW_HELP}

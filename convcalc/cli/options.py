@@ -1,0 +1,166 @@
+"""What every command group shares, defined once: the error guard, the debug switch and the typer options.
+
+Command modules import this one and never each other (:mod:`convcalc.cli.app` imports them lazily),
+so the CLI has no import cycle. Layer-field flags (``--kernel-size``, ``--groups``, ...) are made
+from the kinds' declared fields (:mod:`convcalc.kinds.base`): name, help and parser live there.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Optional, ParamSpec, get_type_hints
+
+import typer
+
+from convcalc.errors import ConvcalcError
+from convcalc.kinds.base import (
+    BIAS,
+    DEPTH_MULTIPLIER,
+    DILATION,
+    GROUPS,
+    KERNEL,
+    MID_CHANNELS,
+    OUT_CHANNELS,
+    OUTPUT_PADDING,
+    PADDING,
+    STRIDE,
+    FieldDef,
+)
+from convcalc.kinds.factorised import VARIANT
+from convcalc.parse.layer import parse_set
+from convcalc.parse.values import Layout
+from convcalc.render.table import Format
+
+P = ParamSpec("P")
+
+
+def _env_debug() -> bool:
+    return os.environ.get("CONVCALC_DEBUG", "") not in ("", "0")
+
+
+STATE = {"debug": _env_debug()}
+"""``debug``: re-raise errors with their traceback (``--debug`` or ``CONVCALC_DEBUG=1``)."""
+
+
+def reset_debug(debug: bool) -> None:
+    """Per invocation: an earlier ``--debug`` run must not stick (in-process use, tests)."""
+    STATE["debug"] = _env_debug() or debug
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """Print ``message`` to stderr and return the Exit to raise."""
+    sys.stderr.write(f"error: {message}\n")
+    return typer.Exit(code)
+
+
+def guarded(command: Callable[P, None]) -> Callable[P, None]:
+    """Decorate a command: a :class:`~convcalc.errors.ConvcalcError` becomes its message and exit
+    code, any other exception (a bug) exit 3 with one line; ``--debug`` re-raises both. A command
+    parameter named ``debug`` switches debugging on for that run."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        STATE["debug"] = STATE["debug"] or bool(kwargs.get("debug"))
+        try:
+            command(*args, **kwargs)
+        except ConvcalcError as err:
+            if STATE["debug"]:
+                raise
+            raise fail(str(err), err.exit_code) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as err:  # a bug: never show a traceback unless asked
+            if STATE["debug"]:
+                raise
+            raise fail(
+                f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback and please report it)", 3
+            ) from None
+
+    return run
+
+
+# -- options shared by several command groups -------------------------------------------------------
+
+TypeArg = Annotated[
+    Optional[str], typer.Argument(metavar="TYPE", help="Layer type, e.g. conv2d (see 'convcalc types').", show_default=False)
+]
+InOpt = Annotated[
+    Optional[str], typer.Option("--in", "-i", help="Input shape, channels first: CxL, CxHxW or CxDxHxW.", show_default=False)
+]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", help="Any other field as name=value (repeatable).", show_default=False)
+]
+BatchOpt = Annotated[
+    Optional[int],
+    typer.Option("--batch", "-b", help="Batch size: scales MACs and activations, not params.", show_default=False),
+]
+LayoutOpt = Annotated[
+    Optional[Layout], typer.Option("--layout", help="How --in is written (default channels_first).", show_default=False)
+]
+SpecOpt = Annotated[
+    Optional[str], typer.Option("--spec", help="Single-layer YAML spec ('-' reads stdin); flags override it.", show_default=False)
+]
+FmtOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
+DilationOpt = Annotated[Optional[str], typer.Option("--dilation", "-d", help=DILATION.help, show_default=False)]
+OutputPaddingOpt = Annotated[Optional[str], typer.Option("--output-padding", help=OUTPUT_PADDING.help, show_default=False)]
+
+
+# -- layer-field flags, from the kinds' declared fields ---------------------------------------------
+
+SHORT_FLAGS = {"out_channels": "-o", "kernel_size": "-k", "stride": "-s", "padding": "-p", "dilation": "-d", "groups": "-g"}
+"""The one-letter flags of the most used fields (the rest have only their long ``--field-name``)."""
+
+LAYER_FIELDS: tuple[FieldDef, ...] = (
+    OUT_CHANNELS, KERNEL, STRIDE, PADDING, DILATION, GROUPS, OUTPUT_PADDING, DEPTH_MULTIPLIER, MID_CHANNELS, VARIANT, BIAS,
+)  # fmt: skip
+"""Fields with their own flag in the layer commands and ``run``; every other field goes through ``--set``."""
+
+COMPARE_FIELDS: tuple[FieldDef, ...] = (OUT_CHANNELS, KERNEL, STRIDE, PADDING, DILATION, GROUPS, DEPTH_MULTIPLIER, BIAS)
+"""The fields ``compare`` applies to every type it compares."""
+
+
+def flag_annotation(field: FieldDef) -> object:
+    """The typer option of one field: ``--kernel-size/-k TEXT`` (values are parsed by the field),
+    ``--bias/--no-bias`` for a boolean field."""
+    long = "--" + field.name.replace("_", "-")
+    short = (SHORT_FLAGS[field.name],) if field.name in SHORT_FLAGS else ()
+    help_text = field.help[0].upper() + field.help[1:] + "."
+    if field.name == BIAS.name:
+        return Annotated[Optional[bool], typer.Option(f"{long}/--no-{long[2:]}", help=help_text, show_default=False)]
+    return Annotated[Optional[str], typer.Option(long, *short, help=help_text, show_default=False)]
+
+
+def with_layer_flags(fields: Sequence[FieldDef], *, after: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command one option per field (inserted after its parameter ``after``) plus ``--set``;
+    the command receives the given ones as ``flags`` (field name -> raw value; ``--set`` pairs included).
+
+    The command's own signature declares ``flags`` (and no field parameters): typer sees the
+    rewritten signature, the command sees one mapping, so no command lists the fields by hand."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        hints = get_type_hints(command, include_extras=True)
+        own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(command).parameters.values() if p.name != "flags"]
+        extra = [
+            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=flag_annotation(f)) for f in fields
+        ]
+        extra.append(inspect.Parameter("set_fields", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=SetOpt))
+        at = [p.name for p in own].index(after) + 1
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in (*own[:at], *extra, *own[at:])]
+
+        @functools.wraps(command)
+        def with_flags(**kwargs: Any) -> None:
+            flags = {f.name: kwargs.pop(f.name) for f in fields if kwargs.get(f.name) is not None}
+            kwargs = {k: v for k, v in kwargs.items() if k not in {f.name for f in fields}}
+            flags.update(parse_set(list(kwargs.pop("set_fields", None) or [])))
+            command(flags=flags, **kwargs)
+
+        with_flags.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        with_flags.__annotations__ = {p.name: p.annotation for p in params}
+        return with_flags
+
+    return decorate
