@@ -4,7 +4,11 @@ Domain modules raise these; only :mod:`convcalc.cli` turns them into a message a
 exit code (2 for bad input, 1 for a failed check).
 """
 
+from collections.abc import Iterable
 from typing import NamedTuple
+
+SUGGEST_CUTOFF = 0.5
+"""How close (difflib ratio) a known name must be to an unknown one to be suggested."""
 
 
 class Location(NamedTuple):
@@ -72,3 +76,16 @@ class CheckFailure(ConvcalcError):
     """An expectation written in a spec does not hold (exit code 1)."""
 
     exit_code = 1
+
+
+def close_names(word: str, options: Iterable[str], n: int = 1) -> list[str]:
+    """The ``n`` known names closest to an unknown ``word`` (for "did you mean")."""
+    import difflib  # only on the error path
+
+    return difflib.get_close_matches(word, list(options), n=n, cutoff=SUGGEST_CUTOFF)
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """``" Did you mean 'x'?"`` (the closest known name) or an empty string."""
+    close = close_names(word, options)
+    return f" Did you mean '{close[0]}'?" if close else ""

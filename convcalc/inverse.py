@@ -13,8 +13,6 @@ from convcalc.errors import ShapeError
 from convcalc.primitives.conv import conv_out_size, effective_kernel, transposed_out_size
 from convcalc.primitives.padding import resolve_conv_padding
 
-MAX_SOLUTIONS = 200
-
 
 @dataclass(frozen=True)
 class Solution:

@@ -6,6 +6,10 @@
 * ``cli_json(args, input=None)`` runs with ``--format json``, asserts exit code 0 and an empty
   stderr, and returns the parsed document.
 
+Without torch, the modules whose every test builds a ``torch.nn`` reference (:data:`TORCH_ORACLES`)
+are not collected; the other modules skip only their torch tests (``needs_torch`` markers), so the
+pure-arithmetic and network tests run anywhere.
+
 Hypothesis: the ``ci`` profile (default) is derandomized (the same examples on every run) and
 has no deadline (the torch oracle's first call pays for lazy initialisation). Set
 ``HYPOTHESIS_PROFILE=dev`` to explore new random examples locally.
@@ -13,6 +17,7 @@ has no deadline (the torch oracle's first call pays for lazy initialisation). Se
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -21,6 +26,16 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import HealthCheck, settings
 from typer.testing import CliRunner
+
+TORCH_ORACLES = ["test_torch_oracle.py", "test_kernels.py", "test_netops.py", "test_library_imagenet.py", "test_library_other.py"]
+"""Test modules that define ``torch.nn`` reference models at import time."""
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+collect_ignore = [] if HAS_TORCH else TORCH_ORACLES
+
+
+def pytest_report_header() -> str:
+    return "torch: found" if HAS_TORCH else f"torch: not installed, not collected: {', '.join(TORCH_ORACLES)}"
+
 
 settings.register_profile(
     "ci",

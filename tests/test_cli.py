@@ -436,3 +436,6 @@ def test_one_receptive_field_vocabulary_for_layers_and_networks(run_cli, cli_jso
     assert row["receptive_field"] == layer["receptive_field"]
     deform = cli_json(["shape", "deformable2d", "--in", "4x9x9", "-o", "8", "-k", "3"])
     assert deform["receptive_field"] == "data-dependent"
+    from convcalc.report import FIELD_STATUSES
+
+    assert {layer["receptive_field"], deform["receptive_field"]} <= set(FIELD_STATUSES)

@@ -16,8 +16,34 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from torch import nn
+
+try:
+    import torch
+    from torch import nn
+except ImportError:  # the pure tests still run; the torch oracles below are skipped (needs_torch)
+    nn = torch = None  # type: ignore[assignment]
+else:  # a torch module, defined only with torch
+
+    class Recorder(nn.Module):
+        """A module dict whose forward is written out by hand; ``rec`` notes each output shape."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.ModuleDict()
+            self.shapes: dict[str, tuple[int, ...]] = {}
+
+        def add(self, name: str, module: nn.Module) -> None:
+            self.layers[name.replace(".", "__")] = module
+
+        def __call__(self, name: str, *inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+            out = self.layers[name.replace(".", "__")](*inputs)
+            return self.rec(name, out)
+
+        def rec(self, name: str, out: torch.Tensor) -> torch.Tensor:
+            assert name not in self.shapes, f"{name} ran twice"
+            self.shapes[name] = tuple(out.shape[1:])
+            return out
+
 
 from convcalc.network.check import check, check_exit_code
 from convcalc.network.evaluate import evaluate_file, evaluate_network
@@ -28,6 +54,8 @@ from convcalc.parse.yaml import load_text
 from convcalc.render.check import annotation, render_check
 from convcalc.render.network import bar, net_to_dict, render_network
 from convcalc.render.units import compact
+
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch (the reference oracle)")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "specs" / "examples"
 
@@ -41,25 +69,6 @@ def net(text: str, source: str = "test.yaml") -> NetResult:
 # ==============================================================================================
 
 
-class Recorder(nn.Module):
-    """A module dict whose forward is written out by hand; ``rec`` notes each output shape."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.ModuleDict()
-        self.shapes: dict[str, tuple[int, ...]] = {}
-
-    def add(self, name: str, module: nn.Module) -> None:
-        self.layers[name.replace(".", "__")] = module
-
-    def __call__(self, name: str, *inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        out = self.layers[name.replace(".", "__")](*inputs)
-        return self.rec(name, out)
-
-    def rec(self, name: str, out: torch.Tensor) -> torch.Tensor:
-        assert name not in self.shapes, f"{name} ran twice"
-        self.shapes[name] = tuple(out.shape[1:])
-        return out
 
 
 def tiny_resnet_torch() -> tuple[Recorder, Callable[[torch.Tensor], torch.Tensor]]:
@@ -186,6 +195,7 @@ TORCH_EXAMPLES = [
 ]
 
 
+@needs_torch
 @pytest.mark.parametrize(("file", "build", "shape"), TORCH_EXAMPLES)
 def test_examples_match_torch_layer_by_layer(
     file: str, build: Callable[[], tuple[Recorder, Callable]], shape: tuple[int, ...]

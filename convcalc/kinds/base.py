@@ -5,10 +5,10 @@ the formulas it implements, and a ``build`` function that expands parsed paramet
 graph of primitives (:mod:`convcalc.primitives`). Registering a name or alias twice is refused.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import NamedTuple, cast
 
-from convcalc.errors import ShapeError, SpecError
+from convcalc.errors import ShapeError, SpecError, close_names
 from convcalc.parse.values import (
     PAD_MODES,
     Axes,
@@ -199,9 +199,7 @@ def lookup(name: object) -> Kind:
         return _KINDS[_ALIASES[key]]
     if _load_lazy():
         return lookup(name)
-    import difflib  # only on the error path
-
-    close = difflib.get_close_matches(key, list(_ALIASES), n=3, cutoff=0.5)
+    close = close_names(key, _ALIASES, n=3)
     hint = f"Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise SpecError(
         f"unknown layer type {name!r}.",
@@ -213,14 +211,6 @@ def all_kinds() -> list[Kind]:
     """Every registered kind in registration order."""
     _load_lazy()
     return list(_KINDS.values())
-
-
-def suggest(word: str, options: Sequence[str]) -> str:
-    """``" Did you mean 'x'?"`` or an empty string."""
-    import difflib  # only on the error path
-
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
-    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def rank_mismatch(kind: Kind, shape: Shape) -> ShapeError:

@@ -17,10 +17,10 @@ from typing import cast
 
 from convcalc import rf
 from convcalc.engine import StageResult, Tensor, expand, walk
-from convcalc.errors import ConvcalcError, LimitError, Location, ShapeError, SpecError
+from convcalc.errors import ConvcalcError, LimitError, Location, ShapeError, SpecError, did_you_mean
 from convcalc.kinds import lookup
 from convcalc.kinds.base import Kind, normalise_name
-from convcalc.network.expressions import did_you_mean, substitute, with_lines
+from convcalc.network.expressions import substitute, with_lines
 from convcalc.network.result import (
     UNALIGNED,
     BlockInfo,

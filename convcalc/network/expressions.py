@@ -6,13 +6,12 @@ comparisons and ``and/or/not``; never ``eval``. Values are bounded (:data:`MAX_E
 from __future__ import annotations
 
 import ast
-import difflib
 import functools
 import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
-from convcalc.errors import LimitError, SpecError
+from convcalc.errors import LimitError, SpecError, did_you_mean
 from convcalc.parse.located import LineDict
 
 MAX_EXPRESSION = 200
@@ -127,11 +126,6 @@ def _compare(node: ast.Compare, variables: Mapping[str, object], text: str) -> b
 def evaluate_expression(text: str, variables: Mapping[str, object]) -> object:
     """Evaluate a template expression over ``variables`` (no ``eval``; see the module docstring)."""
     return _eval(_parse_expression(text).body, variables, text)
-
-
-def did_you_mean(word: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def substitute(value: object, variables: Mapping[str, object]) -> object:

@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from convcalc.errors import Location, SpecError
+from convcalc.errors import Location, SpecError, did_you_mean
 from convcalc.kinds import all_kinds, lookup
-from convcalc.network.expressions import NAME_PATTERN, did_you_mean
+from convcalc.network.expressions import NAME_PATTERN
 from convcalc.parse.located import line_of, type_name
 from convcalc.parse.values import LAYOUTS, from_channels_first, parse_axes, parse_int, to_channels_first
 from convcalc.parse.yaml import load_file

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple, cast
 
-from convcalc.errors import ConvcalcError, Location, SpecError
+from convcalc.errors import ConvcalcError, Location, SpecError, did_you_mean
 from convcalc.kinds import lookup
-from convcalc.kinds.base import Kind, Params, suggest
+from convcalc.kinds.base import Params
 from convcalc.parse.located import LineDict, line_of, type_name
 from convcalc.parse.values import LAYOUTS, parse_int, parse_shape, to_channels_first
 from convcalc.primitives.base import Shape
@@ -32,10 +32,6 @@ class LayerSpec(NamedTuple):
 
     def get(self, field: str) -> object:
         return dict(self.values)[field]
-
-    @property
-    def kind_def(self) -> Kind:
-        return lookup(self.kind)
 
 
 def _field_where(raw: Mapping[str, object], key: str, where: Location | None) -> Location | None:
@@ -73,7 +69,7 @@ def parse_layer(
         if fdef is None:
             names = [f.name for f in kind.fields]
             raise SpecError(
-                f"{kind.name} has no field '{key}'.{suggest(str(key), names)}",
+                f"{kind.name} has no field '{key}'.{did_you_mean(str(key), names)}",
                 layer=layer_name,
                 where=_field_where(raw, key, where),
                 hint=f"Its fields are: {', '.join(names)}.",

@@ -20,9 +20,6 @@ from convcalc.primitives.base import OpStats, Shape, identity_steps, numel, sing
 # ----------------------------------------------------------------------------------------------
 
 
-NORM_STYLES = ("batch", "layer", "group", "instance")
-
-
 @dataclass(frozen=True)
 class Norm:
     """Batch / layer / group / instance normalisation (PyTorch ``BatchNorm*d``, ``LayerNorm``,

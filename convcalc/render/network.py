@@ -15,7 +15,7 @@ from convcalc import rf
 from convcalc.network.result import LayerRow, NetResult
 from convcalc.render.table import Format, aligned, shape_text, to_json
 from convcalc.render.units import compact, size_text
-from convcalc.report import EXACT, NO_AXES, field_to_dict
+from convcalc.report import EXACT, NO_AXES, CostFields, field_to_dict
 
 CONVENTIONS = {
     "macs": "multiply-accumulates of convolutions and linear layers (torchvision's 'GFLOPS' count these)",
@@ -63,6 +63,19 @@ def field_json(row: LayerRow) -> object:
     return field_to_dict(row.field, row.rf_status)
 
 
+def counts_json(record: CostFields, activations: int, batch: int) -> dict[str, int]:
+    """The counts of a row or of the totals for ``batch`` samples (params are not scaled)."""
+    return {
+        "params": record.params,
+        "macs": batch * record.macs,
+        "flops": batch * record.flops,
+        "other_ops": batch * record.other_ops,
+        "bias_adds": batch * record.bias_adds,
+        "moved": batch * record.moved,
+        "activations": batch * activations,
+    }
+
+
 def row_json(result: NetResult, row: LayerRow) -> dict[str, object]:
     batch = result.batch
     return {
@@ -71,13 +84,7 @@ def row_json(result: NetResult, row: LayerRow) -> dict[str, object]:
         "input_shape": list(result.spec.to_layout(row.input_shapes[0])),
         "input_shapes": [list(result.spec.to_layout(s)) for s in row.input_shapes],
         "output_shape": list(result.spec.to_layout(row.output_shape)),
-        "params": row.params,
-        "macs": batch * row.macs,
-        "flops": batch * row.flops,
-        "other_ops": batch * row.other_ops,
-        "bias_adds": batch * row.bias_adds,
-        "moved": batch * row.moved,
-        "activations": batch * row.activations,
+        **counts_json(row, row.activations, batch),
         "receptive_field": field_json(row),
         "notes": list(row.notes),
         "line": row.where.line if row.where else None,
@@ -100,13 +107,7 @@ def net_to_dict(result: NetResult, depth: int | None = None) -> dict[str, object
         "input_shape": list(result.spec.to_layout(result.input_shape)),
         "output_shape": list(result.spec.to_layout(result.output_shape)),
         "totals": {
-            "params": totals.params,
-            "macs": batch * totals.macs,
-            "flops": batch * totals.flops,
-            "other_ops": batch * totals.other_ops,
-            "bias_adds": batch * totals.bias_adds,
-            "moved": batch * totals.moved,
-            "activations": batch * totals.activations,
+            **counts_json(totals, totals.activations, batch),
             "layers": totals.layers,
         },
         "conventions": CONVENTIONS,
