@@ -13,7 +13,7 @@ import gc
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 from convcalc import rf
 from convcalc.engine import StageResult, Tensor, expand, walk
@@ -108,6 +108,24 @@ def _join(path: str, name: str) -> str:
 
 
 INPUT_TENSOR = "input"
+
+
+class Item(NamedTuple):
+    """One item being evaluated, handed from method to method instead of six arguments: its
+    mapping, its path (``None`` for an unnamed block), the scope it is in, the tensor it reads,
+    where it is written, and its variables (the scope's plus ``in_channels``)."""
+
+    mapping: Mapping[str, object]
+    path: str | None
+    scope: Scope
+    current: str
+    where: Location
+    variables: Mapping[str, object]
+
+    @property
+    def name(self) -> str:
+        """The path of a typed item (layers, merges, template calls are always named)."""
+        return cast(str, self.path)
 
 
 class _Evaluator:
@@ -344,40 +362,23 @@ class _Evaluator:
             current = self.ref(substitute(mapping["input"], variables), scope, current, where)
             variables = self.variables(scope, current)
         start = len(self.result.rows)
-        if path is None or "type" not in mapping:
-            out = self.block(mapping, path, scope, current, where, variables)
-        else:
-            out = self.typed(mapping, path, scope, current, where, variables)
+        item = Item(mapping, path, scope, current, where, variables)
+        out = self.block(item) if path is None or "type" not in mapping else self.typed(item)
         if path is not None:
             self.names[path] = out
         self.check_layer_expect(mapping, path or f"block at line {where.line}", out, start, where)
         return out
 
-    def typed(
-        self,
-        mapping: Mapping[str, object],
-        path: str,
-        scope: Scope,
-        current: str,
-        where: Location,
-        variables: Mapping[str, object],
-    ) -> str:
-        type_name = normalise_name(str(substitute(mapping["type"], variables)))
+    def typed(self, item: Item) -> str:
+        type_name = normalise_name(str(substitute(item.mapping["type"], item.variables)))
         if type_name in MERGES:
-            return self.merge(mapping, type_name, path, scope, current, where, variables)
+            return self.merge(item, type_name)
         if type_name in self.spec.templates:
-            return self.call(mapping, self.spec.templates[type_name], path, scope, current, where, variables)
-        return self.leaf(mapping, path, current, where, variables)
+            return self.call(item, self.spec.templates[type_name])
+        return self.leaf(item)
 
-    def block(
-        self,
-        mapping: Mapping[str, object],
-        path: str | None,
-        scope: Scope,
-        current: str,
-        where: Location,
-        variables: Mapping[str, object],
-    ) -> str:
+    def block(self, item: Item) -> str:
+        mapping, path, scope, current, where, variables = item
         structure = next(k for k in BLOCK_KEYS if k in mapping)
         allowed = (*ITEM_KEYS, structure, *BLOCK_EXTRA[structure])
         for key in mapping:
@@ -394,9 +395,9 @@ class _Evaluator:
             self.add_block(path, "sequence", where)
             return self.sequence(self.items(mapping, "layers", variables), inner, current)
         if structure == "branches":
-            return self.branches(mapping, path, inner, current, where, variables)
+            return self.branches(item, inner)
         self.add_block(path, "residual", where)
-        return self.residual(mapping, inner, current, where, variables)
+        return self.residual(item, inner)
 
     def add_block(self, path: str | None, type_name: str, where: Location) -> None:
         if path is not None:
@@ -421,15 +422,8 @@ class _Evaluator:
             )
         return merge
 
-    def branches(
-        self,
-        mapping: Mapping[str, object],
-        path: str | None,
-        inner: Scope,
-        current: str,
-        where: Location,
-        variables: Mapping[str, object],
-    ) -> str:
+    def branches(self, item: Item, inner: Scope) -> str:
+        mapping, path, _, current, where, variables = item
         merge = self.merge_kind(mapping, None, variables)
         self.add_block(path, f"branches ({merge})", where)
         branches = self.items(mapping, "branches", variables)
@@ -457,9 +451,8 @@ class _Evaluator:
         self.names[path] = out
         return out
 
-    def residual(
-        self, mapping: Mapping[str, object], inner: Scope, current: str, where: Location, variables: Mapping[str, object]
-    ) -> str:
+    def residual(self, item: Item, inner: Scope) -> str:
+        mapping, _, _, current, where, variables = item
         merge = self.merge_kind(mapping, "add", variables)
         body = self.items(mapping, "residual", variables)
         shortcut = mapping.get("shortcut", "identity")
@@ -483,16 +476,9 @@ class _Evaluator:
             )
         return self.merge_stage(merge, _join(inner.path, self.auto_name(inner.path, merge)), [out, other], where)
 
-    def call(
-        self,
-        mapping: Mapping[str, object],
-        template: Template,
-        path: str,
-        scope: Scope,
-        current: str,
-        where: Location,
-        variables: Mapping[str, object],
-    ) -> str:
+    def call(self, item: Item, template: Template) -> str:
+        mapping, _, scope, current, where, variables = item
+        path = item.name
         args: dict[str, object] = {}
         for key, value in mapping.items():
             if key in ITEM_KEYS or key == "type":
@@ -594,9 +580,9 @@ class _Evaluator:
             self.defaults_cache[kind.name] = cached
         return cached
 
-    def leaf(
-        self, mapping: Mapping[str, object], path: str, current: str, where: Location, variables: Mapping[str, object]
-    ) -> str:
+    def leaf(self, item: Item) -> str:
+        mapping, _, _, current, where, variables = item
+        path = item.name
         resolved = {k: substitute(v, variables) for k, v in mapping.items() if k not in ITEM_KEYS}
         kind = lookup(resolved["type"])
         spec = parse_layer(with_lines(mapping, resolved), name=path, where=where, defaults=self.kind_defaults(kind))
@@ -614,16 +600,9 @@ class _Evaluator:
         names["in"] = current
         return [Stage(names[s.name], s.op, tuple(names[i] for i in s.inputs), s.label) for s in stages]
 
-    def merge(
-        self,
-        mapping: Mapping[str, object],
-        type_name: str,
-        path: str,
-        scope: Scope,
-        current: str,
-        where: Location,
-        variables: Mapping[str, object],
-    ) -> str:
+    def merge(self, item: Item, type_name: str) -> str:
+        mapping, _, scope, current, where, variables = item
+        path = item.name
         for key in mapping:
             if key not in ("type", "inputs", *ITEM_KEYS):
                 raise SpecError(
