@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Optional
 
 import typer
@@ -48,7 +48,7 @@ def main_options(
 
 def command(name: str) -> Callable[..., None]:
     """The typer command called ``name`` (importing its group's module)."""
-    commands: dict[str, Callable[..., None]] = importlib.import_module(f"convcalc.cli.{GROUPS[name]}").COMMANDS
+    commands: Mapping[str, Callable[..., None]] = importlib.import_module(f"convcalc.cli.{GROUPS[name]}").COMMANDS
     return commands[name]
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated
 
 import typer
@@ -31,6 +32,7 @@ VIEW_HELP = {
 ExplainOpt = Annotated[bool, typer.Option("--explain", help="Print every formula with the numbers substituted.")]
 
 
+@functools.cache
 def view_command(view: str) -> Callable[..., None]:
     """The command printing one view of a layer."""
 
@@ -64,4 +66,19 @@ def view_command(view: str) -> Callable[..., None]:
     return command
 
 
-COMMANDS: dict[str, Callable[..., None]] = {view: view_command(view) for view in VIEW_HELP}
+class Views(Mapping[str, Callable[..., None]]):
+    """The view commands by name, each built when first asked for (``main`` builds only the one that runs)."""
+
+    def __getitem__(self, view: str) -> Callable[..., None]:
+        if view not in VIEW_HELP:
+            raise KeyError(view)
+        return view_command(view)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(VIEW_HELP)
+
+    def __len__(self) -> int:
+        return len(VIEW_HELP)
+
+
+COMMANDS = Views()

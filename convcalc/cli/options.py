@@ -124,6 +124,7 @@ COMPARE_FIELDS: tuple[FieldDef, ...] = (OUT_CHANNELS, KERNEL, STRIDE, PADDING, D
 """The fields ``compare`` applies to every type it compares."""
 
 
+@functools.cache
 def flag_annotation(field: FieldDef) -> object:
     """The typer option of one field: ``--kernel-size/-k TEXT`` (values are parsed by the field),
     ``--bias/--no-bias`` for a boolean field."""
