@@ -1,4 +1,4 @@
-"""Resolve padding requests (``same``, ``valid``, ``full``, ``causal``, ints, pairs) to explicit pairs.
+"""Padding: resolve padding requests (``same``, ``valid``, ``full``, ``causal``, ints, pairs) to explicit pairs, and the Pad layer.
 
 Semantics:
 
