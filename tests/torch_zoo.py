@@ -286,9 +286,10 @@ ZOO: dict[str, Callable[[], nn.Module]] = {
 """Spec name -> builder (input 3x224x224 for all three)."""
 
 
-def conv_linear_macs(model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224)) -> int:
+def flop_counter_macs(model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 224)) -> tuple[int, dict[str, int]]:
     """Multiply-accumulates of convolutions and linear layers for one sample in eval mode, as
-    PyTorch's ``FlopCounterMode`` counts them (its FLOPs are 2 per multiply-accumulate)."""
+    PyTorch's ``FlopCounterMode`` counts them (2 FLOPs per multiply-accumulate): the total and
+    the count of every module path that did any (``features.0.0``, ``features.0``, ...)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
@@ -296,4 +297,11 @@ def conv_linear_macs(model: nn.Module, input_shape: tuple[int, ...] = (3, 224, 2
         model(torch.zeros(1, *input_shape))
     flops = counter.get_total_flops()
     assert flops % 2 == 0, flops
-    return flops // 2
+    root = type(model).__name__ + "."  # FlopCounterMode prefixes paths with the root's class name
+    per_module = {}
+    for key, counts in counter.get_flop_counts().items():
+        if key.startswith(root):
+            module_flops = sum(counts.values())
+            assert module_flops % 2 == 0, (key, module_flops)
+            per_module[key.removeprefix(root)] = module_flops // 2
+    return flops // 2, per_module
