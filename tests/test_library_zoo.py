@@ -36,7 +36,7 @@ import yaml
 from test_library_imagenet import _shape, compare_layers, leaves, net_doc, rounded, rows_of, spec, torch_shapes, total
 from torch_zoo import ZOO, flop_counter_macs
 
-from convcalc.network import check_file
+from convcalc.network.check import check_file
 
 INPUT = (3, 224, 224)
 PUBLISHED = {
