@@ -103,6 +103,11 @@ def _located(err: ConvcalcError, layer: str | None, where: Location) -> Convcalc
     return err
 
 
+def _computed(name: object) -> bool:
+    """Whether a ``name`` is an expression or holds ``${...}`` (evaluated per item)."""
+    return isinstance(name, str) and "$" in name
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -202,7 +207,7 @@ class _Evaluator:
         """User names of the items (duplicates refused), to tell forward references from unknown ones."""
         names: dict[str, int | None] = {}
         for raw in items:
-            if not isinstance(raw, dict) or raw.get("name") is None:
+            if not isinstance(raw, dict) or raw.get("name") is None or _computed(raw["name"]):
                 continue
             name, line = str(raw["name"]), line_of(raw)
             if name in names:
@@ -242,23 +247,42 @@ class _Evaluator:
         return Location(self.spec.source, line_of(raw) if isinstance(raw, dict) else line)
 
     def item(self, raw: object, scope: Scope, current: str, line: int | None = None) -> str:
+        """Evaluate one item. An item skipped by ``when`` takes neither a name nor a position."""
         where = self.where(raw, line)
         path: str | None = None
         try:
             mapping = self.as_item(raw, where)
-            if mapping.get("name") is not None:
-                self.check_name(str(mapping["name"]))
-                path = _join(scope.path, str(mapping["name"]))
-                self.counters[scope.path] = self.counters.get(scope.path, 0) + 1
-            elif "repeat" in mapping or "type" in mapping:
-                path = _join(scope.path, self.auto_name(scope.path))
             if "repeat" in mapping:
-                return self.repeat(mapping, cast(str, path), scope, current, where)
+                if _computed(mapping.get("name")):
+                    return self.repeat(mapping, None, scope, current, where)
+                path = self.item_path(mapping, scope, current) or _join(scope.path, self.auto_name(scope.path))
+                return self.repeat(mapping, path, scope, current, where)
             if "when" in mapping and not substitute(mapping["when"], self.variables(scope, current)):
                 return current
+            path = self.item_path(mapping, scope, current)
+            if path is None and "type" in mapping:
+                path = _join(scope.path, self.auto_name(scope.path))
             return self.single(mapping, path, scope, current, where)
         except ConvcalcError as err:
             raise _located(err, path or scope.path or None, where) from None
+
+    def item_path(self, mapping: Mapping[str, object], scope: Scope, current: str) -> str | None:
+        """The path of a named item (``name`` may be computed: ``$t``, ``"denselayer${i + 1}"``);
+        a name takes the place of a position, so the positions after it keep counting."""
+        raw = mapping.get("name")
+        if raw is None:
+            return None
+        value = substitute(raw, self.variables(scope, current)) if _computed(raw) else raw
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise SpecError(
+                f"the name {raw!r} evaluates to {value!r}, not a name.",
+                where=location_of(self.spec.source, mapping, "name"),
+                hint='Names are text: name: "block${i + 1}".',
+            )
+        name = str(value)
+        self.check_name(name)
+        self.counters[scope.path] = self.counters.get(scope.path, 0) + 1
+        return _join(scope.path, name)
 
     @staticmethod
     def check_depth(scope: Scope, opening: str) -> None:
@@ -293,7 +317,10 @@ class _Evaluator:
 
     # -- repeat --------------------------------------------------------------------------------------
 
-    def repeat(self, mapping: Mapping[str, object], path: str, scope: Scope, current: str, where: Location) -> str:
+    def repeat(self, mapping: Mapping[str, object], path: str | None, scope: Scope, current: str, where: Location) -> str:
+        """``repeat: n``: repetitions ``path.0`` ... ``path.n-1``, or, when ``path`` is None (a
+        computed ``name`` such as ``"denselayer${i + 1}"``), each repetition named by its own
+        name directly in the enclosing block (``i`` is visible while the name is evaluated)."""
         variables = self.variables(scope, current)
         self.check_depth(scope, "repeat")
         at = location_of(self.spec.source, mapping, "repeat")
@@ -302,9 +329,11 @@ class _Evaluator:
             raise LimitError(f"repeat: {count:,} would exceed the limit of {MAX_LAYERS:,} layers.", where=at)
         first = mapping_of(substitute(mapping.get("first") or {}, variables), "'first'", where)
         each = self.each(mapping, count, variables, where)
-        self.claim(path, where)
-        self.result.blocks[path] = BlockInfo(path, f"{self.describe(mapping)} x{count}", where)
-        base = {k: v for k, v in mapping.items() if k not in ("repeat", "first", "each", "name", "expect")}
+        if path is not None:
+            self.claim(path, where)
+            self.result.blocks[path] = BlockInfo(path, f"{self.describe(mapping)} x{count}", where)
+        keep = ("name",) if path is None else ()
+        base = {k: v for k, v in mapping.items() if k not in ("repeat", "first", "each", "name", "expect") or k in keep}
         start = len(self.result.rows)
         for i in range(count):
             values = {**base, **(first if i == 0 else {}), **{k: v[i] for k, v in each.items()}}
@@ -313,15 +342,18 @@ class _Evaluator:
             item = with_lines(mapping, values)
             if i == 0:
                 item.lines.update({k: line for k in first if (line := line_of(first, k)) is not None})
-            iteration = Scope(path, {**scope.variables, "i": i}, current, scope.depth + 1, scope.calls)
+            namespace = scope.path if path is None else path
+            iteration = Scope(namespace, {**scope.variables, "i": i}, current, scope.depth + 1, scope.calls)
             if "when" in item and not substitute(item["when"], self.variables(iteration, current)):
                 continue
             before = len(self.result.rows)
-            current = self.single(item, _join(path, str(i)), iteration, current, where)
+            child = self.item_path(item, iteration, current) if path is None else _join(path, str(i))
+            current = self.single(item, child, iteration, current, where)
             if i == 1 and not each and "when" not in base:
                 self.check_projection(count, len(self.result.rows) - before, at)
-        self.names[path] = current
-        self.check_layer_expect(mapping, path, current, start, where)
+        if path is not None:
+            self.names[path] = current
+        self.check_layer_expect(mapping, path or f"repeat at line {where.line}", current, start, where)
         return current
 
     def check_projection(self, count: int, per: int, at: Location) -> None:
