@@ -170,3 +170,96 @@ layers:
             modules.append(module)
     modules.append(nn.ReLU())
     assert net_rows(text) == [name for name, _ in nn.Sequential(*modules).named_children()]
+
+
+# ----------------------------------------------------------------------------------------------
+# include: templates and variables from other files
+# ----------------------------------------------------------------------------------------------
+
+
+def _write(tmp_path: object, files: dict[str, str]) -> None:
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+
+
+def test_include_brings_templates_and_variables_relative_to_the_including_file(tmp_path: object) -> None:
+    from convcalc.network.evaluate import evaluate_file
+
+    _write(
+        tmp_path,
+        {
+            "lib/blocks.yaml": "include: [more/width.yaml]\ndefine:\n  unit:\n    params: {out: $width}\n"
+            "    layers: [{type: conv2d, name: conv, out_channels: $out, kernel_size: 3, padding: 1}]\n",
+            "lib/more/width.yaml": "variables: {width: 8}\n",
+            "net.yaml": "include: [lib/blocks.yaml]\ninput: 3x8x8\nlayers:\n  - {type: unit, name: a}\n  - {type: unit, name: b, out: 4}\n",
+        },
+    )
+    result = evaluate_file(f"{tmp_path}/net.yaml")
+    assert [r.name for r in result.rows] == ["a.conv", "b.conv"]
+    assert result.output_shape == (4, 8, 8)
+    assert result.rows[0].params == 3 * 8 * 9 + 8  # weights + bias: width 8 from the file the include included
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"a.yaml": "include: [b.yaml]\nvariables: {w: 1}\n", "b.yaml": "include: [a.yaml]\n"}, r"b.yaml:1: .include. makes a cycle: a.yaml -> b.yaml -> a.yaml"),
+        ({"a.yaml": "variables: {w: 1}\n"}, r"the variable 'w' is defined both in .*a.yaml and in .*net.yaml"),
+        ({"a.yaml": "define: {t: [relu]}\n", "b.yaml": "define: {t: [relu]}\n"}, r"the template 't' is defined both in .*a.yaml and in .*b.yaml"),
+        ({"a.yaml": "bogus: 1\n"}, r"an included spec has no key 'bogus'"),
+        ({"a.yaml": "include: missing.yaml\n"}, r"'missing.yaml'|missing.yaml' does not exist"),
+    ],
+)
+def test_include_errors_name_the_files(tmp_path: object, files: dict[str, str], message: str) -> None:
+    from convcalc.network.spec import load_network
+
+    includes = sorted(n for n in files if n in ("a.yaml", "b.yaml") and not files[n].startswith("include: [a"))
+    main = f"include: {includes}\ninput: 3x8x8\nvariables: {{w: 2}}\nlayers: [relu]\n"
+    _write(tmp_path, {**files, "net.yaml": main})
+    with pytest.raises(ConvcalcError, match=message):
+        load_network(f"{tmp_path}/net.yaml")
+
+
+def test_a_file_included_twice_by_different_routes_is_read_once(tmp_path: object) -> None:
+    from convcalc.network.spec import load_network
+
+    _write(
+        tmp_path,
+        {
+            "a.yaml": "include: [c.yaml]\n",
+            "b.yaml": "include: [c.yaml]\n",
+            "c.yaml": "define: {t: [relu]}\n",
+            "net.yaml": "include: [a.yaml, b.yaml]\ninput: 3x8x8\nlayers: [t]\n",
+        },
+    )
+    assert list(load_network(f"{tmp_path}/net.yaml").templates) == ["t"]
+
+
+def test_include_depth_is_bounded(tmp_path: object) -> None:
+    from convcalc.errors import LimitError
+    from convcalc.network.spec import MAX_INCLUDE_DEPTH, load_network
+
+    files = {f"f{k}.yaml": f"include: [f{k + 1}.yaml]\n" for k in range(MAX_INCLUDE_DEPTH + 2)}
+    files["net.yaml"] = "include: [f0.yaml]\ninput: 3x8x8\nlayers: [relu]\n"
+    files[f"f{MAX_INCLUDE_DEPTH + 2}.yaml"] = "variables: {}\n"
+    _write(tmp_path, files)
+    with pytest.raises(LimitError, match="nests deeper than"):
+        load_network(f"{tmp_path}/net.yaml")
+
+
+def test_errors_in_an_included_template_point_into_its_file(tmp_path: object) -> None:
+    from convcalc.network.evaluate import evaluate_file
+
+    _write(
+        tmp_path,
+        {
+            "a.yaml": "define:\n  t:\n    layers:\n      - {type: conv2d, out_channels: 4, kernel_size: 3, bogus: 1}\n",
+            "net.yaml": "include: [a.yaml]\ninput: 3x8x8\nlayers: [t]\n",
+        },
+    )
+    with pytest.raises(ConvcalcError, match=r"a\.yaml:4"):
+        evaluate_file(f"{tmp_path}/net.yaml")

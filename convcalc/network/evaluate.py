@@ -147,6 +147,8 @@ class _Evaluator:
 
     def __init__(self, spec: NetworkSpec, batch: int) -> None:
         self.spec = spec
+        self.source = spec.source
+        """The file of the items being evaluated (a template's body is in the file defining it)."""
         self.result = NetResult(spec, batch)
         self.tensors: dict[str, Tensor] = {INPUT_TENSOR: Tensor(spec.input_shape, rf.identity_field(len(spec.input_shape) - 1))}
         self.reasons: dict[str, str] = {}
@@ -215,7 +217,7 @@ class _Evaluator:
                 raise SpecError(
                     f"the name '{name}' is used twice in one block" + (f" (first at line {first})." if first else "."),
                     layer=_join(scope.path, name),
-                    where=Location(self.spec.source, line),
+                    where=Location(self.source, line),
                     hint="Names must be unique among siblings.",
                 )
             names[name] = line
@@ -244,7 +246,7 @@ class _Evaluator:
 
     def where(self, raw: object, line: int | None = None) -> Location:
         """Where an item is written: its own line (mappings), else the line of its list entry."""
-        return Location(self.spec.source, line_of(raw) if isinstance(raw, dict) else line)
+        return Location(self.source, line_of(raw) if isinstance(raw, dict) else line)
 
     def item(self, raw: object, scope: Scope, current: str, line: int | None = None) -> str:
         """Evaluate one item. An item skipped by ``when`` takes neither a name nor a position."""
@@ -276,7 +278,7 @@ class _Evaluator:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise SpecError(
                 f"the name {raw!r} evaluates to {value!r}, not a name.",
-                where=location_of(self.spec.source, mapping, "name"),
+                where=location_of(self.source, mapping, "name"),
                 hint='Names are text: name: "block${i + 1}".',
             )
         name = str(value)
@@ -323,7 +325,7 @@ class _Evaluator:
         name directly in the enclosing block (``i`` is visible while the name is evaluated)."""
         variables = self.variables(scope, current)
         self.check_depth(scope, "repeat")
-        at = location_of(self.spec.source, mapping, "repeat")
+        at = location_of(self.source, mapping, "repeat")
         count = parse_count(substitute(mapping["repeat"], variables), "repeat", at)
         if count > MAX_REPEAT or len(self.result.rows) + count > MAX_LAYERS:
             raise LimitError(f"repeat: {count:,} would exceed the limit of {MAX_LAYERS:,} layers.", where=at)
@@ -373,7 +375,7 @@ class _Evaluator:
             if not isinstance(values, list) or len(values) != count:
                 raise SpecError(
                     f"'each: {key}' must be a list of {count} values (one per repetition).",
-                    where=location_of(self.spec.source, each, key),
+                    where=location_of(self.source, each, key),
                 )
             out[key] = values
         return out
@@ -417,7 +419,7 @@ class _Evaluator:
             if key not in allowed:
                 raise SpecError(
                     f"a '{structure}' block has no key '{key}'.{did_you_mean(key, allowed)}",
-                    where=location_of(self.spec.source, mapping, key),
+                    where=location_of(self.source, mapping, key),
                     hint=f"Its keys: {', '.join(allowed)}.",
                 )
         self.check_depth(scope, structure)
@@ -440,17 +442,17 @@ class _Evaluator:
         if isinstance(value, str) and value.startswith("$"):
             value = substitute(value, variables)
         if not isinstance(value, list):
-            raise SpecError(f"'{key}' must be a list of layers.", where=location_of(self.spec.source, mapping, key))
+            raise SpecError(f"'{key}' must be a list of layers.", where=location_of(self.source, mapping, key))
         return value
 
     def merge_kind(self, mapping: Mapping[str, object], default: str | None, variables: Mapping[str, object]) -> str:
         value = mapping.get("merge", default)
         if value is None:
-            raise SpecError("branches need 'merge: add', 'concat' or 'multiply'.", where=location_of(self.spec.source, mapping))
+            raise SpecError("branches need 'merge: add', 'concat' or 'multiply'.", where=location_of(self.source, mapping))
         merge = normalise_name(str(substitute(value, variables)))
         if merge not in MERGES:
             raise SpecError(
-                f"'merge' must be add, concat or multiply, got {value!r}.", where=location_of(self.spec.source, mapping, "merge")
+                f"'merge' must be add, concat or multiply, got {value!r}.", where=location_of(self.source, mapping, "merge")
             )
         return merge
 
@@ -497,14 +499,14 @@ class _Evaluator:
             return out
         elif isinstance(shortcut, list):
             other = self.sub_sequence(
-                shortcut, "shortcut", "shortcut", inner, current, location_of(self.spec.source, mapping, "shortcut")
+                shortcut, "shortcut", "shortcut", inner, current, location_of(self.source, mapping, "shortcut")
             )
         elif isinstance(shortcut, Mapping):
             other = self.item(shortcut, inner, current)
         else:
             raise SpecError(
                 f"'shortcut' must be identity/true, none/false, a list of layers or one item, got {shortcut!r}.",
-                where=location_of(self.spec.source, mapping, "shortcut"),
+                where=location_of(self.source, mapping, "shortcut"),
             )
         return self.merge_stage(merge, _join(inner.path, self.auto_name(inner.path, merge)), [out, other], where)
 
@@ -518,7 +520,7 @@ class _Evaluator:
             if key not in template.params:
                 raise SpecError(
                     f"template '{template.name}' has no parameter '{key}'.{did_you_mean(key, list(template.params))}",
-                    where=location_of(self.spec.source, mapping, key),
+                    where=location_of(self.source, mapping, key),
                     hint=f"Its parameters: {', '.join(template.params) or 'none'} (defined at {template.where}).",
                 )
             args[key] = substitute(value, variables)
@@ -533,7 +535,11 @@ class _Evaluator:
         self.check_depth(scope, template.name)
         self.add_block(path, template.name, where)
         inner = scope.child(path, current, {**self.spec.variables, **args}, call=template.name)
-        return self.sequence(template.body, inner, current)
+        caller, self.source = self.source, template.where.file
+        try:
+            return self.sequence(template.body, inner, current)
+        finally:
+            self.source = caller
 
     def fill_defaults(self, template: Template, args: dict[str, object], current: str) -> None:
         """Add the defaults of the parameters missing from ``args``, evaluated like arguments.
@@ -557,7 +563,7 @@ class _Evaluator:
                 except ConvcalcError as err:
                     raise type(err)(
                         f"the default of parameter '{key}' of template '{template.name}' ({default!r}): {err.message}",
-                        where=location_of(self.spec.source, template.params, key),
+                        where=location_of(template.where.file, template.params, key),
                         hint=err.hint,
                     ) from None
             known[key] = args[key]
@@ -639,7 +645,7 @@ class _Evaluator:
             if key not in ("type", "inputs", *ITEM_KEYS):
                 raise SpecError(
                     f"a {type_name} merge has no field '{key}'.",
-                    where=location_of(self.spec.source, mapping, key),
+                    where=location_of(self.source, mapping, key),
                     hint="It takes 'inputs'.",
                 )
         refs = substitute(mapping.get("inputs"), variables)
@@ -717,7 +723,7 @@ class _Evaluator:
         if expect is None:
             return
         expect = mapping_of(expect, "'expect'", where)
-        check_keys(expect, LAYER_EXPECT, f"the 'expect' of layer '{path}'", self.spec.source)
+        check_keys(expect, LAYER_EXPECT, f"the 'expect' of layer '{path}'", self.source)
         rows = self.result.rows[start:]
         actual: dict[str, object] = {
             "shape": self.spec.to_layout(self.tensors[out].shape),
@@ -725,7 +731,7 @@ class _Evaluator:
             "macs": sum(r.macs for r in rows),
         }
         for key, wanted in expect.items():
-            at = location_of(self.spec.source, expect, key)
+            at = location_of(self.source, expect, key)
             self.result.expectations.append(self.compare(f"layer '{path}' {key}", key, wanted, actual[key], at, path))
 
     def compare(
@@ -772,7 +778,7 @@ class _Evaluator:
             "receptive_field": sizes,
         }
         for key, wanted in expect.items():
-            at = location_of(self.spec.source, expect, key)
+            at = location_of(self.source, expect, key)
             self.result.expectations.append(self.compare(key, key, wanted, actual[key], at))
 
 
