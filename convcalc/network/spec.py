@@ -25,7 +25,7 @@ A network is a sequence of items::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
@@ -34,7 +34,7 @@ from convcalc.kinds import all_kinds, lookup
 from convcalc.network.expressions import NAME_PATTERN
 from convcalc.parse.located import line_of, type_name
 from convcalc.parse.values import LAYOUTS, from_channels_first, parse_axes, parse_int, to_channels_first
-from convcalc.parse.yaml import load_file
+from convcalc.parse.yaml import load_file, load_text
 from convcalc.primitives.base import Shape
 from convcalc.primitives.merge import Add, Concat, Multiply
 
@@ -90,6 +90,10 @@ class NetworkSpec:
     kind_defaults: Mapping[str, Mapping[str, object]]
     expect: Mapping[str, object] | None
     where: Location
+    skipped: frozenset[str] = frozenset()
+    """``expect`` keys that no longer apply after :func:`override` (reported as skipped)."""
+    overridden: str = ""
+    """What :func:`override` changed, for the skipped expectations' message."""
 
     def to_layout(self, shape: Sequence[int]) -> Shape:
         """Channels first -> the spec's layout."""
@@ -306,6 +310,50 @@ def _claim(state: _Includes, what: str, name: str, source: str, where: Location)
             where=where,
             hint="Rename one of them (names brought in by 'include' share one namespace).",
         )
+
+
+INPUT_DEPENDENT = frozenset({"shape", "output_shape", "macs", "flops", "max_macs", "max_flops", "receptive_field"})
+"""Expectations that change with the input's spatial size (params do not)."""
+
+
+def override(spec: NetworkSpec, in_shape: str | None = None, values: Mapping[str, object] | None = None) -> NetworkSpec:
+    """``--in SHAPE`` (a new input, in the spec's layout) and ``--set name=value`` (a new value of a
+    top-level variable, read as a YAML scalar: ``8``, ``0.75``, ``true``, ``relu``).
+
+    Expectations that no longer apply are marked skipped: those that depend on the spatial size
+    when only that changed; all of them when the channels, the rank or a variable changed.
+    """
+    changes: list[str] = []
+    everything = False
+    shape = spec.input_shape
+    if in_shape is not None:
+        shape = to_channels_first(parse_axes(in_shape, "--in"), spec.layout)
+        if len(shape) != len(spec.input_shape):
+            raise SpecError(
+                f"--in {in_shape} has {len(shape)} sizes; the spec's input {'x'.join(map(str, spec.input_shape))} has {len(spec.input_shape)}.",
+                hint="Give a shape of the same rank (channels first unless the spec says channels_last).",
+            )
+        if shape != spec.input_shape:
+            changes.append(f"--in {in_shape}")
+            everything = shape[0] != spec.input_shape[0]
+    variables = dict(spec.variables)
+    for name, raw in (values or {}).items():
+        text = str(raw)
+        if name not in variables:
+            known = ", ".join(sorted(variables)) or "none"
+            raise SpecError(
+                f"--set {name}: the spec has no top-level variable '{name}'.{did_you_mean(name, list(variables))}",
+                hint=f"Its variables: {known}.",
+            )
+        value = load_text(text, "--set") if text.strip() else text
+        if value != variables[name]:
+            variables[name] = value
+            changes.append(f"--set {name}={text}")
+            everything = True
+    if not changes:
+        return spec
+    expect = {*NET_EXPECT, *LAYER_EXPECT} if everything else INPUT_DEPENDENT
+    return replace(spec, input_shape=shape, variables=variables, skipped=frozenset(expect), overridden=", ".join(changes))
 
 
 def load_network(path: str) -> NetworkSpec:
