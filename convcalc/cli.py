@@ -293,6 +293,12 @@ def _executor(target: typer.Typer) -> None:
     cli_run.register(target)
 
 
+def _drawing(target: typer.Typer) -> None:
+    from convcalc import cli_draw
+
+    cli_draw.register(target)
+
+
 Registrar = Callable[[typer.Typer], None]
 
 
@@ -313,6 +319,7 @@ REGISTRARS: dict[str, Registrar] = {
     "check": _network,
     "run": _executor,
     "peak": _executor,
+    "draw": _drawing,
 }
 """How each command is added to an app; the network commands come from :mod:`convcalc.cli_net`."""
 

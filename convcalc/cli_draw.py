@@ -1,0 +1,147 @@
+"""The ``draw`` command (registered on the app by :func:`register`): pictures of a layer or of a
+receptive field. Thin typer wrapper: the pictures live in :mod:`convcalc.draw`.
+
+* ``convcalc draw TYPE [layer flags] [-o FILE.svg] [--step N | --grid | --overlap]``
+* ``convcalc draw rf SPEC --layer NAME [--unit i,j] -o FILE.svg``
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from convcalc import cli
+
+WhatArg = Annotated[
+    str, typer.Argument(metavar="TYPE|rf", help="A layer type (conv2d, conv_transpose2d, separable2d, ...) or 'rf'.")
+]
+SpecArg = Annotated[
+    Optional[str], typer.Argument(metavar="[SPEC]", help="With 'rf': the network spec (YAML).", show_default=False)
+]
+OutputOpt = Annotated[
+    Optional[str],
+    typer.Option("--output", "-o", help="Write the SVG here; without it, one frame is printed in the terminal.", show_default=False),
+]
+OutChannelsOpt = Annotated[
+    Optional[str],
+    typer.Option("--out-channels", help="Output channels (default: the input's; the picture does not depend on it).", show_default=False),
+]
+StepOpt = Annotated[Optional[int], typer.Option("--step", min=1, help="Draw one static frame: output position N (1-based).", show_default=False)]
+GridOpt = Annotated[bool, typer.Option("--grid", help="All windows at once: how many windows read each input cell.")]
+OverlapOpt = Annotated[bool, typer.Option("--overlap", help="Transposed conv: inputs feeding each output (checkerboard).")]
+LayerOpt = Annotated[Optional[str], typer.Option("--layer", "-l", help="With 'rf': the layer whose unit is drawn.", show_default=False)]
+UnitOpt = Annotated[
+    Optional[str], typer.Option("--unit", "-u", help="With 'rf': the unit, e.g. 3,4 (default: the centre).", show_default=False)
+]
+
+
+def _mode(step: int | None, grid: bool, overlap: bool) -> tuple[str, int]:
+    from convcalc.errors import SpecError
+
+    chosen = [name for name, on in (("--step", step is not None), ("--grid", grid), ("--overlap", overlap)) if on]
+    if len(chosen) > 1:
+        raise SpecError(f"{' and '.join(chosen)} exclude each other.", hint="Pick one view (or none for the animation).")
+    if grid:
+        return "grid", 1
+    if overlap:
+        return "overlap", 1
+    return ("step", step) if step is not None else ("animate", 1)
+
+
+def _write(text: str, path: str) -> None:
+    from convcalc.errors import SpecError
+
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as err:
+        raise SpecError(f"cannot write {path}: {err.strerror or err}.", hint="Check the directory exists and is writable.") from None
+    sys.stderr.write(f"wrote {path} ({len(text.encode()):,} bytes)\n")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``draw`` to ``app``."""
+
+    @app.command("draw")
+    def draw_command(
+        what: WhatArg,
+        spec_path: SpecArg = None,
+        in_shape: cli.InOpt = None,
+        out_channels: OutChannelsOpt = None,
+        kernel_size: cli.KOpt = None,
+        stride: cli.SOpt = None,
+        padding: cli.POpt = None,
+        dilation: cli.DOpt = None,
+        groups: cli.GOpt = None,
+        output_padding: cli.OPOpt = None,
+        depth_multiplier: cli.DMOpt = None,
+        mid_channels: cli.MidOpt = None,
+        variant: cli.VarOpt = None,
+        set_fields: cli.SetOpt = None,
+        spec: cli.SpecOpt = None,
+        output: OutputOpt = None,
+        step: StepOpt = None,
+        grid: GridOpt = False,
+        overlap: OverlapOpt = False,
+        layer: LayerOpt = None,
+        unit: UnitOpt = None,
+        debug: cli.DebugOpt = False,
+    ) -> None:
+        """Draw a layer as Dumoulin & Visin do (animated SVG; --step, --grid, --overlap), or with
+        'rf SPEC --layer NAME' the receptive field of one unit with exact path counts.
+
+        Without -o, one frame is printed in the terminal (colour on a TTY, plain with NO_COLOR).
+        """
+        cli.STATE["debug"] = cli.STATE["debug"] or debug
+        given = dict(locals())
+
+        def body() -> None:
+            if what == "rf":
+                _draw_rf(spec_path, layer, unit, output)
+                return
+            _draw_layer(what, given, spec_path, output)
+
+        cli.guarded(body)
+
+
+def _draw_layer(type_name: str, given: dict[str, object], extra: str | None, output: str | None) -> None:
+    from convcalc.draw.layer import Options, draw_layer
+    from convcalc.engine import evaluate_layer
+    from convcalc.errors import SpecError
+    from convcalc.kinds import lookup
+    from convcalc.request import build_request
+    from convcalc.values import parse_shape
+
+    if extra is not None:
+        raise SpecError(f"unexpected argument {extra!r} after the layer type.", hint="Only 'draw rf' takes a spec file.")
+    mode, step = _mode(given["step"], bool(given["grid"]), bool(given["overlap"]))  # type: ignore[arg-type]
+    flags = cli.layer_flags(given)
+    in_shape = given["in_shape"]
+    kind = lookup(type_name)
+    if "out_channels" not in flags and kind.field("out_channels") is not None and given["spec"] is None and in_shape is not None:
+        flags["out_channels"] = parse_shape(in_shape)[0]  # the picture does not depend on it
+    request = build_request(type_name, flags, spec_path=given["spec"], shape_text=in_shape)  # type: ignore[arg-type]
+    result = evaluate_layer(request.spec, request.shape)
+    options = Options(mode, step)
+    if output is None:
+        from convcalc.draw.terminal import render_terminal, use_colour
+
+        typer.echo(render_terminal(result, options, use_colour(sys.stdout)))
+        return
+    _write(draw_layer(result, options), output)
+
+
+def _draw_rf(spec_path: str | None, layer: str | None, unit: str | None, output: str | None) -> None:
+    from convcalc.draw.rf import draw_rf, rf_text
+    from convcalc.errors import SpecError
+
+    if spec_path is None or layer is None:
+        raise SpecError(
+            "'draw rf' needs a network spec and a layer.", hint="Example: convcalc draw rf specs/resnet50.yaml --layer layer1 -o rf.svg"
+        )
+    if output is None:
+        typer.echo(rf_text(spec_path, layer, unit))
+        return
+    _write(draw_rf(spec_path, layer, unit), output)
