@@ -50,7 +50,8 @@ def _mode(step: int | None, grid: bool, overlap: bool) -> tuple[str, int]:
     return ("step", step) if step is not None else ("animate", 1)
 
 
-def _write(text: str, path: str) -> None:
+def write_file(text: str, path: str) -> None:
+    """Write ``text`` to ``path``; an unwritable path is bad input (exit 2), not a crash."""
     from convcalc.errors import SpecError
 
     try:
@@ -130,7 +131,7 @@ def _draw_layer(type_name: str, given: dict[str, object], extra: str | None, out
 
         typer.echo(render_terminal(result, options, use_colour(sys.stdout)))
         return
-    _write(draw_layer(result, options), output)
+    write_file(draw_layer(result, options), output)
 
 
 def _draw_rf(spec_path: str | None, layer: str | None, unit: str | None, output: str | None) -> None:
@@ -144,4 +145,4 @@ def _draw_rf(spec_path: str | None, layer: str | None, unit: str | None, output:
     if output is None:
         typer.echo(rf_text(spec_path, layer, unit))
         return
-    _write(draw_rf(spec_path, layer, unit), output)
+    write_file(draw_rf(spec_path, layer, unit), output)

@@ -7,11 +7,22 @@ Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from convcalc import cli
+
+if TYPE_CHECKING:
+    from convcalc.network import NetResult
+
+
+class NetFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    html = "html"
 
 
 class CheckFormat(str, Enum):
@@ -34,6 +45,10 @@ BatchOpt = Annotated[
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
+NetFmtOpt = Annotated[NetFormat, typer.Option("--format", "-f", help="Output format (html: a self-contained report).")]
+OutputOpt = Annotated[
+    Optional[str], typer.Option("--output", "-o", help="Write the output to this file instead of stdout.", show_default=False)
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -42,9 +57,10 @@ def register(app: typer.Typer) -> None:
     @app.command("net")
     def net_command(
         spec: SpecArg,
-        fmt: cli.FmtOpt = cli.Fmt.table,
+        fmt: NetFmtOpt = NetFormat.table,
         depth: DepthOpt = None,
         batch: BatchOpt = None,
+        output: OutputOpt = None,
         debug: DebugOpt = False,
     ) -> None:
         """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
@@ -55,17 +71,33 @@ def register(app: typer.Typer) -> None:
 
         def body() -> None:
             from convcalc.network import NetworkError, evaluate_file
-            from convcalc.render_net import render_network
 
             try:
                 result = evaluate_file(spec, batch=batch)
             except NetworkError as err:
                 if err.partial.rows:
-                    typer.echo(render_network(err.partial, fmt.value, depth))
+                    _emit(_render(err.partial, fmt.value, depth), output)
                 raise err.cause from None
-            typer.echo(render_network(result, fmt.value, depth))
+            _emit(_render(result, fmt.value, depth), output)
 
         cli.guarded(body)
+
+    def _render(result: NetResult, fmt: str, depth: int | None) -> str:
+        if fmt == "html":
+            from convcalc.draw.html import render_html
+
+            return render_html(result, depth)
+        from convcalc.render_net import render_network
+
+        return render_network(result, fmt, depth)
+
+    def _emit(text: str, output: str | None) -> None:
+        if output is None:
+            typer.echo(text)
+            return
+        from convcalc.cli_draw import write_file
+
+        write_file(text + "\n", output)
 
     @app.command("check")
     def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, debug: DebugOpt = False) -> None:

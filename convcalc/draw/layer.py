@@ -152,7 +152,7 @@ def coord_text(coord: Sequence[int]) -> str:
 def _cell(svg: Svg, block: Block, coord: Sequence[int], role: str, inset: float, **extra: str | int | None) -> None:
     x, y = block.at(coord)
     size = block.cell - 2 * inset
-    svg.rect(x + inset, y + inset, size, size, class_=role, data_role=role, data_coord=coord_text(coord), **extra)
+    svg.add("rect", x=x + inset, y=y + inset, width=size, height=size, class_=role, data_role=role, data_coord=coord_text(coord), **extra)
 
 
 def _number(svg: Svg, block: Block, coord: Sequence[int], value: int, white: bool) -> None:

@@ -240,7 +240,7 @@ def draw_paths(result: NetResult, paths: PathCounts) -> str:
     y = top + view.height + 14
     if view.x[0] < 0 or view.y[0] < 0 or view.x[1] >= cols or view.y[1] >= rows:
         svg.text(margin, y + 4, "grey: outside the image (zero padding)", class_="small")
-    _colour_bar(svg, margin + 250, y, paths.peak)
+    _colour_bar(svg, margin + 300, y, paths.peak)
     y += 18
     if rows * cols > 1:
         y += _profile(svg, grid, view, origin[0], y, paths.peak or 1)

@@ -50,8 +50,14 @@ class Svg:
     def close(self, tag: str) -> None:
         self.parts.append(f"</{tag}>")
 
-    def rect(self, x: float, y: float, w: float, h: float, **values: Attr) -> None:
-        self.add("rect", x=float(x), y=float(y), width=float(w), height=float(h), **values)
+    def rect(self, x: float, y: float, w: float, h: float, tip: str | None = None, **values: Attr) -> None:
+        """A rectangle; ``tip`` becomes its ``<title>`` (the tooltip browsers show on hover)."""
+        if tip is None:
+            self.add("rect", x=float(x), y=float(y), width=float(w), height=float(h), **values)
+            return
+        self.open("rect", x=float(x), y=float(y), width=float(w), height=float(h), **values)
+        self.add("title", tip)
+        self.close("rect")
 
     def text(self, x: float, y: float, content: str, **values: Attr) -> None:
         self.add("text", content, x=float(x), y=float(y), **values)
