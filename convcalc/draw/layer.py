@@ -16,7 +16,8 @@ of every stage, groups as coloured blocks (:func:`channel_diagram`).
 Every drawn cell has a ``data-role`` (``input``, ``padding``, ``inserted-zero``, ``cropped``,
 ``output``, ``kernel``; the highlighted output of a frame is ``active``) and ``data-coord``
 (its position in the drawn grid, comma-separated, axes in order D, H, W); input cells also carry
-``data-src`` (the input pixel), kernel cells ``data-frame`` and ``data-tap``.
+``data-src`` (the input pixel). A frame is a ``<g class="frame" data-frame data-out>`` holding
+its kernel cells (taps in row-major order) and the active output cell.
 """
 
 from __future__ import annotations
@@ -269,8 +270,8 @@ class Panel:
                     begin=f"{float(FRAME_SECONDS * index):g}s",
                     repeatCount="indefinite",
                 )
-            for tap, coord in enumerate(self.plan.footprint(out)):
-                _cell(svg, in_block, coord, KERNEL, self.inset, data_frame=number, data_tap=tap)
+            for coord in self.plan.footprint(out):
+                _cell(svg, in_block, coord, KERNEL, self.inset)
             _cell(svg, out_block, out, "active", self.inset, data_frame=number)
             label = f"step {number + 1} of {self.plan.frame_count}: output {coord_text(out)}"
             svg.text(x, out_block.y - 8 - (16 if len(out) == 3 else 0), label, class_="small", data_role="step")
@@ -465,14 +466,23 @@ def draw_layer(result: LayerResult, options: Options) -> str:
     check_channels_drawable(result)
     svg = Svg()
     margin = 16.0
-    x = margin
     heights = []
     roles: set[str] = {OUTPUT}
     for _, panel in laid:
         heights.append(panel.height)
         roles |= {role for _, role in panel.plan.cells()}
     width_panels = sum(p.width for _, p in laid) + 40 * (len(laid) - 1)
-    total_width = max(width_panels, 520.0) + 2 * margin
+    lines = [f"{result.spec.kind} '{result.spec.name}': {format_shape(result.input_shape)} → {format_shape(result.output_shape)}"]
+    for stage, panel in laid:
+        prefix = f"{stage.name}: " if len(laid) > 1 else ""
+        lines.extend(prefix + line for line in formula_lines(stage, panel.plan))
+    lines.extend(f"note: {note}" for note in dict.fromkeys(result.notes))
+    if options.mode == "grid":
+        lines.append("numbers: how many windows (output positions) read each drawn cell")
+    if options.mode == "overlap":
+        lines.append("numbers: how many real input pixels feed each output pixel (uneven = checkerboard)")
+    total_width = max(width_panels, 520.0, 7.3 * max(len(line) for line in lines)) + 2 * margin
+    x = (total_width - width_panels) / 2 if len(laid) == 1 else margin
     body = Svg()
     top = margin
     for _, panel in laid:
@@ -482,15 +492,6 @@ def draw_layer(result: LayerResult, options: Options) -> str:
     if options.mode in ("animate", "step"):
         roles.add(KERNEL)
     y += legend(body, margin, y, roles) + 6
-    lines = [f"{result.spec.kind} '{result.spec.name}': {format_shape(result.input_shape)} → {format_shape(result.output_shape)}"]
-    for stage, panel in laid:
-        prefix = f"{stage.name}: " if len(laid) > 1 else ""
-        lines.extend(prefix + line for line in formula_lines(stage, panel.plan))
-    if options.mode == "grid":
-        lines.append("numbers: how many windows (output positions) read each drawn cell")
-    if options.mode == "overlap":
-        lines.append("numbers: how many real input pixels feed each output pixel (uneven = checkerboard)")
-    total_width = max(total_width, 2 * margin + 7.3 * max(len(line) for line in lines))
     for line in lines:
         y += 16
         body.text(margin, y, line, class_="formula")
