@@ -102,28 +102,28 @@ def register(app: typer.Typer) -> None:
             if what == "rf":
                 _draw_rf(spec_path, layer, unit, output)
                 return
-            _draw_layer(what, given, spec_path, output)
+            if spec_path is not None:
+                from convcalc.errors import SpecError
+
+                raise SpecError(f"unexpected argument {spec_path!r} after the layer type.", hint="Only 'draw rf' takes a spec file.")
+            mode, number = _mode(step, grid, overlap)
+            _draw_layer(what, cli.layer_flags(given), in_shape, spec, mode, number, output)
 
         cli.guarded(body)
 
 
-def _draw_layer(type_name: str, given: dict[str, object], extra: str | None, output: str | None) -> None:
+def _draw_layer(
+    type_name: str, flags: dict[str, object], in_shape: str | None, spec: str | None, mode: str, step: int, output: str | None
+) -> None:
     from convcalc.draw.layer import Options, draw_layer
     from convcalc.engine import evaluate_layer
-    from convcalc.errors import SpecError
     from convcalc.kinds import lookup
     from convcalc.request import build_request
     from convcalc.values import parse_shape
 
-    if extra is not None:
-        raise SpecError(f"unexpected argument {extra!r} after the layer type.", hint="Only 'draw rf' takes a spec file.")
-    mode, step = _mode(given["step"], bool(given["grid"]), bool(given["overlap"]))  # type: ignore[arg-type]
-    flags = cli.layer_flags(given)
-    in_shape = given["in_shape"]
-    kind = lookup(type_name)
-    if "out_channels" not in flags and kind.field("out_channels") is not None and given["spec"] is None and in_shape is not None:
+    if "out_channels" not in flags and lookup(type_name).field("out_channels") is not None and spec is None and in_shape:
         flags["out_channels"] = parse_shape(in_shape)[0]  # the picture does not depend on it
-    request = build_request(type_name, flags, spec_path=given["spec"], shape_text=in_shape)  # type: ignore[arg-type]
+    request = build_request(type_name, flags, spec_path=spec, shape_text=in_shape)
     result = evaluate_layer(request.spec, request.shape)
     options = Options(mode, step)
     if output is None:

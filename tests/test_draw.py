@@ -594,3 +594,14 @@ def test_path_counts_equal_the_gradient_of_a_ones_network(tmp_path: Path) -> Non
         (grad,) = torch.autograd.grad(y[0, 0, unit[0], unit[1]], x, retain_graph=True)
         want = {(i, j): round(float(grad[0, 0, i, j])) for i in range(11) for j in range(10) if grad[0, 0, i, j] != 0}
         assert count_paths(result, "b", f"{unit[0]},{unit[1]}").counts == want
+
+
+def test_channel_shuffle_sends_each_channel_where_reshape_transpose_flatten_does(run_cli: Callable[..., object]) -> None:
+    """ShuffleNet: view the channels as (g, C/g), transpose, flatten (Zhang et al. 2018)."""
+    channels, groups = 12, 3
+    grid = [list(range(g * channels // groups, (g + 1) * channels // groups)) for g in range(groups)]
+    order = [grid[g][j] for j in range(channels // groups) for g in range(groups)]  # the new channel order
+    where = [order.index(c) for c in range(channels)]  # position of each input channel
+    result = run_cli(["draw", "channel_shuffle", "--in", f"{channels}x3x3", "-g", str(groups)])
+    assert result.code == 0  # type: ignore[attr-defined]
+    assert f"go to positions {' '.join(map(str, where))}" in result.stdout  # type: ignore[attr-defined]

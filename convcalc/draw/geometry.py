@@ -182,7 +182,8 @@ class GridPlan:
     def check_size(self, what: str, frames: bool = True) -> None:
         """Refuse pictures that would be absurdly large (:data:`MAX_CELLS`, :data:`MAX_FRAMES`)."""
         drawn, out = math.prod(self.drawn_shape), self.frame_count
-        hint = "Draw a smaller input (the picture of a window does not depend on the channel count), e.g. --in 1x7x7."
+        example = "1x" + "x".join(["5" if len(self.axes) == 3 else "7"] * len(self.axes))
+        hint = f"Draw a smaller input (the picture of a window does not depend on the channel count), e.g. --in {example}."
         if drawn > MAX_CELLS or out > MAX_CELLS:
             raise LimitError(
                 f"{what}: the picture would have {max(drawn, out):,} cells"

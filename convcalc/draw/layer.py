@@ -192,7 +192,8 @@ class Panel:
 
     @property
     def width(self) -> float:
-        return max(block_width(self.plan.drawn_shape, self.cell), block_width(self.plan.out_shape, self.cell), 220)
+        text = 6.3 * max(len(self.subtitle), len(self.title) * 1.4)
+        return max(block_width(self.plan.drawn_shape, self.cell), block_width(self.plan.out_shape, self.cell), 220, text)
 
     @property
     def height(self) -> float:
@@ -396,14 +397,14 @@ def channel_diagram(svg: Svg, stages: Sequence[StageResult], x: float, y: float,
                             _link(svg, x1, yi, x2, yo, up, colour)
         label = stage.label or op.describe()
         xm = (xs[stage.inputs[0]] + xs[out_name]) / 2
-        svg.text(xm, top + pitch * widest + 34, label, class_="small", text_anchor="middle")
+        svg.text(xm, top + pitch * widest + 34 + 13 * (order[out_name] % 2), label, class_="small", text_anchor="middle")
     for name in names:
         channels = shapes[name][0]
         for c in range(channels):
             a, b = span(name, c, c + 1)
             svg.rect(xs[name] - 5, a + 0.3, 10, max(b - a - 0.6, 0.4), class_="channel", data_role="channel", data_coord=f"{name}:{c}")
         svg.text(xs[name], top + pitch * widest + 16, f"{name} {format_shape(shapes[name])}", class_="small", text_anchor="middle")
-    return top - y + pitch * widest + 52
+    return top - y + pitch * widest + 64
 
 
 def _link(svg: Svg, x1: float, y1: float, x2: float, y2: float, up: float, colour: str) -> None:
@@ -429,7 +430,7 @@ def panels(result: LayerResult, options: Options) -> list[tuple[StageResult, Pan
         if plan is not None:
             plan.check_size(f"layer '{result.spec.name}', stage '{stage.name}'", frames=options.mode == "animate")
             found.append((stage, plan))
-    if not found:
+    if not found and not needs_channels(result):
         raise ShapeError(
             f"{result.spec.kind} has no sliding window to draw (no convolution or pooling stage).",
             hint="Draw a convolution type, e.g. 'convcalc draw conv2d --in 1x5x5 -k 3'.",
@@ -439,6 +440,8 @@ def panels(result: LayerResult, options: Options) -> list[tuple[StageResult, Pan
             "--overlap draws how many inputs feed each output of a transposed convolution; this layer has none.",
             hint="Use --grid to see how many windows use each input pixel of a direct convolution.",
         )
+    if not found:
+        return []
     cell = min(cell_size(plan) for _, plan in found)
     if len(found) > 1:
         cell = min(cell, max(8.0, 2 * MAX_WIDTH / sum(block_width(p.drawn_shape, 1) for _, p in found)))
@@ -455,7 +458,7 @@ def needs_channels(result: LayerResult) -> bool:
     if len(result.stages) > 1:
         return True
     op = result.stages[0].op
-    return isinstance(op, (Conv, ConvTranspose)) and op.groups > 1
+    return isinstance(op, ChannelShuffle) or (isinstance(op, (Conv, ConvTranspose)) and op.groups > 1)
 
 
 def draw_layer(result: LayerResult, options: Options) -> str:
@@ -471,7 +474,7 @@ def draw_layer(result: LayerResult, options: Options) -> str:
     for _, panel in laid:
         heights.append(panel.height)
         roles |= {role for _, role in panel.plan.cells()}
-    width_panels = sum(p.width for _, p in laid) + 40 * (len(laid) - 1)
+    width_panels = sum(p.width for _, p in laid) + 40 * max(len(laid) - 1, 0)
     lines = [f"{result.spec.kind} '{result.spec.name}': {format_shape(result.input_shape)} → {format_shape(result.output_shape)}"]
     for stage, panel in laid:
         prefix = f"{stage.name}: " if len(laid) > 1 else ""
@@ -488,10 +491,11 @@ def draw_layer(result: LayerResult, options: Options) -> str:
     for _, panel in laid:
         panel.draw(body, x, top, options)
         x += panel.width + 40
-    y = top + max(heights)
+    y = top + max(heights, default=0.0)
     if options.mode in ("animate", "step"):
         roles.add(KERNEL)
-    y += legend(body, margin, y, roles) + 6
+    if laid:
+        y += legend(body, margin, y, roles) + 6
     for line in lines:
         y += 16
         body.text(margin, y, line, class_="formula")

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from convcalc.draw.geometry import CROPPED, INPUT, PADDING, ZERO, GridPlan, step_index
-from convcalc.draw.layer import Options, extent, formula_lines, panels, split
+from convcalc.draw.layer import Options, extent, formula_lines, panels, shuffle_target, split
 from convcalc.engine import LayerResult
+from convcalc.ops import ChannelShuffle
 from convcalc.values import format_shape
 
 GLYPHS = {
@@ -90,6 +91,11 @@ def render_terminal(result: LayerResult, options: Options, colour: bool) -> str:
     for stage, panel in panels(result, shown):
         lines += ["", f"{stage.name}: {stage.label or stage.op.describe()}", *frame_lines(panel.plan, shown, colour)]
         lines += formula_lines(stage, panel.plan)
+    for stage in result.stages:
+        if isinstance(stage.op, ChannelShuffle) and stage.output[0] <= 64:
+            channels, groups = stage.output[0], stage.op.groups
+            moved = " ".join(str(shuffle_target(c, channels, groups)) for c in range(channels))
+            lines += ["", f"{stage.name} (g={groups}): input channels 0..{channels - 1} go to positions {moved}"]
     if shown.mode == "step":
         lines += ["", KEY]
     elif shown.mode == "grid":
