@@ -21,7 +21,7 @@ from convcalc import rf as rf_math
 from convcalc.draw.layer import mix
 from convcalc.draw.paths import PathCounts, count_paths
 from convcalc.draw.svg import Svg
-from convcalc.network import EXACT, NetResult, evaluate_file
+from convcalc.network import EXACT, NetResult, evaluate_file, note_kind
 from convcalc.values import format_shape
 
 STYLE = (
@@ -111,7 +111,24 @@ def summary_lines(result: NetResult, paths: PathCounts) -> list[str]:
         f" busiest, 95% from {paths.smallest_share((19, 20)):,}",
         "paths: every weight 1, one edge per kernel tap on a real pixel (Luo et al. 2016, effective receptive field)",
     ]
-    return lines + [f"note: {mark}" for mark in paths.marks]
+    return lines + [f"note: {mark}" for mark in collapse(paths.marks)]
+
+
+def collapse(marks: list[str], names: int = 3) -> list[str]:
+    """One line per kind of mark (:func:`convcalc.network.note_kind`): ``N layers (a, b, c and
+    K more): what``; a mark of a single layer keeps its full text."""
+    groups: dict[str, list[str]] = {}
+    for mark in marks:
+        layer, _, note = mark.partition(": ")
+        groups.setdefault(note_kind(note), []).append(layer)
+    out = []
+    for kind, layers in groups.items():
+        if len(layers) == 1:
+            out.append(next(m for m in marks if m.startswith(layers[0] + ": ") and note_kind(m.partition(": ")[2]) == kind))
+            continue
+        more = f" and {len(layers) - names:,} more" if len(layers) > names else ""
+        out.append(f"{len(layers):,} layers ({', '.join(layers[:names])}{more}): {kind}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -135,6 +152,8 @@ class View:
 
 RECT_PIXELS = 1024
 """Up to this many pixels (32x32) each is a ``<rect>`` with its count; beyond, one PNG."""
+PROFILE_BARS = 400
+"""Up to this many pixels the profile is one bar per pixel (``data-paths``), beyond one outline."""
 ZOOM = Fraction(2, 5)
 """Zoom onto the field when it covers less than this share of the image along both axes."""
 
@@ -145,7 +164,7 @@ def choose_view(rows: int, cols: int, box: list[tuple[Fraction, Fraction]] | Non
     y_range, x_range = (0, rows - 1), (0, cols - 1)
     if box:
         (y1, y2), (x1, x2) = box
-        if (y2 - y1 + 1) < ZOOM * rows and (x2 - x1 + 1) < ZOOM * cols:
+        if (rows == 1 or (y2 - y1 + 1) < ZOOM * rows) and (x2 - x1 + 1) < ZOOM * cols:
             pad_y, pad_x = max(4, int((y2 - y1) / 4)), max(4, int((x2 - x1) / 4))
             y_range = (max(0, math.floor(y1) - pad_y), min(rows - 1, math.ceil(y2) + pad_y))
             x_range = (max(0, math.floor(x1) - pad_x), min(cols - 1, math.ceil(x2) + pad_x))
@@ -153,7 +172,7 @@ def choose_view(rows: int, cols: int, box: list[tuple[Fraction, Fraction]] | Non
             y_range = (min(0, math.floor(y1)), max(rows - 1, math.ceil(y2)))
             x_range = (min(0, math.floor(x1)), max(cols - 1, math.ceil(x2)))
     span = max(x_range[1] - x_range[0] + 1, (y_range[1] - y_range[0] + 1) if rows > 1 else 1)
-    scale = max(1.0, min(28.0, 600 / span))
+    scale = min(28.0, 600 / span)
     return View(y_range, x_range, scale, scale if rows > 1 else max(scale, 24.0))
 
 
@@ -187,7 +206,7 @@ def _field(svg: Svg, paths: PathCounts, box: list[tuple[Fraction, Fraction]], vi
     fy = oy if one_row else oy + float(y1) * view.cell_h
     fh = view.cell_h if one_row else float(y2 - y1 + 1) * view.cell_h
     svg.rect(ox + float(x1) * view.scale, fy, float(x2 - x1 + 1) * view.scale, fh, class_="field", data_role="field")
-    svg.text(ox + float(x1) * view.scale + 4, fy + 14, "theoretical field", class_="mark")
+    svg.text(ox + float(x1) * view.scale + 4, fy - 4 if one_row else fy + 14, "theoretical field", class_="mark")
     if paths.row.field is None:
         return
     centre = [float(a.start + u * a.jump) for a, u in zip(paths.row.field, paths.unit, strict=True)]
@@ -210,11 +229,16 @@ def _profile(svg: Svg, grid: list[list[int]], view: View, ox: float, y0: float, 
     svg.text(ox + lo * view.scale, y0 + 12, f"paths along row {row} (through the busiest pixel)", class_="small")
     base = y0 + 18 + height
     svg.line(ox + lo * view.scale, base, ox + (hi + 1) * view.scale, base, class_="axis")
-    for x in range(lo, hi + 1):
-        value = grid[row][x]
-        if value:
-            h = height * value / peak
-            svg.rect(ox + x * view.scale, base - h, max(view.scale - 0.3, 0.6), h, class_="bar", data_role="profile", data_paths=value)
+    if hi - lo + 1 <= PROFILE_BARS:
+        for x in range(lo, hi + 1):
+            value = grid[row][x]
+            if value:
+                h = height * value / peak
+                svg.rect(ox + x * view.scale, base - h, max(view.scale - 0.3, 0.6), h, class_="bar", data_role="profile", data_paths=value)
+    else:  # one filled outline instead of thousands of bars
+        points = [f"{ox + (x + 0.5) * view.scale:.1f},{base - height * grid[row][x] / peak:.1f}" for x in range(lo, hi + 1)]
+        ends = f"{ox + (hi + 0.5) * view.scale:.1f},{base:.1f} {ox + (lo + 0.5) * view.scale:.1f},{base:.1f}"
+        svg.add("polygon", points=" ".join(points) + " " + ends, class_="bar", data_role="profile")
     return height + 30
 
 
@@ -229,7 +253,8 @@ def draw_paths(result: NetResult, paths: PathCounts) -> str:
     margin = 16.0
     lines = summary_lines(result, paths)
     if view.y[1] - view.y[0] + 1 < rows or view.x[1] - view.x[0] + 1 < cols:
-        lines.append(f"zoomed: pixels {view.y[0]}..{view.y[1]} x {view.x[0]}..{view.x[1]} of the {format_shape(sizes)} input")
+        rows_text = "" if rows == 1 else f"{view.y[0]}..{view.y[1]} x "
+        lines.append(f"zoomed: pixels {rows_text}{view.x[0]}..{view.x[1]} of the {format_shape(sizes)} input")
     top = margin + 24 + 16 * (len(lines) - 1) + 20
     origin = (margin - view.x[0] * view.scale, top - view.y[0] * view.cell_h)  # where pixel (0, 0) is drawn
     svg = Svg()
