@@ -135,7 +135,8 @@ def table_html(result: NetResult) -> str:
 
 
 def bars_svg(result: NetResult, limit: int = 24) -> str:
-    """MACs and parameters per top-level block, as two horizontal bars per block."""
+    """MACs and parameters per top-level block, as two horizontal bars per block (the largest
+    block fills its bar; each label gives the block's share of the total)."""
     folded = [b for b, _ in blocks(result)]
     totals = result.totals()
     shown = [b for b in folded if b.macs or b.params][:limit]
@@ -144,16 +145,22 @@ def bars_svg(result: NetResult, limit: int = 24) -> str:
     if rest:
         rows.append((f"({len(rest)} more)", sum(b.macs for b in rest), sum(b.params for b in rest)))
     label_w, bar_w, row_h = 150, 300, 26
+    top_macs = max((m for _, m, _ in rows), default=0) or 1
+    top_params = max((p for _, _, p in rows), default=0) or 1
     svg = Svg()
     svg.text(label_w, 12, "MACs", class_="muted")
     svg.text(label_w + bar_w + 90, 12, "params", class_="muted")
     for i, (name, macs, params) in enumerate(rows):
         y = 20 + i * row_h
         svg.text(label_w - 8, y + 14, name[:22], text_anchor="end")
-        for offset, value, total, cls in ((label_w, macs, totals.macs, "mac"), (label_w + bar_w + 90, params, totals.params, "par")):
+        for offset, value, total, top, cls in (
+            (label_w, macs, totals.macs, top_macs, "mac"),
+            (label_w + bar_w + 90, params, totals.params, top_params, "par"),
+        ):
             share = value / total if total else 0.0
-            svg.rect(offset, y + 3, max(bar_w * share, 0.5), 16, tip=f"{name}: {value:,} ({share:.1%})", class_=cls)
-            svg.text(offset + bar_w * share + 4, y + 15, f"{compact(value)} · {share:.0%}", class_="muted")
+            length = bar_w * value / top  # the largest block fills the bar; the label gives its share
+            svg.rect(offset, y + 3, max(length, 0.5), 16, tip=f"{name}: {value:,} ({share:.1%})", class_=cls)
+            svg.text(offset + length + 4, y + 15, f"{compact(value)} · {share:.0%}", class_="muted")
     width, height = label_w + 2 * bar_w + 200, 28 + len(rows) * row_h
     return f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">{svg.fragment()}</svg>'
 
@@ -207,7 +214,7 @@ def flow_svg(result: NetResult) -> str:
         stages = [*stages[:79], stages[-1]]
     largest = max((math.prod(s[1:]) if len(s) > 1 else 1) for _, s in stages)
     svg = Svg()
-    x = 10.0
+    x = 40.0  # room for the first label, centred on a narrow box
     for i, (name, shape) in enumerate(stages):
         spatial = math.prod(shape[1:]) if len(shape) > 1 else 1
         h = 14 + 90 * math.sqrt(spatial / largest)
