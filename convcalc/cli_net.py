@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         if fmt == "html":
             from convcalc.draw.html import render_html
 
-            return render_html(result, depth)
+            return render_html(result)  # folds by top-level block, unfolds on click
         from convcalc.render_net import render_network
 
         return render_network(result, fmt, depth)

@@ -22,6 +22,7 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 from convcalc.errors import LimitError, ShapeError
@@ -171,11 +172,11 @@ class GridPlan:
         """Real input pixels feeding output ``out`` (transposed: ``convcalc overlap`` counts)."""
         return math.prod(c[o] for c, o in zip(self._contributions, out, strict=True))
 
-    @property
+    @cached_property
     def _uses(self) -> tuple[tuple[int, ...], ...]:
         return tuple(a.uses() for a in self.axes)
 
-    @property
+    @cached_property
     def _contributions(self) -> tuple[tuple[int, ...], ...]:
         return tuple(a.contributions() for a in self.axes)
 

@@ -257,10 +257,8 @@ def _checks(result: NetResult) -> str:
     return f"<h2>Expectations: {held} of {len(result.expectations)} hold</h2><ul class=notes>{items}</ul>"
 
 
-def render_html(result: NetResult, depth: int | None = None) -> str:
-    """The report (module docstring). ``depth`` is accepted for the renderer signature; the
-    table always folds at the top level and unfolds on click."""
-    del depth
+def render_html(result: NetResult) -> str:
+    """The report (module docstring); the table folds at the top level and unfolds on click."""
     notes = result.warning_summary()
     notes_html = f"<h2>Notes</h2><ul class=notes>{''.join(f'<li>{escape(n)}</li>' for n in notes)}</ul>" if notes else ""
     title = escape(result.name)
