@@ -354,8 +354,8 @@ def channel_diagram(svg: Svg, stages: Sequence[StageResult], x: float, y: float,
     columns in between. Returns the height used."""
     names = ["in", *(s.name for s in stages)]
     shapes = {"in": stages[0].input_shapes[0], **{s.name: s.output for s in stages}}
-    widest = max(shape[0] for shape in shapes.values())
-    pitch = max(2.0, min(22.0, 170 / widest))
+    pitch = {name: min(22.0, 240 / shape[0]) for name, shape in shapes.items()}  # each column its own scale
+    bottom = max(pitch[name] * shape[0] for name, shape in shapes.items())
     spacing = min(240.0, (width - 60) / max(len(names) - 1, 1))
     xs = {name: x + 30 + i * spacing for i, name in enumerate(names)}
     order = {name: i for i, name in enumerate(names)}
@@ -363,7 +363,7 @@ def channel_diagram(svg: Svg, stages: Sequence[StageResult], x: float, y: float,
     svg.text(x, y + 14, "channels: each group a coloured block", class_="title")
 
     def span(name: str, start: int, stop: int) -> tuple[float, float]:
-        return top + pitch * start, top + pitch * stop
+        return top + pitch[name] * start, top + pitch[name] * stop
 
     def lift(src: str, dst: str) -> float:
         """How far an edge skipping columns arcs above them."""
@@ -378,14 +378,14 @@ def channel_diagram(svg: Svg, stages: Sequence[StageResult], x: float, y: float,
             for c in range(channels if channels <= 4 * MAX_CHANNEL_TICKS else 0):
                 t = shuffle_target(c, channels, op.groups)
                 colour = GROUP_COLOURS[(c * op.groups // channels) % len(GROUP_COLOURS)]
-                _link(svg, xs[src] + 5, top + pitch * (c + 0.5), x2, top + pitch * (t + 0.5), 0.0, colour)
+                _link(svg, xs[src] + 5, top + pitch[src] * (c + 0.5), x2, top + pitch[out_name] * (t + 0.5), 0.0, colour)
         else:
             groups = op.groups if isinstance(op, (Conv, ConvTranspose)) else 1
             for src in stage.inputs:
                 x1, up = xs[src] + 5, lift(src, out_name)
                 c_in, c_out = shapes[src][0], shapes[out_name][0]
                 per_in, per_out = c_in // groups, c_out // groups
-                lines = not op.merge and c_in * per_out <= 512
+                lines = not op.merge and c_in * per_out <= 512 and max(c_in, c_out) <= MAX_CHANNEL_TICKS
                 for g in range(groups):
                     a1, b1 = span(src, g * per_in, (g + 1) * per_in)
                     a2, b2 = span(out_name, g * per_out, (g + 1) * per_out)
@@ -393,18 +393,21 @@ def channel_diagram(svg: Svg, stages: Sequence[StageResult], x: float, y: float,
                     _band(svg, x1, a1, b1, x2, a2, b2, colour, up, data_role="group", data_group=g)
                     for i in range(per_in if lines else 0):
                         for o in range(per_out):
-                            yi, yo = top + pitch * (g * per_in + i + 0.5), top + pitch * (g * per_out + o + 0.5)
+                            yi = top + pitch[src] * (g * per_in + i + 0.5)
+                            yo = top + pitch[out_name] * (g * per_out + o + 0.5)
                             _link(svg, x1, yi, x2, yo, up, colour)
         label = stage.label or op.describe()
         xm = (xs[stage.inputs[0]] + xs[out_name]) / 2
-        svg.text(xm, top + pitch * widest + 34 + 13 * (order[out_name] % 2), label, class_="small", text_anchor="middle")
+        svg.text(xm, top + bottom + 34 + 13 * (order[out_name] % 2), label, class_="small", text_anchor="middle")
     for name in names:
         channels = shapes[name][0]
-        for c in range(channels):
+        if channels > MAX_CHANNEL_TICKS:  # one bar for a wide tensor
+            svg.rect(xs[name] - 5, top, 10, pitch[name] * channels, class_="channel", data_role="channels", data_count=channels)
+        for c in range(channels if channels <= MAX_CHANNEL_TICKS else 0):
             a, b = span(name, c, c + 1)
             svg.rect(xs[name] - 5, a + 0.3, 10, max(b - a - 0.6, 0.4), class_="channel", data_role="channel", data_coord=f"{name}:{c}")
-        svg.text(xs[name], top + pitch * widest + 16, f"{name} {format_shape(shapes[name])}", class_="small", text_anchor="middle")
-    return top - y + pitch * widest + 64
+        svg.text(xs[name], top + bottom + 16, f"{name} {format_shape(shapes[name])}", class_="small", text_anchor="middle")
+    return top - y + bottom + 64
 
 
 def _link(svg: Svg, x1: float, y1: float, x2: float, y2: float, up: float, colour: str) -> None:
