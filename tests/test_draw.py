@@ -605,3 +605,39 @@ def test_channel_shuffle_sends_each_channel_where_reshape_transpose_flatten_does
     result = run_cli(["draw", "channel_shuffle", "--in", f"{channels}x3x3", "-g", str(groups)])
     assert result.code == 0  # type: ignore[attr-defined]
     assert f"go to positions {' '.join(map(str, where))}" in result.stdout  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("kind", "shape", "fields"),
+    [
+        ("conv1d", (2, 9), {"kernel_size": 3, "padding": "causal", "dilation": 2}),
+        ("conv3d", (1, 4, 4, 4), {"kernel_size": 2, "stride": 2}),
+        ("conv_transpose1d", (1, 4), {"kernel_size": 4, "stride": 2, "padding": 1}),
+        ("conv_transpose3d", (1, 2, 2, 2), {"kernel_size": 3, "stride": 2, "output_padding": 1}),
+        ("depthwise2d", (2, 5, 5), {"kernel_size": 3, "depth_multiplier": 2}),
+        ("separable1d", (2, 8), {"kernel_size": 3}),
+        ("separable3d", (2, 3, 4, 4), {"kernel_size": 3, "padding": 1}),
+        ("spatial_separable3d", (2, 3, 4, 4), {"kernel_size": 3, "padding": 1}),
+        ("flattened3d", (2, 3, 4, 4), {"kernel_size": 3, "padding": 1}),
+        ("p3d", (2, 3, 4, 4), {"kernel_size": 3, "padding": 1, "variant": "B"}),
+        ("pointwise", (4, 3, 3), {"groups": 2}),
+        ("deformable2d", (2, 5, 5), {"kernel_size": 3}),
+        ("maxpool2d", (1, 6, 6), {"kernel_size": 2, "stride": 2}),
+        ("avgpool1d", (1, 7), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_every_kind_draws_a_frame_per_output_position_of_each_window_stage(
+    kind: str, shape: tuple[int, ...], fields: dict[str, object]
+) -> None:
+    from convcalc.kinds import lookup
+
+    if lookup(kind).field("out_channels") is None:
+        result = evaluate_layer(parse_layer({"type": kind, **fields}), shape)
+    else:
+        result = layer(kind, shape, **fields)
+    root = picture(result)
+    windows = [s for s in result.stages if s.op.__class__.__name__ in ("Conv", "ConvTranspose", "Pool")]
+    assert windows
+    assert len(frames(root)) == sum(math.prod(s.output[1:]) for s in windows)
+    assert len(with_role(root, "output")) == sum(math.prod(s.output[1:]) for s in windows)
