@@ -10,7 +10,7 @@ from typing import Annotated, Optional, cast
 
 import typer
 
-from convcalc.cli.options import DebugOpt, FmtOpt, guarded
+from convcalc.cli.options import DebugOpt, guarded, write_file
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
@@ -37,6 +37,12 @@ DepthOpt = Annotated[
     Optional[int],
     typer.Option("--depth", min=1, help="Fold blocks nested deeper than N levels into one row.", show_default=False),
 ]
+NetFmtOpt = Annotated[
+    Format, typer.Option("--format", "-f", help="Output format (html: a self-contained report, best with -o FILE).")
+]
+OutputOpt = Annotated[
+    Optional[str], typer.Option("--output", "-o", help="Write the output to this file instead of stdout.", show_default=False)
+]
 NetBatchOpt = Annotated[
     Optional[int],
     typer.Option(
@@ -45,21 +51,30 @@ NetBatchOpt = Annotated[
 ]
 
 
+def _emit(text: str, output: str | None) -> None:
+    if output is None:
+        typer.echo(text)
+    else:
+        write_file(text + "\n", output)
+
+
 @guarded
 def net_command(
     spec: SpecArg = None,
     in_shape: NetInOpt = None,
     set_values: NetSetOpt = None,
-    fmt: FmtOpt = Format.table,
+    fmt: NetFmtOpt = Format.table,
     depth: DepthOpt = None,
     batch: NetBatchOpt = None,
+    output: OutputOpt = None,
     list_library: ListOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
 
     SPEC may name a library spec (a local file of that name wins; a note on standard error says
-    which was used). On an error the table is printed up to the failing layer, then the error (exit 2).
+    which was used). On an error the table (or report) is written up to the failing layer, then
+    the error (exit 2).
     """
     from convcalc.errors import SpecError
     from convcalc.network.evaluate import evaluate_network
@@ -70,7 +85,7 @@ def net_command(
     from convcalc.render.network import render_network
 
     if list_library:
-        typer.echo(_library_listing(fmt))
+        _emit(_library_listing(fmt), output)
         return
     if spec is None:
         raise SpecError("no spec given.", hint="convcalc net SPEC (a file or a library name; 'convcalc net --list' lists them).")
@@ -82,9 +97,9 @@ def net_command(
         result = evaluate_network(network, batch=batch)
     except NetworkError as err:
         if err.partial.rows:
-            typer.echo(render_network(err.partial, fmt, depth))
+            _emit(render_network(err.partial, fmt, depth), output)
         raise err.cause from None
-    typer.echo(render_network(result, fmt, depth))
+    _emit(render_network(result, fmt, depth), output)
 
 
 def _library_listing(fmt: Format) -> str:
