@@ -18,8 +18,6 @@ from decimal import Decimal
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
-
 from test_library_imagenet import (  # noqa: E402
     _projection,
     _residual,
@@ -33,6 +31,7 @@ from test_library_imagenet import (  # noqa: E402
     rows_of,
     total,
 )
+from torch import nn  # noqa: E402
 
 INPUT = (3, 520, 520)
 PUBLISHED = (35_322_218, "152.717")  # torchvision FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1: num_params, GFLOPS
@@ -139,8 +138,9 @@ def test_fcn_spec_agrees_with_the_torch_build_layer_by_layer(facts: tuple, run_c
 
 
 def test_fcn_and_the_backbone_share_one_file() -> None:
-    from convcalc.network.spec import load_network
     from test_library_imagenet import spec
+
+    from convcalc.network.spec import load_network
 
     network = load_network(spec("fcn_resnet50"))
     assert network.templates["dilated_resnet50"].where.file.endswith("specs/include/dilated_resnet50.yaml")
