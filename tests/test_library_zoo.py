@@ -150,3 +150,35 @@ def test_spec_agrees_with_the_torch_build_layer_by_layer(name: str, run_cli: Cal
         if (int(by_name[leaf]["params"]), int(by_name[leaf]["macs"])) != (facts.leaf_params[leaf], facts.leaf_macs[leaf])  # type: ignore[call-overload]
     ]
     assert not wrong, "\n".join(wrong[:20])
+
+
+def test_mobilenet_v3_width_multiplier_by_set_equals_the_torch_build(run_cli: Callable[..., object]) -> None:
+    """``--set width_mult=0.75``: every width through torchvision's ``adjust_channels``
+    (``_make_divisible(c * width_mult, 8)``, 0.75 exactly), the squeeze from the adjusted width, the
+    last channel ``adjust_channels(1280)``; the torch build scales the same table."""
+    import json
+    from fractions import Fraction
+
+    import torch
+    from torch import nn
+    from torch_zoo import MOBILENET_V3_BN_EPS, MOBILENET_V3_LARGE, conv_norm_act, inverted_residual_v3, make_divisible
+
+    def adjust(c: int) -> int:
+        return make_divisible(c * Fraction(3, 4), 8)
+
+    table = [(adjust(cin), k, adjust(e), adjust(c), se, act, s) for cin, k, e, c, se, act, s, _ in MOBILENET_V3_LARGE]
+    last_in, last_channel = table[-1][3], adjust(1280)
+    model = nn.Sequential(
+        conv_norm_act(3, table[0][0], 3, 2, activation=nn.Hardswish, eps=MOBILENET_V3_BN_EPS),
+        *(inverted_residual_v3(*row) for row in table),
+        conv_norm_act(last_in, 6 * last_in, 1, activation=nn.Hardswish, eps=MOBILENET_V3_BN_EPS),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6 * last_in, last_channel), nn.Hardswish(), nn.Linear(last_channel, 1000),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    macs, _ = flop_counter_macs(model, INPUT)
+    result = run_cli(["net", "mobilenet_v3_large", "--set", "width_mult=0.75", "--format", "json"])
+    assert result.code == 0, result.output  # type: ignore[attr-defined]
+    doc = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert total(doc, "params") == sum(p.numel() for p in model.parameters())
+    assert total(doc, "macs") == macs
+    assert all(e["skipped"] for e in doc["expectations"])  # stated for width 1.0
