@@ -188,3 +188,141 @@ def test_float64_runs_verify_tightly() -> None:
     assert check is not None and check.ok and check.max_error < 1e-12
     samples = first.stages[0].timing.samples
     assert len(samples) == 2 and all(math.isfinite(t) and t > 0 for t in samples)
+
+
+# ---------------------------------------------------------------- memory: plan before allocating
+
+
+def test_an_oversized_run_is_refused_before_anything_is_allocated() -> None:
+    """A 40 GB linear layer with a 1 MiB budget: refused while tracemalloc has seen (almost)
+    nothing, so no weight, input or output was made before the check."""
+    import convcalc.errors
+
+    result = evaluate_layer(parse_layer({"type": "linear", "out_features": 100_000}), (100_000,))
+    tracemalloc.start()
+    try:
+        with pytest.raises(convcalc.errors.LimitError, match="max-memory"):
+            run_stages(result.stages, ("in", (100_000,)), Config(max_memory=2**20))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+def test_the_estimate_counts_every_weight_and_temporaries() -> None:
+    """The estimate is at least the bytes of all weights (float32, counted from the shapes:
+    ``out·in + out`` per linear) plus the input, and it grows with element-wise temporaries."""
+    from convcalc.execute.runner import plan_stages
+
+    net = [parse_layer({"type": "linear", "out_features": 300}), parse_layer({"type": "linear", "out_features": 20})]
+    stages = []
+    shape: tuple[int, ...] = (500,)
+    for index, layer in enumerate(net):
+        stage = evaluate_layer(layer, shape).stages[0]
+        stages.append(stage._replace(name=f"l{index}", inputs=(f"l{index - 1}",) if index else ("in",)))
+        shape = stage.output
+    _, plan = plan_stages(stages, ("in", (500,)), Config(batch=4))
+    weights = 4 * ((300 * 500 + 300) + (20 * 300 + 20))
+    assert plan.weight_bytes == weights
+    assert plan.peak_bytes >= weights + 4 * 4 * 500
+
+    def activation_peak(fn: str) -> int:
+        layer = evaluate_layer(parse_layer({"type": fn}), (64, 32, 32))
+        return plan_stages(layer.stages, ("in", (64, 32, 32)), Config()).__getitem__(1).peak_bytes
+
+    output = 4 * 64 * 32 * 32
+    assert activation_peak("gelu") - activation_peak("relu") >= 10 * output
+
+
+LARGE_WEIGHTS_SPEC = """\
+name: large_weights
+input: 3x64x64
+layers:
+  - flatten
+  - {type: linear, out_features: 2048}
+  - relu
+  - {type: linear, out_features: 1000}
+"""
+
+
+def _child_max_rss(args: list[str], env: dict[str, str]) -> tuple[int, int, str]:
+    """Run a child, return (exit code, its own peak RSS in bytes from wait4's rusage, stdout)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.DEVNULL, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return child.returncode, usage.ru_maxrss * 1024, out.read().decode()
+
+
+def test_peak_rss_stays_within_the_estimate_plus_the_interpreters_baseline(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A net whose weights (3·64·64·2048 + 2048·1000 floats, ~104 MiB) dominate: the child's
+    peak resident memory stays within the reported estimate plus the RSS of a child that
+    imports convcalc and NumPy and does nothing. Making the weights in float64 and casting
+    (as before) would exceed it by ~200 MiB."""
+    import os
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    spec = tmp_path / "large.yaml"
+    spec.write_text(LARGE_WEIGHTS_SPEC)
+    # fill the matmul-peak cache first so no child measures it
+    assert _child_max_rss(["-m", "convcalc", "peak", "-f", "json"], env)[0] == 0
+    imports = "import numpy, convcalc.cli, convcalc.execute.session, convcalc.execute.runner, convcalc.execute.bindings"
+    code, baseline, _ = _child_max_rss(["-c", imports], env)
+    assert code == 0
+    code, peak, stdout = _child_max_rss(
+        ["-m", "convcalc", "run", str(spec), "--repeats", "2", "--warmup", "1", "-f", "json"], env
+    )
+    assert code == 0, stdout
+    estimate = json.loads(stdout)["totals"]["estimated_peak_bytes"]
+    assert estimate >= 4 * (3 * 64 * 64 * 2048 + 2048 * 1000), "weights alone"
+    assert peak <= estimate + baseline, (peak / 2**20, estimate / 2**20, baseline / 2**20)
+    assert sys.platform.startswith("linux") or peak > 0
+
+
+def test_the_default_budget_respects_an_address_space_limit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Under ``RLIMIT_AS`` = what the process maps now + 200 MiB, a run needing ~400 MiB of
+    weights is refused with exit 2 and a message (instead of dying in an allocation)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import re, resource, runpy, sys\n"
+        "import numpy\n"
+        "size = int(re.search(r'VmSize:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) * 1024\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (size + 200 * 2**20, resource.RLIM_INFINITY))\n"
+        "sys.argv = ['convcalc', 'run', 'linear', '--in', '10000x1', '-o', '10000', '--repeats', '1']\n"
+        "runpy.run_module('convcalc', run_name='__main__')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "XDG_CACHE_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "MiB" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "specs/textcnn.yaml", "--batch", "0"],
+        ["run", "specs/textcnn.yaml", "--batch", "-3"],
+        ["run", "conv2d", "--in", "3x8x8", "-o", "2", "-k", "3", "--batch", "0"],
+        ["run", "conv2d", "--in", "3x8x8", "-o", "2", "-k", "3", "--seed", "-1"],
+        ["run", "conv2d", "--in", "3x8x8", "-o", "2", "-k", "3", "--max-memory", "9" * 300],
+        ["run", "conv2d", "--in", "3x8x8", "-o", "2", "-k", "3", "--max-memory", "1e400"],
+        ["run", "conv2d", "--in", "3x8x8", "-o", "2", "-k", "3", "--max-memory", "0"],
+    ],
+    ids=["spec-batch-0", "spec-batch-negative", "layer-batch-0", "seed-negative", "max-memory-300-digits", "max-memory-exp", "max-memory-0"],
+)
+def test_bad_run_flags_exit_2_with_a_message(run_cli, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli(args)
+    assert result.code == 2, result.output
+    assert "Traceback" not in result.output and result.stderr.strip()
