@@ -310,14 +310,16 @@ def conv_t_cases(draw: st.DrawFn) -> Case:
     }
 
 
-def run_conv_t(case: Case, dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def run_conv_t(case: Case, dtype: type, algorithm: Any = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(case["seed"])
     c_in = case["x"][1]
     x = rand(rng, case["x"], dtype)
     w = rand(rng, (c_in, case["cout_g"], *case["kernel"]), dtype)
     b = rand(rng, (case["cout_g"] * case["groups"],), dtype)
     pads = tuple((p, p) for p in case["padding"])
-    y = K.conv_transpose(x, w, b, case["stride"], pads, case["output_padding"], case["dilation"], case["groups"])
+    y = K.conv_transpose(
+        x, w, b, case["stride"], pads, case["output_padding"], case["dilation"], case["groups"], algorithm=algorithm
+    )
     ref = CONV_T[x.ndim - 2](
         torch.from_numpy(x),
         torch.from_numpy(w),
@@ -345,6 +347,27 @@ def test_conv_transpose_float32(case: Case) -> None:
     assert_f32(y, ref, case["x"][1] // case["groups"] * math.prod(case["kernel"]), x, w)
 
 
+@settings(max_examples=150, deadline=None)
+@given(conv_t_cases())
+def test_conv_transpose_col2im_matches_torch(case: Case) -> None:
+    """The col2im path (one GEMM + strided scatter-adds), forced on every case."""
+    y, ref, _, _ = run_conv_t(case, np.float64, algorithm="col2im")
+    assert_tight(y, ref)
+    y32, _, x32, w32 = run_conv_t(case, np.float32, algorithm="col2im")
+    assert_f32(y32, ref.astype(np.float32), case["x"][1] // case["groups"] * math.prod(case["kernel"]), x32, w32)
+
+
+@pytest.mark.parametrize(
+    ("x", "w", "stride", "pad"),
+    [
+        ((1, 512, 4, 4), (512, 256, 4, 4), (2, 2), (1, 1)),  # DCGAN's second layer: few positions
+        ((1, 64, 32, 32), (64, 3, 4, 4), (2, 2), (1, 1)),  # DCGAN's last layer: few output channels
+    ],
+)
+def test_col2im_is_chosen_where_it_pays(x: tuple[int, ...], w: tuple[int, ...], stride: tuple[int, ...], pad: tuple[int, ...]) -> None:
+    assert K.plan_conv_transpose(x, w, stride, tuple((p, p) for p in pad), 0, 1, 1).path == "col2im"
+
+
 @pytest.mark.parametrize(
     ("x", "w", "stride", "pad", "out_pad", "groups"),
     [
@@ -359,13 +382,13 @@ def test_conv_transpose_shared_winograd(
     x: tuple[int, ...], w: tuple[int, ...], stride: tuple[int, ...], pad: tuple[int, ...], out_pad: tuple[int, ...], groups: int
 ) -> None:
     """Stride phases with equal sub-kernels share one Winograd input transform (shifted filters)."""
-    plan = K.plan_conv_transpose(x, w, stride, tuple((p, p) for p in pad), out_pad, 1, groups)
+    plan = K.plan_conv_transpose(x, w, stride, tuple((p, p) for p in pad), out_pad, 1, groups, algorithm="phases")
     assert "shared-winograd" in plan.path
     case = {"x": x, "cout_g": w[1], "kernel": w[2:], "stride": stride, "padding": pad, "output_padding": out_pad}
     case.update(dilation=(1,) * len(stride), groups=groups, seed=11)
-    y, ref, _, _ = run_conv_t(case, np.float64)
+    y, ref, _, _ = run_conv_t(case, np.float64, algorithm="phases")
     assert_tight(y, ref)
-    y32, _, x32, w32 = run_conv_t(case, np.float32)
+    y32, _, x32, w32 = run_conv_t(case, np.float32, algorithm="phases")
     scale = math.sqrt(x[1] // groups * math.prod(w[2:])) * np.abs(x32).max() * np.abs(w32).max()
     assert np.abs(y32 - ref).max() <= 1e-5 * scale
 

@@ -60,7 +60,7 @@ class Measurement:
     def noisy(self) -> bool:
         if len(self.samples) < 2 or self.min <= 0:
             return False
-        return self.iqr > NOISY_IQR * self.median or self.max > NOISY_SPREAD * self.min
+        return self.iqr > NOISY_IQR * self.median
 
 
 def measure(call: Callable[[], T], *, repeats: int | None, warmup: int, budget_s: float) -> tuple[T, Measurement]:

@@ -5,8 +5,7 @@
 ``(L-1)*s + d*(k-1) + 1 - before - after + output_padding``; ``output_padding``
 extends the END (PyTorch semantics).
 
-Algorithm (stride-phase decomposition, no zero-inserted input and no col2im
-scatter): output positions ``u`` with ``u % s == r`` receive only the taps
+Algorithm (stride-phase decomposition, no zero-inserted input): output positions ``u`` with ``u % s == r`` receive only the taps
 ``k`` with ``k*d % s == r``, at input index ``i = q - (k*d - r)/s`` where
 ``u = q*s + r``.  Each phase is therefore an ordinary stride-1 convolution of
 ``x`` with the flipped sub-kernel (dilation ``d / gcd(d, s)``) and a
@@ -15,6 +14,11 @@ phase-specific padding or crop, run by :func:`convcalc.execute.conv.execute_conv
 Phases that receive no tap hold the bias only.  Total work equals the direct
 per-input-position count ``N * in_positions * C_in * C_out/g * prod(k)`` up
 to the outputs cropped away.
+
+col2im (``algorithm="col2im"``, chosen by :func:`_prefer_col2im`): one GEMM per sample and
+group computes every (output channel, tap) product of every input position,
+``cols = w_gᵀ (C_out/g·K, C_in/g) @ x_g (C_in/g, P)``, then each tap's ``(C_out, P)`` slab is
+added into its stride-``s`` slice of ``y`` (``K`` strided adds). Same MACs, no im2col copy.
 
 Phases whose sub-convolutions are all Winograd with the same sub-kernel size
 and output size (e.g. every phase of DCGAN's 4x4 stride-2 layer) differ only
@@ -29,7 +33,7 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from itertools import product
 from math import prod
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -121,6 +125,8 @@ class ConvTransposePlan:
     macs: int
     executed_macs: int
     path: str
+    col2im: tuple[tuple[tuple[slice, slice], ...], ...] | None = None
+    """Per axis, per kernel tap, ``(input slice, output slice)`` when the col2im path runs."""
 
 
 def _group_bytes(group: _PhaseGroup, nb: int, dtype: np.dtype[Any]) -> int:
@@ -171,6 +177,48 @@ def _union_plan(phases: list[_Phase], first: ConvPlan, budget: int, dt: np.dtype
     return plan_winograd(union, replace(first.winograd, shifts=shifts), budget)
 
 
+TransposeAlgorithm = Literal["auto", "phases", "col2im"]
+COL2IM_BLOCK_BYTES = 4 << 20
+"""Columns per col2im block, at most (whole samples; the scatter-adds then read them from cache)."""
+COL2IM_COPY_POSITIONS = 64
+"""From this many input positions per call on, col2im transposes the weights into a contiguous
+copy (GEMM on a transposed view vs copy, 256->128 k4 @16x16: 3.1 vs 2.2 ms; at 4x4 positions the
+copy of 8 MiB of weights costs more than the GEMM)."""
+
+
+def _axis_scatter(
+    length: int, k: int, s: int, d: int, pad: tuple[int, int], out_len: int
+) -> tuple[tuple[slice, slice], ...]:
+    """Per tap ``t``: the input positions ``i`` whose target ``u = i·s + t·d - before`` lies in
+    ``[0, out_len)``, and those targets (a stride-``s`` slice)."""
+    out = []
+    for t in range(k):
+        shift = t * d - pad[0]
+        lo = max(0, -(shift // s))  # ceil(-shift / s)
+        hi = min(length - 1, (out_len - 1 - shift) // s)
+        if hi < lo:
+            out.append((slice(0, 0), slice(0, 0)))
+            continue
+        start = lo * s + shift
+        out.append((slice(lo, hi + 1), slice(start, start + (hi - lo) * s + 1, s)))
+    return tuple(out)
+
+
+def _prefer_col2im(
+    n: int, in_sp: tuple[int, ...], c_in: int, c_out_g: int, kernel: tuple[int, ...], stride: tuple[int, ...], groups: int
+) -> bool:
+    """col2im beats the stride phases on strided kernels whose windows overlap (some ``k > s``)
+    when the phases' GEMMs would be narrow (``N·P <= 4·C_in/g``: few positions for many
+    channels, e.g. DCGAN's 512->256 4x4/2 at 4x4, 0.14 -> 0.26 of torch's time measured in CPU
+    time on a loaded machine, 2.3 ms vs 20 ms when idle) or when the phases' im2col copies
+    (``~k²·C_in/g·P`` values) outweigh col2im's columns (``~2·k²·C_out/g·P``): ``4·C_out/g <=
+    C_in/g`` (DCGAN's last layer 64->3: 0.35 -> 1.04). With ``k = s`` every phase is a plain 1x1
+    GEMM and with stride 1 the single phase may use Winograd: the phases keep those."""
+    overlapping = any(k > s for k, s in zip(kernel, stride, strict=True))
+    c_in_g = c_in // groups
+    return max(stride) > 1 and overlapping and (n * prod(in_sp) <= 4 * c_in_g or 4 * c_out_g <= c_in_g)
+
+
 def plan_conv_transpose(
     x_shape: tuple[int, ...],
     w_shape: tuple[int, ...],
@@ -181,8 +229,12 @@ def plan_conv_transpose(
     groups: int = 1,
     dtype: DTypeLike = np.float32,
     budget: int | None = None,
+    algorithm: TransposeAlgorithm = "auto",
 ) -> ConvTransposePlan:
-    """Plan a transposed convolution from shapes (``ValueError`` if inconsistent); ``.workspace_bytes`` is its scratch."""
+    """Plan a transposed convolution from shapes (``ValueError`` if inconsistent); ``.workspace_bytes`` is its scratch.
+
+    ``algorithm``: ``"phases"`` (stride phases), ``"col2im"`` (one GEMM + scatter-add) or ``"auto"``
+    (:func:`_prefer_col2im`)."""
     nd = len(x_shape) - 2
     if nd not in (1, 2, 3) or len(w_shape) != nd + 2:
         raise ValueError(f"x {x_shape} / weight {w_shape}: expected (N, C, *S) and (C_in, C_out/g, *k), 1-3 axes")
@@ -196,6 +248,7 @@ def plan_conv_transpose(
         groups,
         np.dtype(dtype),
         get_workspace_budget() if budget is None else budget,
+        algorithm,
     )
 
 
@@ -210,6 +263,7 @@ def _plan_transpose(
     groups: int,
     dt: np.dtype[Any],
     budget: int,
+    algorithm: TransposeAlgorithm,
 ) -> ConvTransposePlan:
     n, c_in, *in_sp = x_shape
     w_in, c_out_g, *kernel = w_shape
@@ -223,6 +277,28 @@ def _plan_transpose(
         raise ValueError(f"transposed convolution output would be empty: {out_sp}")
     axes = [_axis_phases(*args) for args in zip(in_sp, kernel, st, dl, pads, out_sp, strict=True)]
     c_out = c_out_g * groups
+    macs = n * prod(in_sp) * c_in * c_out_g * prod(kernel)
+    per_sample = c_out * prod(kernel) * prod(in_sp) * dt.itemsize
+    if algorithm == "col2im" or (algorithm == "auto" and _prefer_col2im(n, tuple(in_sp), c_in, c_out_g, tuple(kernel), st, groups)):
+        w_bytes = buffer_bytes([(w_shape, dt)])
+        if per_sample + w_bytes <= budget:
+            nb = max(1, min(n, COL2IM_BLOCK_BYTES // per_sample, (budget - w_bytes) // per_sample))
+            scatter = tuple(_axis_scatter(*args) for args in zip(in_sp, kernel, st, dl, pads, out_sp, strict=True))
+            return ConvTransposePlan(
+                in_shape=tuple(x_shape),
+                w_shape=tuple(w_shape),
+                out_shape=(n, c_out, *out_sp),
+                groups=groups,
+                phase_groups=(),
+                batch_block=nb,
+                workspace_bytes=w_bytes + buffer_bytes([((nb, c_out * prod(kernel), prod(in_sp)), dt)]),
+                macs=macs,
+                executed_macs=macs,
+                path="col2im",
+                col2im=scatter,
+            )
+        if algorithm == "col2im":
+            raise ValueError(f"col2im needs {per_sample} bytes of columns per sample, over the budget {budget}")
     nb = n
     while nb > 1 and (nb * c_out * prod(out_sp) // prod(st)) * dt.itemsize > budget // 2:
         nb = (nb + 1) // 2
@@ -259,7 +335,7 @@ def _plan_transpose(
         phase_groups=tuple(phase_groups),
         batch_block=nb,
         workspace_bytes=ws,
-        macs=n * prod(in_sp) * c_in * c_out_g * prod(kernel),
+        macs=macs,
         executed_macs=executed,
         path=f"phases[{prod(st)}]:" + "+".join(paths) if paths else "bias",
     )
@@ -324,6 +400,37 @@ def _run_group(group: _PhaseGroup, x: FloatArray, wconv: FloatArray, targets: li
     np.copyto(targets[0], tmp)
 
 
+def _run_col2im(plan: ConvTransposePlan, x: FloatArray, w: FloatArray, y: FloatArray, ws: Workspace) -> None:
+    """``cols[n, (o, t), p] = Σ_c w[c, o, t]·x[n, c, p]`` per group (one GEMM per sample and
+    group, the weights transposed once per call), then ``y[n, o, p·s + t·d - before] +=
+    cols[n, (o, t), p]`` for every tap ``t`` (a strided add)."""
+    assert plan.col2im is not None
+    n, c_in, *in_sp = x.shape
+    groups = plan.groups
+    c_in_g, (c_out_g, *kernel) = c_in // groups, w.shape[1:]
+    taps = prod(kernel)
+    wt = w.reshape(groups, c_in_g, c_out_g * taps).transpose(0, 2, 1)
+    if prod(in_sp) * n >= COL2IM_COPY_POSITIONS:  # a contiguous copy makes the GEMM ~1.4x faster
+        wt = ws.take(wt.shape, x.dtype)
+        np.copyto(wt, w.reshape(groups, c_in_g, c_out_g * taps).transpose(0, 2, 1))
+    xg = x.reshape(n, groups, c_in_g, prod(in_sp))  # a view unless x is a non-contiguous slice
+    y.fill(0)
+    for n0 in range(0, n, plan.batch_block):
+        n1 = min(n, n0 + plan.batch_block)
+        with ws.scope():
+            cols = ws.take((n1 - n0, groups, c_out_g * taps, prod(in_sp)), x.dtype)
+            np.matmul(wt, xg[n0:n1], out=cols)
+            grid = cols.reshape(n1 - n0, groups * c_out_g, *kernel, *in_sp)
+            for tap in product(*(range(k) for k in kernel)):
+                pairs = [plan.col2im[a][t] for a, t in enumerate(tap)]
+                if any(src.stop == 0 for src, _ in pairs):
+                    continue
+                dst_key: tuple[Any, ...] = (slice(n0, n1), slice(None), *(o for _, o in pairs))
+                src_key: tuple[Any, ...] = (slice(None), slice(None), *tap, *(i for i, _ in pairs))
+                dst = y[dst_key]
+                np.add(dst, grid[src_key], out=dst)
+
+
 def conv_transpose(
     x: ArrayLike,
     w: ArrayLike,
@@ -334,6 +441,8 @@ def conv_transpose(
     dilation: IntSpec = 1,
     groups: int = 1,
     out: FloatArray | None = None,
+    *,
+    algorithm: TransposeAlgorithm = "auto",
 ) -> FloatArray:
     """Transposed convolution, ``torch.nn.functional.conv_transpose{1,2,3}d``.
 
@@ -343,11 +452,17 @@ def conv_transpose(
     """
     xa = as_float_array(x)
     wa = as_float_array(w, xa.dtype)
-    plan = plan_conv_transpose(xa.shape, wa.shape, stride, padding, output_padding, dilation, groups, xa.dtype)
+    plan = plan_conv_transpose(xa.shape, wa.shape, stride, padding, output_padding, dilation, groups, xa.dtype, algorithm=algorithm)
     ba = None if b is None else as_float_array(b, xa.dtype)
     if ba is not None and ba.shape != (plan.out_shape[1],):
         raise ValueError(f"bias must have shape ({plan.out_shape[1]},), got {ba.shape}")
     y = output_array(out, plan.out_shape, xa.dtype)
+    if plan.col2im is not None:
+        with reserve(plan.workspace_bytes) as ws:
+            _run_col2im(plan, xa, wa, y, ws)
+        add_bias(y, ba)
+        record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
+        return y
     with reserve(plan.workspace_bytes) as ws:
         wconv = _conv_layout(wa, groups, ws)
         for n0 in range(0, xa.shape[0], plan.batch_block):
