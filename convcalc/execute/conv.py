@@ -32,8 +32,9 @@ Paths (chosen by :func:`plan_conv`, all exact up to float rounding):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import product
 from math import prod
 from typing import Any, Literal
@@ -42,6 +43,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike, DTypeLike
 
+from convcalc.execute import parallel
 from convcalc.execute import winograd as wg
 from convcalc.execute.convspec import ConvSpec, make_conv_spec
 from convcalc.execute.geometry import (
@@ -614,7 +616,53 @@ def conv(
         raise ValueError(f"bias must have shape ({spec.c_out},), got {ba.shape}")
     plan = plan_for_spec(spec, algorithm)
     y = output_array(out, (spec.batch, spec.c_out, *spec.out_shape), xa.dtype)
-    with reserve(plan.workspace_bytes) as ws:
-        execute_conv(plan, xa, wa, ba, y, ws)
+    tasks = _thread_parts(plan, xa, wa, ba, y)
+    if len(tasks) > 1:
+        with parallel.blas_single():
+            parallel.run(tasks)
+    else:
+        with reserve(plan.workspace_bytes) as ws:
+            execute_conv(plan, xa, wa, ba, y, ws)
     record(KernelRecord("conv", plan.path, spec.macs, plan.executed_macs, plan.workspace_bytes))
     return y
+
+
+PARALLEL_MIN_MACS = 1 << 21
+"""Smallest convolution split among threads (~2 M MACs, ~50 µs: well above the ~25 µs of
+handing the parts over and limiting the BLAS to one thread)."""
+
+
+def _thread_parts(
+    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray
+) -> list[Callable[[], None]]:
+    """Independent parts of one convolution for :mod:`convcalc.execute.parallel`: whole samples
+    when the batch has at least as many as threads (the plan runs on fewer samples as is), else
+    for a depthwise taps convolution of one sample, ranges of channels (each planned alone);
+    each part reserves its own thread's workspace. An empty list or one part: run inline."""
+    spec = plan.spec
+    count = parallel.threads()
+    if count == 1 or spec.macs < PARALLEL_MIN_MACS:
+        return []
+
+    def part(sub: ConvPlan, xs: FloatArray, ws_: FloatArray, bs: FloatArray | None, ys: FloatArray) -> None:
+        with reserve(sub.workspace_bytes) as ws:
+            execute_conv(sub, xs, ws_, bs, ys, ws)
+
+    if spec.batch >= count:
+        return [partial(part, plan, x[lo:hi], w, b, y[lo:hi]) for lo, hi in parallel.parts(spec.batch, spec.batch * MIN_SPLIT)]
+    if plan.path != "taps" or spec.batch != 1 or spec.c_in_g != 1:
+        return []
+    mult = spec.c_out_g
+    tasks: list[Callable[[], None]] = []
+    for lo, hi in parallel.parts(spec.c_in, spec.c_in * MIN_SPLIT):
+        sub_spec = make_conv_spec(
+            (1, hi - lo, *spec.in_shape), (mult * (hi - lo), 1, *spec.kernel), spec.stride, spec.padding, spec.dilation, hi - lo, spec.dtype
+        )
+        sub = plan_for_spec(sub_spec, "taps")
+        channels = slice(lo * mult, hi * mult)
+        tasks.append(partial(part, sub, x[:, lo:hi], w[channels], None if b is None else b[channels], y[:, channels]))
+    return tasks
+
+
+MIN_SPLIT = parallel.MIN_ELEMENTS
+"""Weight of one sample or channel for :func:`convcalc.execute.parallel.parts` (always split)."""

@@ -43,7 +43,7 @@ from convcalc.execute.pool import (
     max_pool,
 )
 from convcalc.execute.stats import KernelRecord, KernelStats, kernel_stats
-from convcalc.execute.transposed import ConvTransposePlan, conv_transpose, plan_conv_transpose
+from convcalc.execute.transposed import ConvTransposePlan, conv_transpose, pack_col2im, plan_conv_transpose
 from convcalc.execute.workspace import (
     get_workspace_budget,
     release_workspace,
@@ -81,6 +81,7 @@ __all__ = [
     "leaky_relu",
     "linear",
     "max_pool",
+    "pack_col2im",
     "pixel_shuffle",
     "pixel_unshuffle",
     "plan_conv",

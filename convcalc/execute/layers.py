@@ -7,6 +7,7 @@ zero padding and flatten.  Arrays are ``(N, C, *spatial)`` unless noted.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from math import prod
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from convcalc.execute import parallel
 from convcalc.execute.geometry import FloatArray, PadSpec, as_float_array, pad_pairs, spatial_ndim
 
 # ---------------------------------------------------------------- affine / norms
@@ -53,7 +55,25 @@ def batch_norm(
     xa = as_float_array(x)
     scale = _channel(weight, xa, 1.0) / np.sqrt(_channel(running_var, xa, 1.0) + xa.dtype.type(eps))
     shift = _channel(bias, xa, 0.0) - _channel(running_mean, xa, 0.0) * scale
-    return np.asarray(xa * scale + shift)
+
+    def part(y: FloatArray, index: Index) -> None:
+        np.multiply(xa[index], scale[index], out=y[index])
+        np.add(y[index], shift[index], out=y[index])
+
+    return _chunked(np.empty(xa.shape, xa.dtype), part)
+
+
+Index = tuple[slice, ...]
+
+
+def _chunked(out: FloatArray, body: Callable[[FloatArray, Index], object]) -> FloatArray:
+    """Fill ``out`` by ``body(out, index)`` over ranges of its channel axis (axis 0 of a vector),
+    split among the threads of :mod:`convcalc.execute.parallel`."""
+    axis = 1 if out.ndim >= 2 else 0
+    lead: Index = (slice(None),) * axis
+    ranges = parallel.parts(out.shape[axis], out.size) if out.size else []
+    parallel.run([functools.partial(body, out, (*lead, slice(lo, hi))) for lo, hi in ranges])
+    return out
 
 
 def _normalize(x: FloatArray, axes: tuple[int, ...], eps: float) -> FloatArray:
@@ -102,13 +122,15 @@ def group_norm(
 def relu(x: ArrayLike) -> FloatArray:
     """``max(x, 0)``."""
     xa = as_float_array(x)
-    return np.asarray(np.maximum(xa, xa.dtype.type(0)))
+    zero = xa.dtype.type(0)
+    return _chunked(np.empty(xa.shape, xa.dtype), lambda y, i: np.maximum(xa[i], zero, out=y[i]))
 
 
 def relu6(x: ArrayLike) -> FloatArray:
     """``min(max(x, 0), 6)``."""
     xa = as_float_array(x)
-    return np.clip(xa, xa.dtype.type(0), xa.dtype.type(6))
+    lo, hi = xa.dtype.type(0), xa.dtype.type(6)
+    return _chunked(np.empty(xa.shape, xa.dtype), lambda y, i: np.clip(xa[i], lo, hi, out=y[i]))
 
 
 def leaky_relu(x: ArrayLike, negative_slope: float = 0.01) -> FloatArray:
@@ -271,10 +293,14 @@ window, the denominator and its power), each at most ``(C + size)/C`` outputs; c
 
 def add(xs: Sequence[FloatArray]) -> FloatArray:
     """Element-wise sum of same-shaped arrays (one new array, summed in place)."""
-    y: FloatArray = xs[0].copy()
-    for x in xs[1:]:
-        y += x
-    return y
+    first = xs[0]
+
+    def part(y: FloatArray, index: Index) -> None:
+        np.copyto(y[index], first[index])
+        for x in xs[1:]:
+            np.add(y[index], x[index], out=y[index])
+
+    return _chunked(np.empty(first.shape, first.dtype), part)
 
 
 def multiply(xs: Sequence[FloatArray]) -> FloatArray:

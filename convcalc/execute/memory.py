@@ -3,11 +3,12 @@
 :func:`estimate` bounds the peak bytes of :func:`convcalc.execute.runner.run_stages` from the
 stages' :class:`~convcalc.execute.registry.Plan` s alone:
 
-``peak = Σ weights + max workspace + max over stages i of (live_i + 2·out_i + temporaries_i)``
+``peak = Σ weights + threads · max workspace + max over stages i of (live_i + 2·out_i + temporaries_i)``
 
 * every stage's weights: they are all made before the first stage runs, so the end-to-end
   forward pass can run after the per-layer timings;
-* the largest workspace: the scratch arena is kept between calls and only grows;
+* the largest workspace, once per thread (``--threads``): each thread keeps its own scratch
+  arena between calls and it only grows;
 * ``live_i``: the activations alive while stage ``i`` runs (the network's input, kept for the
   end-to-end pass, and every other tensor until its last reader has run);
 * ``2·out_i``: stage ``i``'s output twice (the previous timed call's result is still referenced
@@ -66,13 +67,14 @@ def estimate(
     plans: Sequence[Plan],
     source: tuple[str, Shape],
     dtype: np.dtype[Any],
+    threads: int = 1,
 ) -> MemoryPlan:
     """Peak bytes of running the stages (module docstring); shapes include the batch."""
     last = last_use(inputs)
     source_bytes = math.prod(source[1]) * dtype.itemsize
     live: dict[str, int] = {}
     weights = sum(p.weight_bytes(dtype) for p in plans)
-    workspace = max((p.workspace_bytes for p in plans), default=0)
+    workspace = threads * max((p.workspace_bytes for p in plans), default=0)
     peak, where = 0, ""
     for index, (name, shape, plan) in enumerate(zip(names, outputs, plans, strict=True)):
         out = math.prod(shape) * dtype.itemsize

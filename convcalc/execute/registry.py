@@ -87,16 +87,18 @@ class Plan:
     """A stage's declared needs (nothing allocated yet) and how to build its kernel.
 
     ``temporary_bytes`` bounds the arrays one call allocates besides its output (e.g. the
-    intermediate arrays of an element-wise formula, a float64 copy for a reference check).
+    intermediate arrays of an element-wise formula, a float64 copy for a reference check);
+    ``packed_bytes`` the weights ``build`` re-arranges once for the kernel (kept with them).
     """
 
     build: Callable[[tuple[Array, ...]], Kernel]
     weights: tuple[Weight, ...] = ()
     workspace_bytes: int = 0
     temporary_bytes: int = 0
+    packed_bytes: int = 0
 
     def weight_bytes(self, dtype: np.dtype[Any]) -> int:
-        return sum(math.prod(w.shape) for w in self.weights) * dtype.itemsize
+        return sum(math.prod(w.shape) for w in self.weights) * dtype.itemsize + self.packed_bytes
 
 
 def stateless(step: Step, temporary_bytes: int = 0) -> Plan:

@@ -20,7 +20,7 @@ import numpy as np
 
 from convcalc.engine import StageResult
 from convcalc.errors import LimitError
-from convcalc.execute import memory, registry, timing
+from convcalc.execute import memory, parallel, registry, timing
 from convcalc.execute.peak import threads_limit
 from convcalc.execute.registry import Array, Check, Context, Kernel, Plan, Shape, Weight
 
@@ -106,6 +106,7 @@ def plan_stages(stages: Sequence[StageResult], source: tuple[str, Shape], cfg: C
         plans,
         (source[0], (cfg.batch, *source[1])),
         dtype,
+        cfg.threads or 1,
     )
     return plans, estimate
 
@@ -125,13 +126,21 @@ def _forward(kernels: Sequence[Kernel], stages: Sequence[StageResult], source: t
     return run
 
 
-def run_stages(
-    stages: Sequence[StageResult],
-    source: tuple[str, Shape],
-    cfg: Config,
-    progress: Callable[[StageRun], None] | None = None,
-) -> RunOutcome:
-    """Execute ``stages`` (a graph reading ``source``) on seeded random data; see module docstring."""
+@dataclass(frozen=True)
+class Prepared:
+    """A graph ready to run: its plans and memory estimate, built kernels and the seeded input."""
+
+    plans: list[Plan]
+    memory: memory.MemoryPlan
+    kernels: list[Kernel]
+    x: Array
+    forward: Callable[[], None]
+    """One end-to-end pass over the graph (its result dropped)."""
+
+
+def prepare(stages: Sequence[StageResult], source: tuple[str, Shape], cfg: Config) -> Prepared:
+    """Plan, check the memory budget (a :class:`LimitError` before anything is allocated), then
+    make the seeded input and weights and build every stage's kernel."""
     plans, estimate = plan_stages(stages, source, cfg)
     if cfg.max_memory is not None:
         memory.refuse_above(estimate, cfg.max_memory, "--max-memory")
@@ -141,11 +150,22 @@ def run_stages(
         plan.build(make_weights(plan.weights, dtype, np.random.default_rng((cfg.seed, index))))
         for index, plan in enumerate(plans)
     ]
-    outcome = RunOutcome(estimate)
+    return Prepared(plans, estimate, kernels, x, _forward(kernels, stages, (source[0], x)))
+
+
+def run_stages(
+    stages: Sequence[StageResult],
+    source: tuple[str, Shape],
+    cfg: Config,
+    progress: Callable[[StageRun], None] | None = None,
+) -> RunOutcome:
+    """Execute ``stages`` (a graph reading ``source``) on seeded random data; see module docstring."""
+    ready = prepare(stages, source, cfg)
+    outcome = RunOutcome(ready.memory)
     last = memory.last_use([s.inputs for s in stages])
-    tensors: dict[str, Array] = {source[0]: x}
-    with threads_limit(cfg.threads):
-        for index, (stage, plan, kernel) in enumerate(zip(stages, plans, kernels, strict=True)):
+    tensors: dict[str, Array] = {source[0]: ready.x}
+    with threads_limit(cfg.threads), parallel.using(cfg.threads):
+        for index, (stage, plan, kernel) in enumerate(zip(stages, ready.plans, ready.kernels, strict=True)):
             inputs = [tensors[name] for name in stage.inputs]
             out, measured = timing.measure(
                 functools.partial(kernel.step, inputs), repeats=cfg.repeats, warmup=cfg.warmup, budget_s=cfg.budget_s
@@ -171,8 +191,7 @@ def run_stages(
         tensors.clear()
         if not cfg.end_to_end:
             return outcome
-        forward = _forward(kernels, stages, (source[0], x))
         budget = max(cfg.budget_s, 5 * sum(r.timing.median for r in outcome.stages))
-        _, outcome.end_to_end = timing.measure(forward, repeats=cfg.repeats, warmup=0, budget_s=min(budget, 10 * cfg.budget_s))
+        _, outcome.end_to_end = timing.measure(ready.forward, repeats=cfg.repeats, warmup=0, budget_s=min(budget, 10 * cfg.budget_s))
     return outcome
 

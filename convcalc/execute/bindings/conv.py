@@ -14,7 +14,7 @@ from convcalc.execute import deform, reference
 from convcalc.execute.conv import conv as conv_kernel
 from convcalc.execute.conv import plan_conv
 from convcalc.execute.registry import Array, Check, Context, Kernel, Plan, Weight, binds, fan_in_scale, stateless
-from convcalc.execute.transposed import conv_transpose, plan_conv_transpose
+from convcalc.execute.transposed import conv_transpose, pack_col2im, plan_conv_transpose
 from convcalc.ops import Conv, ConvTranspose, DeformSample
 
 
@@ -51,7 +51,8 @@ def bind_conv(op: Conv, ctx: Context) -> Plan:
 
 @binds(ConvTranspose)
 def bind_conv_transpose(op: ConvTranspose, ctx: Context) -> Plan:
-    """``y = conv_transpose(x, w) + b`` planned by :func:`convcalc.execute.transposed.plan_conv_transpose`."""
+    """``y = conv_transpose(x, w) + b`` planned by :func:`convcalc.execute.transposed.plan_conv_transpose`
+    (weights packed once here when the plan is channels-last col2im)."""
     w_shape = (op.in_channels, op.out_channels // op.groups, *op.kernel_size)
     plan = plan_conv_transpose(
         ctx.inputs[0], w_shape, op.stride, op.padding, op.output_padding, op.dilation, op.groups, ctx.dtype
@@ -60,9 +61,10 @@ def bind_conv_transpose(op: ConvTranspose, ctx: Context) -> Plan:
 
     def build(weights: tuple[Array, ...]) -> Kernel:
         w, b = _split(weights)
+        packed = pack_col2im(w, op.groups) if plan.channels_last else None
 
         def step(xs: Sequence[Array]) -> Array:
-            return conv_transpose(xs[0], w, b, op.stride, op.padding, op.output_padding, op.dilation, op.groups)
+            return conv_transpose(xs[0], w, b, op.stride, op.padding, op.output_padding, op.dilation, op.groups, packed=packed)
 
         def check(xs: Sequence[Array], y: Array) -> Check:
             return reference.conv_transpose_check(xs, y, w, b, op.stride, op.padding, op.dilation, op.groups)
@@ -70,7 +72,8 @@ def bind_conv_transpose(op: ConvTranspose, ctx: Context) -> Plan:
         return Kernel(step, check)
 
     weight = Weight(w_shape, fan_in_scale(op.in_channels // op.groups))
-    return Plan(build, (weight, *_bias(op.out_channels, op.bias)), plan.workspace_bytes, verify)
+    packed_bytes = ctx.nbytes(w_shape) if plan.channels_last else 0
+    return Plan(build, (weight, *_bias(op.out_channels, op.bias)), plan.workspace_bytes, verify, packed_bytes)
 
 
 @binds(DeformSample)
