@@ -39,7 +39,7 @@ class Config:
     threads: int | None = None
     verify: bool = False
     max_memory: int | None = None
-    budget_s: float = 0.2
+    budget_s: float = 0.1
     end_to_end: bool = True
 
 
