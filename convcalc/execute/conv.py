@@ -6,8 +6,8 @@ Paths (chosen by :func:`plan_conv`, all exact up to float rounding):
   reshaped view, no copy.
 * ``im2col`` - columns ``(C_in*prod(k), P)`` copied from a strided window view
   of a zero-padded slab into a reused buffer (for strided kernels the slab is
-  first split into stride phases so every copy has contiguous inner runs; the
-  taps are then grouped by phase and the weights permuted to match), then per
+  first split into stride phases so every copy has contiguous inner runs, each
+  phase's taps copied to their places in the natural tap order), then per
   group one GEMM ``W_g (C_out/g, K) @ cols_g (K, P)`` written straight into
   the channels-first output.  Work is split into blocks of samples/output
   rows so scratch stays within the workspace budget.
@@ -141,20 +141,23 @@ def _im2col_buffers(spec: ConvSpec, nb: int, rows: int) -> list[tuple[int, ...]]
 
 @dataclass(frozen=True)
 class _PhaseBlock:
-    """Kernel taps that read one stride phase: ``count`` per axis, phase shifts ``first + j*step``."""
+    """Kernel taps that read one stride phase: ``count`` per axis, phase shifts ``first + j*step``,
+    kernel taps ``tap + j*tap_step`` (an arithmetic run per axis)."""
 
     phase: tuple[int, ...]
     first: tuple[int, ...]
     step: tuple[int, ...]
     count: tuple[int, ...]
-    start: int
+    tap: tuple[int, ...]
+    tap_step: tuple[int, ...]
 
 
 @lru_cache(maxsize=64)
-def _phase_blocks(spec: ConvSpec) -> tuple[tuple[_PhaseBlock, ...], tuple[int, ...]]:
-    """Tap blocks grouped by stride phase and the matching permutation of the flat taps.
+def _phase_blocks(spec: ConvSpec) -> tuple[_PhaseBlock, ...]:
+    """Tap blocks grouped by stride phase.
 
-    Tap ``t`` reads padded index ``o*s + t*d`` = phase ``(t*d) % s`` at shift ``(t*d) // s``.
+    Tap ``t`` reads padded index ``o*s + t*d`` = phase ``(t*d) % s`` at shift ``(t*d) // s``;
+    the taps of one phase are ``t0, t0 + s/gcd(s, d), ...``.
     """
     per_axis = []
     for k, s, d in zip(spec.kernel, spec.stride, spec.dilation, strict=True):
@@ -163,7 +166,6 @@ def _phase_blocks(spec: ConvSpec) -> tuple[tuple[_PhaseBlock, ...], tuple[int, .
             groups.setdefault(t * d % s, []).append(t)
         per_axis.append(sorted(groups.items()))
     blocks_: list[_PhaseBlock] = []
-    order: list[int] = []
     for combo in product(*per_axis):
         shifts = [[t * d // s for t in taps] for (_, taps), s, d in zip(combo, spec.stride, spec.dilation, strict=True)]
         blocks_.append(
@@ -172,18 +174,20 @@ def _phase_blocks(spec: ConvSpec) -> tuple[tuple[_PhaseBlock, ...], tuple[int, .
                 first=tuple(sh[0] for sh in shifts),
                 step=tuple(sh[1] - sh[0] if len(sh) > 1 else 1 for sh in shifts),
                 count=tuple(len(taps) for _, taps in combo),
-                start=len(order),
+                tap=tuple(taps[0] for _, taps in combo),
+                tap_step=tuple(taps[1] - taps[0] if len(taps) > 1 else 1 for _, taps in combo),
             )
         )
-        order += [int(np.ravel_multi_index(t, spec.kernel)) for t in product(*(taps for _, taps in combo))]
-    return tuple(blocks_), tuple(order)
+    return tuple(blocks_)
 
 
 def _phase_columns(slab: FloatArray, phases: FloatArray, cols: FloatArray, spec: ConvSpec, rows: int) -> None:
-    """Columns in phase-block tap order from a padded slab (one contiguous-inner copy per block)."""
+    """Columns in natural tap order from a padded slab, one contiguous-inner copy per phase block
+    into the block's (strided) taps, so the weights are used as they are."""
     np.copyto(phases, phase_view(slab, spec.stride))
     out_sp = (rows, *spec.out_shape[1:])
-    for blk in _phase_blocks(spec)[0]:
+    grid = cols.reshape(*cols.shape[:2], *spec.kernel, *out_sp)
+    for blk in _phase_blocks(spec):
         index: tuple[Any, ...] = (slice(None), slice(None), *blk.phase, *(slice(f, None) for f in blk.first))
         src = phases[index]
         view = as_strided(
@@ -192,8 +196,12 @@ def _phase_columns(slab: FloatArray, phases: FloatArray, cols: FloatArray, spec:
             (*src.strides[:2], *(st * sp for st, sp in zip(src.strides[2:], blk.step, strict=True)), *src.strides[2:]),
             writeable=False,
         )
-        dst = cols[:, :, blk.start : blk.start + prod(blk.count)]
-        np.copyto(dst.reshape(*dst.shape[:2], *blk.count, *out_sp), view)
+        taps: tuple[Any, ...] = (
+            slice(None),
+            slice(None),
+            *(slice(t, t + ts * (c - 1) + 1, ts) for t, ts, c in zip(blk.tap, blk.tap_step, blk.count, strict=True)),
+        )
+        np.copyto(grid[taps], view)
 
 
 def _wraps(spec: ConvSpec) -> bool:
@@ -323,8 +331,28 @@ def plan_winograd(spec: ConvSpec, geo: wg.WinogradGeometry, budget: int) -> Conv
     return ConvPlan(spec, "winograd", (nb, rows), total, wg.executed_macs(spec, geo), geo)
 
 
-def _winograd_worth_it(spec: ConvSpec) -> bool:
+def _winograd_worth_it(spec: ConvSpec, geo: wg.WinogradGeometry) -> bool:
+    """Enough channels, and cheaper than im2col by the cost model once the per-call weight
+    transform is counted (deep layers on small maps at batch 1, e.g. ResNet-50's 3x3 512->512
+    at 7x7: im2col 3.6 ms vs Winograd 7.2 ms, its ``U`` costing more than the GEMM saves)."""
+    if not winograd_channels(spec):
+        return False
+    winograd = spec.batch * wg.winograd_cost(spec, geo) + wg.weight_transform_cost(spec, geo)
+    return winograd < _im2col_cost(spec)
+
+
+def winograd_channels(spec: ConvSpec) -> bool:
+    """At least :data:`WINOGRAD_MIN_CHANNELS` input and output channels per group."""
     return min(spec.c_in_g, spec.c_out_g) >= WINOGRAD_MIN_CHANNELS
+
+
+def _im2col_cost(spec: ConvSpec) -> float:
+    """im2col work in the units of :func:`convcalc.execute.winograd.winograd_cost`: the GEMM
+    MACs (discounted for few columns, as there) and the column copies."""
+    positions = prod(spec.out_shape)
+    columns = positions * min(spec.batch, 8)
+    gemm = spec.macs * (columns + wg.GEMM_HALF_N) / columns
+    return gemm + wg.COPY_COST * spec.batch * spec.c_in * prod(spec.kernel) * positions
 
 
 def plan_for_spec(spec: ConvSpec, algorithm: Algorithm = "auto", budget: int | None = None) -> ConvPlan:
@@ -338,7 +366,7 @@ def _plan(spec: ConvSpec, algorithm: Algorithm, budget: int) -> ConvPlan:
     if algorithm == "auto":
         if spec.c_in_g == 1 and spec.taps > 1:
             return _plan_taps(spec, budget)
-        if geo is not None and _winograd_worth_it(spec):
+        if geo is not None and _winograd_worth_it(spec, geo):
             plan = plan_winograd(spec, geo, budget)
             if plan is not None:
                 return plan
@@ -390,10 +418,7 @@ def _window_view(src: FloatArray, spec: ConvSpec, rows: int) -> FloatArray:
 def _run_gemm(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
     spec = plan.spec
     g, kg = spec.groups, spec.c_in_g * spec.taps
-    w4 = w.reshape(g, spec.c_out_g, spec.c_in_g, spec.taps)
-    if plan.path == "im2col" and _strided(spec):
-        w4 = w4[..., list(_phase_blocks(spec)[1])]
-    wr = w4.reshape(g, spec.c_out_g, kg)
+    wr = w.reshape(g, spec.c_out_g, kg)
     for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *plan.block):
         nb, rows = n1 - n0, r1 - r0
         p = rows * prod(spec.out_shape[1:])

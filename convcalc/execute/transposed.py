@@ -38,8 +38,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from convcalc.execute.conv import ConvPlan, execute_conv, output_array, plan_for_spec, plan_winograd
-from convcalc.execute.convspec import make_conv_spec
+from convcalc.execute.conv import ConvPlan, execute_conv, output_array, plan_for_spec, plan_winograd, winograd_channels
+from convcalc.execute.convspec import ConvSpec, make_conv_spec
 from convcalc.execute.geometry import (
     FloatArray,
     IntSpec,
@@ -50,7 +50,14 @@ from convcalc.execute.geometry import (
     pad_pairs,
 )
 from convcalc.execute.stats import KernelRecord, record
-from convcalc.execute.winograd import WinogradGeometry, kron_all, run_winograd, weight_shape, winograd_matrices
+from convcalc.execute.winograd import (
+    WinogradGeometry,
+    kron_all,
+    run_winograd,
+    weight_shape,
+    winograd_geometry,
+    winograd_matrices,
+)
 from convcalc.execute.workspace import Workspace, buffer_bytes, get_workspace_budget, reserve
 
 
@@ -234,6 +241,14 @@ def _prefer_col2im(
     return max(stride) > 1 and overlapping and (n * prod(in_sp) <= 4 * c_in_g or 4 * c_out_g <= c_in_g)
 
 
+def _phase_plan(spec: ConvSpec, budget: int) -> ConvPlan:
+    """A phase's convolution: Winograd whenever it applies with enough channels (phases with
+    equal sub-kernels then share one weight transform, see :func:`_group_phases`), else auto."""
+    geo = winograd_geometry(spec)
+    shared = plan_winograd(spec, geo, budget) if geo is not None and winograd_channels(spec) else None
+    return shared if shared is not None else plan_for_spec(spec, budget=budget)
+
+
 def plan_conv_transpose(
     x_shape: tuple[int, ...],
     w_shape: tuple[int, ...],
@@ -338,7 +353,7 @@ def _plan_transpose(
                 dt,
                 allow_crop=True,
             )
-            sub = plan_for_spec(spec, budget=budget // 2)
+            sub = _phase_plan(spec, budget // 2)
         single.append(sub)
     phase_groups = _group_phases(phases, single, budget // 2, dt)
     ws = buffer_bytes([(w_shape, dt)]) + max(_group_bytes(g, nb, dt) for g in phase_groups)

@@ -198,6 +198,13 @@ def winograd_cost(spec: ConvSpec, geo: WinogradGeometry) -> float:
     return main + transforms + copies
 
 
+def weight_transform_cost(spec: ConvSpec, geo: WinogradGeometry) -> float:
+    """Work of :func:`transform_weights`, paid once per call whatever the batch: the Kronecker
+    GEMM (``alpha^n`` outputs of ``prod(r)`` terms per filter) and writing ``U``."""
+    filters = spec.c_out * spec.c_in_g * (spec.kernel[0] if geo.lead else 1)
+    return prod(geo.alpha) * filters * (prod(geo.r) + COPY_COST)
+
+
 @dataclass(frozen=True)
 class _Block:
     """Buffer shapes of one block of ``nb`` samples and ``rows`` output rows."""
