@@ -143,7 +143,9 @@ def _convcalc_fn(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> C
         return lambda: kernels.conv_transpose(
             x, w, b, stride=layer.stride, padding=pads, output_padding=0, dilation=1, groups=layer.groups, packed=packed
         )
-    return lambda: kernels.conv(x, w, b, layer.stride, pads, layer.dilation, layer.groups)
+    plan = kernels.plan_conv(x.shape, w.shape, layer.stride, pads, layer.dilation, layer.groups, x.dtype)
+    packed_w = kernels.pack_conv(w, plan)  # Winograd's U made once, as `convcalc run` does
+    return lambda: kernels.conv(x, w, b, layer.stride, pads, layer.dilation, layer.groups, packed=packed_w)
 
 
 def bench_layer(

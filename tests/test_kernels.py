@@ -870,3 +870,19 @@ def test_two_threads_compute_what_torch_does(name: str) -> None:
     }[name]().numpy()
     np.testing.assert_allclose(two, reference, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-5)
+
+
+def test_packed_winograd_weights_give_torchs_answer() -> None:
+    """Weights transformed once (``pack_conv``) and passed in give what torch computes; a pack
+    made for another convolution is refused."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 32, 20, 20))
+    w = rng.standard_normal((32, 32, 3, 3))
+    plan = K.plan_conv(x.shape, w.shape, 1, 1, dtype=np.float64)
+    assert plan.path == "winograd"
+    packed = K.pack_conv(w, plan)
+    assert packed is not None
+    y = K.conv(x, w, None, 1, 1, packed=packed)
+    assert_tight(y, F.conv2d(torch.from_numpy(x), torch.from_numpy(w), None, 1, 1).numpy())
+    with pytest.raises(ValueError, match="packed"):
+        K.conv(x, w[:, :16], None, 1, 1, 1, 2, packed=packed)

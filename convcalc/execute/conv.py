@@ -586,10 +586,13 @@ def _run_taps(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None
                 np.add(dst, bias[c0:c1], out=dst)
 
 
-def execute_conv(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+def execute_conv(
+    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace, packed: FloatArray | None = None
+) -> None:
     """Run ``plan`` writing ``conv(x, w) + b`` into ``y``.
 
-    ``x`` may hold fewer samples than the plan was made for.  ``y`` must be
+    ``x`` may hold fewer samples than the plan was made for; ``packed`` is the Winograd ``U`` of
+    :func:`pack_conv` (else transformed here).  ``y`` must be
     C-contiguous for the GEMM paths (``plan.writes_strided`` is False); the
     Winograd and taps paths also write into strided views.
     """
@@ -597,7 +600,7 @@ def execute_conv(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | N
         _run_taps(plan, x, w, b, y, ws)
     elif plan.path == "winograd":
         assert plan.winograd is not None
-        u = wg.transform_weights(w, plan.spec, plan.winograd, ws)
+        u = packed if packed is not None else wg.transform_weights(w, plan.spec, plan.winograd, ws)
         wg.run_winograd(x, u, b, plan.spec, plan.winograd, plan.block, [y], ws)
     else:
         _run_gemm(plan, x, w, b, y, ws)
@@ -623,6 +626,7 @@ def conv(
     out: FloatArray | None = None,
     *,
     algorithm: Algorithm = "auto",
+    packed: FloatArray | None = None,
 ) -> FloatArray:
     """N-d convolution (cross-correlation), ``torch.nn.functional.conv{1,2,3}d``.
 
@@ -631,7 +635,8 @@ def conv(
     symmetric); ``stride``/``dilation``: per axis.  Output (N, C_out, *O) with
     ``O = (S + before + after - d*(k-1) - 1) // s + 1``.  Depthwise with a
     channel multiplier is ``groups = C_in``, ``C_out = C_in * mult``; output
-    channel ``o`` reads input channel ``o // mult``.
+    channel ``o`` reads input channel ``o // mult``.  ``packed``: :func:`pack_conv` of ``w``
+    (made once by a caller that runs the layer repeatedly; ignored unless the plan is Winograd).
     """
     xa = as_float_array(x)
     wa = as_float_array(w, xa.dtype)
@@ -640,14 +645,19 @@ def conv(
     if ba is not None and ba.shape != (spec.c_out,):
         raise ValueError(f"bias must have shape ({spec.c_out},), got {ba.shape}")
     plan = plan_for_spec(spec, algorithm)
+    u = None
+    if plan.winograd is not None and packed is not None:
+        if packed.shape != wg.weight_shape(spec, plan.winograd) or packed.dtype != xa.dtype:
+            raise ValueError(f"packed weights {packed.shape} do not match this convolution's plan (use pack_conv)")
+        u = packed
     y = output_array(out, (spec.batch, spec.c_out, *spec.out_shape), xa.dtype)
-    tasks = _thread_parts(plan, xa, wa, ba, y)
+    tasks = _thread_parts(plan, xa, wa, ba, y, u)
     if len(tasks) > 1:
         with parallel.blas_single():
             parallel.run(tasks)
     else:
         with reserve(plan.workspace_bytes) as ws:
-            execute_conv(plan, xa, wa, ba, y, ws)
+            execute_conv(plan, xa, wa, ba, y, ws, u)
     record(KernelRecord("conv", plan.path, spec.macs, plan.executed_macs, plan.workspace_bytes))
     return y
 
@@ -657,8 +667,18 @@ PARALLEL_MIN_MACS = 1 << 21
 handing the parts over and limiting the BLAS to one thread)."""
 
 
+def pack_conv(w: FloatArray, plan: ConvPlan) -> FloatArray | None:
+    """The weights re-arranged once for ``plan``: Winograd's ``U = G w Gᵀ`` (None for the other
+    paths, which use ``w`` as it is). Pass it as ``conv(..., packed=...)``."""
+    if plan.winograd is None:
+        return None
+    with reserve(_nbytes(plan.spec, [wg.weight_shape(plan.spec, plan.winograd)]) * 2) as ws:
+        u: FloatArray = wg.transform_weights(np.asarray(w, plan.spec.dtype), plan.spec, plan.winograd, ws).copy()
+    return u
+
+
 def _thread_parts(
-    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray
+    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, u: FloatArray | None
 ) -> list[Callable[[], None]]:
     """Independent parts of one convolution for :mod:`convcalc.execute.parallel`: whole samples
     when the batch has at least as many as threads (the plan runs on fewer samples as is), else
@@ -669,12 +689,14 @@ def _thread_parts(
     if count == 1 or spec.macs < PARALLEL_MIN_MACS:
         return []
 
-    def part(sub: ConvPlan, xs: FloatArray, ws_: FloatArray, bs: FloatArray | None, ys: FloatArray) -> None:
+    def part(sub: ConvPlan, xs: FloatArray, ws_: FloatArray, bs: FloatArray | None, ys: FloatArray, us: FloatArray | None) -> None:
         with reserve(sub.workspace_bytes) as ws:
-            execute_conv(sub, xs, ws_, bs, ys, ws)
+            execute_conv(sub, xs, ws_, bs, ys, ws, us)
 
     if spec.batch >= count:
-        return [partial(part, plan, x[lo:hi], w, b, y[lo:hi]) for lo, hi in parallel.parts(spec.batch, spec.batch * MIN_SPLIT)]
+        return [
+            partial(part, plan, x[lo:hi], w, b, y[lo:hi], u) for lo, hi in parallel.parts(spec.batch, spec.batch * MIN_SPLIT)
+        ]
     if plan.path != "taps" or spec.batch != 1 or spec.c_in_g != 1:
         return []
     mult = spec.c_out_g
@@ -685,7 +707,7 @@ def _thread_parts(
         )
         sub = plan_for_spec(sub_spec, "taps")
         channels = slice(lo * mult, hi * mult)
-        tasks.append(partial(part, sub, x[:, lo:hi], w[channels], None if b is None else b[channels], y[:, channels]))
+        tasks.append(partial(part, sub, x[:, lo:hi], w[channels], None if b is None else b[channels], y[:, channels], None))
     return tasks
 
 

@@ -8,7 +8,7 @@ normalisation, activations, resampling and re-arrangement layers follow
 :func:`workspace_budget` bounds scratch memory.
 """
 
-from convcalc.execute.conv import ConvPlan, conv, plan_conv
+from convcalc.execute.conv import ConvPlan, conv, pack_conv, plan_conv
 from convcalc.execute.deform import deform_conv2d, deform_workspace_bytes
 from convcalc.execute.layers import (
     batch_norm,
@@ -82,6 +82,7 @@ __all__ = [
     "linear",
     "max_pool",
     "pack_col2im",
+    "pack_conv",
     "pixel_shuffle",
     "pixel_unshuffle",
     "plan_conv",
