@@ -267,9 +267,22 @@ def _tap_columns_channels(spec: ConvSpec, channels: int) -> int:
     return max(1, min(channels, TAPS_COLUMN_BYTES // (spec.taps * prod(spec.out_shape) * spec.itemsize)))
 
 
+def _slab_columns(spec: ConvSpec) -> bool:
+    """Depthwise 2-D that does not keep the width (strided, or cropped): the slab-columns taps path."""
+    return spec.ndim == 2 and not _wraps(spec)
+
+
+def _slab_shape(spec: ConvSpec, nb: int, channels: int) -> tuple[int, ...]:
+    """``(nb, C, *extent)``: the zero-padded input window every output reads."""
+    return (nb, channels, *(_in_extent(spec, a, o) for a, o in enumerate(spec.out_shape)))
+
+
 def _taps_buffers(spec: ConvSpec, nb: int, channels: int) -> list[tuple[int, ...]]:
     if _row_gemv(spec):
         return [_row_taps_shape(spec, nb, channels)]
+    if _slab_columns(spec):
+        sub, npos = _tap_columns_channels(spec, channels), prod(spec.out_shape)
+        return [_slab_shape(spec, nb, channels), (sub, spec.taps, npos), (sub, spec.c_out_g, npos)]
     if _wraps(spec):
         sub, npos = _tap_columns_channels(spec, channels), prod(spec.out_shape)
         return [(nb, channels, _wrap_len(spec)), (sub, spec.taps, npos), (sub, spec.c_out_g, npos)]
@@ -548,10 +561,54 @@ def _run_taps_columns(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArra
                         np.copyto(dst, out.reshape(dst.shape))
 
 
+def _run_taps_slab(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+    """Depthwise 2-D, any stride and dilation, as per-channel GEMVs over columns gathered from a
+    zero-padded slab: ``cols[c, (i, j), (h, w)] = x_pad[c, h·s_0 + i·d_0, w·s_1 + j·d_1]`` (one
+    strided copy per few channels, about :data:`TAPS_COLUMN_BYTES`), reduced by
+    ``(mult, taps) @ (taps, H_out·W_out)`` straight into ``y`` (stride 2: 3-5x faster than the
+    element-wise tap loop, which makes two memory passes per tap)."""
+    spec = plan.spec
+    (k0, k1), (d0, d1), (s0, s1) = spec.kernel, spec.dilation, spec.stride
+    ho, wo = spec.out_shape
+    npos, mult, item = ho * wo, spec.c_out_g, y.itemsize
+    wt = w.reshape(spec.c_in, mult, spec.taps)
+    y5 = reshape_view(y, (x.shape[0], spec.c_in, mult, ho, wo))
+    bias = None if b is None else b.reshape(spec.c_in, mult, 1)
+    direct = y5.strides[-1] == item and y5.strides[-2] == wo * item
+    for n0, n1, c0, c1 in blocks(x.shape[0], spec.c_in, *plan.block):
+        nb, cb = n1 - n0, c1 - c0
+        sub = _tap_columns_channels(spec, cb)
+        with ws.scope():
+            slab = ws.take(_slab_shape(spec, nb, cb), spec.dtype)
+            copy_padded(x[n0:n1, c0:c1], [(-pb, e - pb) for (pb, _), e in zip(spec.padding, slab.shape[2:], strict=True)], slab)
+            cols = ws.take((sub, spec.taps, npos), spec.dtype)
+            tmp = ws.take((sub, mult, npos), spec.dtype)
+            st = slab.strides
+            view = as_strided(
+                slab, (nb, cb, k0, k1, ho, wo), (st[0], st[1], d0 * st[2], d1 * st[3], s0 * st[2], s1 * st[3]), writeable=False
+            )
+            grid = cols.reshape(sub, k0, k1, ho, wo)
+            for n in range(nb):
+                for q0 in range(0, cb, sub):
+                    q1 = min(cb, q0 + sub)
+                    k = q1 - q0
+                    np.copyto(grid[:k], view[n, q0:q1])
+                    dst = y5[n0 + n, c0 + q0 : c0 + q1]
+                    out = dst.reshape(k, mult, npos) if direct else tmp[:k]
+                    np.matmul(wt[c0 + q0 : c0 + q1], cols[:k], out=out)
+                    if bias is not None:
+                        np.add(out, bias[c0 + q0 : c0 + q1], out=out)
+                    if not direct:
+                        np.copyto(dst, out.reshape(dst.shape))
+
+
 def _run_taps(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
     spec = plan.spec
     if _row_gemv(spec):
         _run_taps_rows(plan, x, w, b, y, ws)
+        return
+    if _slab_columns(spec):
+        _run_taps_slab(plan, x, w, b, y, ws)
         return
     if _wraps(spec):
         _run_taps_columns(plan, x, w, b, y, ws)
