@@ -261,7 +261,7 @@ def report_table(report: Report) -> Table:
     noisy = _noisy(report)
     if noisy:
         table.notes.append(
-            f"warning: noisy timings (* above: IQR > {timing.NOISY_IQR:.0%} of the median or max > {timing.NOISY_SPREAD:g}x min)"
+            f"warning: noisy timings (* above: IQR > {timing.NOISY_IQR:.0%} of the median)"
             f" in {', '.join(noisy[:5])}{' ...' if len(noisy) > 5 else ''}: noisy machine, numbers may move."
         )
     return table
