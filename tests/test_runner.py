@@ -326,3 +326,40 @@ def test_bad_run_flags_exit_2_with_a_message(run_cli, args: list[str]) -> None: 
     result = run_cli(args)
     assert result.code == 2, result.output
     assert "Traceback" not in result.output and result.stderr.strip()
+
+
+# ---------------------------------------------------------------- timing
+
+
+def test_measurement_statistics_match_numpy() -> None:
+    from convcalc.execute.timing import Measurement
+
+    samples = (1.0, 1.01, 0.99, 1.0, 3.0, 1.02, 0.98, 1.0, 1.01, 0.99)
+    m = Measurement(samples)
+    assert m.min == min(samples) and m.median == float(np.median(samples))
+    q1, q3 = np.percentile(samples, [25, 75], method="weibull")  # statistics.quantiles' exclusive method
+    assert m.iqr == pytest.approx(q3 - q1)
+    assert not m.noisy  # one outlier moves max, not the IQR
+    assert Measurement((1.0, 2.0, 1.0, 2.0, 1.5)).noisy
+
+
+def test_repeats_fix_the_sample_count_and_adaptive_timing_stops() -> None:
+    from convcalc.execute import timing
+
+    calls = []
+    result, fixed = timing.measure(lambda: calls.append(1) or len(calls), repeats=4, warmup=2, budget_s=10.0)
+    assert len(fixed.samples) == 4 and len(calls) == 6 and result == 6
+    _, adaptive = timing.measure(lambda: sum(range(100)), repeats=None, warmup=0, budget_s=0.05)
+    assert timing.MIN_SAMPLES <= len(adaptive.samples) <= timing.MAX_SAMPLES
+    assert adaptive.per_sample >= 1 and adaptive.min > 0
+
+
+def test_run_reports_spread_and_an_end_to_end_pass(run_cli) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli(["run", "specs/textcnn.yaml", "--repeats", "3", "--warmup", "0", "-f", "json"])
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    e2e = data["totals"]["end_to_end"]
+    assert e2e["samples"] == 3 and 0 < e2e["min_s"] <= e2e["median_s"]
+    assert all(layer["min_time_s"] <= layer["time_s"] and layer["iqr_s"] >= 0 for layer in data["layers"])
+    table = run_cli(["run", "specs/textcnn.yaml", "--repeats", "2", "--warmup", "0"])
+    assert "end-to-end forward pass" in table.stdout and "sum of layers" in table.stdout and "IQR ms" in table.stdout
