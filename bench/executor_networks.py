@@ -35,6 +35,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from convcalc.execute import parallel  # noqa: E402
 from convcalc.execute.runner import Config, prepare  # noqa: E402
 from convcalc.network import INPUT_TENSOR, evaluate_network, load_network  # noqa: E402
 from tests.test_library_imagenet import BUILDERS  # noqa: E402
@@ -79,7 +80,8 @@ def bench(name: str, batch: int, threads: int, repeats: int, fresh: int, clock: 
     result = evaluate_network(spec, batch=batch)
     stages = [stage for row in result.rows for stage in row.stages]
     ready = prepare(stages, (INPUT_TENSOR, spec.input_shape), Config(batch=batch, threads=threads))
-    ours = _times(ready.forward, repeats, clock)
+    with parallel.using(threads):  # convcalc's own pool, as `convcalc run --threads N` does
+        ours = _times(ready.forward, repeats, clock)
     del ready
     theirs: list[float] = []
     best = math.inf
