@@ -230,15 +230,17 @@ def _prefer_col2im(
     n: int, in_sp: tuple[int, ...], c_in: int, c_out_g: int, kernel: tuple[int, ...], stride: tuple[int, ...], groups: int
 ) -> bool:
     """col2im beats the stride phases on strided kernels whose windows overlap (some ``k > s``)
-    when the phases' GEMMs would be narrow (``N·P <= 4·C_in/g``: few positions for many
-    channels, e.g. DCGAN's 512->256 4x4/2 at 4x4, 0.14 -> 0.26 of torch's time measured in CPU
-    time on a loaded machine, 2.3 ms vs 20 ms when idle) or when the phases' im2col copies
-    (``~k²·C_in/g·P`` values) outweigh col2im's columns (``~2·k²·C_out/g·P``): ``4·C_out/g <=
-    C_in/g`` (DCGAN's last layer 64->3: 0.35 -> 1.04). With ``k = s`` every phase is a plain 1x1
-    GEMM and with stride 1 the single phase may use Winograd: the phases keep those."""
+    when the phases' GEMMs would be narrow (``N·P <= 8·C_in/g``: few positions for many
+    channels) or when the phases' im2col copies (``~k²·C_in/g·P`` values) outweigh col2im's
+    columns (``~2·k²·C_out/g·P``): ``4·C_out/g <= C_in/g``. Measured with the weights packed
+    once (CPU time, 1 thread, torch / ours, phases -> col2im): 256->128 k4/2 @16 0.37 -> 0.76
+    (batch 8: 0.65 -> 0.77), DCGAN 512->256 @4 0.13 -> 1.12, 128->64 @32 0.49 -> 0.66, 64->3 @32
+    0.50 -> 1.43; 128->64 @32 at batch 8 stays with the phases (0.55 vs 0.51). With ``k = s``
+    every phase is a plain 1x1 GEMM and with stride 1 the single phase may use Winograd: the
+    phases keep those."""
     overlapping = any(k > s for k, s in zip(kernel, stride, strict=True))
     c_in_g = c_in // groups
-    return max(stride) > 1 and overlapping and (n * prod(in_sp) <= 4 * c_in_g or 4 * c_out_g <= c_in_g)
+    return max(stride) > 1 and overlapping and (n * prod(in_sp) <= 8 * c_in_g or 4 * c_out_g <= c_in_g)
 
 
 def _phase_plan(spec: ConvSpec, budget: int) -> ConvPlan:
