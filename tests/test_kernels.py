@@ -310,14 +310,16 @@ def conv_t_cases(draw: st.DrawFn) -> Case:
     }
 
 
-def run_conv_t(case: Case, dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def run_conv_t(case: Case, dtype: type, algorithm: Any = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(case["seed"])
     c_in = case["x"][1]
     x = rand(rng, case["x"], dtype)
     w = rand(rng, (c_in, case["cout_g"], *case["kernel"]), dtype)
     b = rand(rng, (case["cout_g"] * case["groups"],), dtype)
     pads = tuple((p, p) for p in case["padding"])
-    y = K.conv_transpose(x, w, b, case["stride"], pads, case["output_padding"], case["dilation"], case["groups"])
+    y = K.conv_transpose(
+        x, w, b, case["stride"], pads, case["output_padding"], case["dilation"], case["groups"], algorithm=algorithm
+    )
     ref = CONV_T[x.ndim - 2](
         torch.from_numpy(x),
         torch.from_numpy(w),
@@ -345,6 +347,50 @@ def test_conv_transpose_float32(case: Case) -> None:
     assert_f32(y, ref, case["x"][1] // case["groups"] * math.prod(case["kernel"]), x, w)
 
 
+@settings(max_examples=150, deadline=None)
+@given(conv_t_cases())
+def test_conv_transpose_col2im_matches_torch(case: Case) -> None:
+    """The col2im path (one GEMM + strided scatter-adds), forced on every case."""
+    y, ref, _, _ = run_conv_t(case, np.float64, algorithm="col2im")
+    assert_tight(y, ref)
+    y32, _, x32, w32 = run_conv_t(case, np.float32, algorithm="col2im")
+    assert_f32(y32, ref.astype(np.float32), case["x"][1] // case["groups"] * math.prod(case["kernel"]), x32, w32)
+
+
+@pytest.mark.parametrize(
+    ("x", "w", "stride", "pad"),
+    [
+        ((1, 512, 4, 4), (512, 256, 4, 4), (2, 2), (1, 1)),  # DCGAN's second layer: few positions
+        ((1, 64, 32, 32), (64, 3, 4, 4), (2, 2), (1, 1)),  # DCGAN's last layer: few output channels
+    ],
+)
+def test_col2im_is_chosen_where_it_pays(x: tuple[int, ...], w: tuple[int, ...], stride: tuple[int, ...], pad: tuple[int, ...]) -> None:
+    assert K.plan_conv_transpose(x, w, stride, tuple((p, p) for p in pad), 0, 1, 1).path.startswith("col2im")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        {"x": (2, 8, 5, 6), "cout_g": 16, "kernel": (4, 4), "stride": (2, 2), "padding": (1, 1), "output_padding": (0, 1)},
+        {"x": (1, 6, 7), "cout_g": 20, "kernel": (5,), "stride": (3,), "padding": (2,), "output_padding": (1,)},
+        {"x": (1, 4, 3, 4, 3), "cout_g": 16, "kernel": (3, 2, 3), "stride": (2, 2, 1), "padding": (1, 0, 1), "output_padding": (0, 0, 0)},
+        {"x": (2, 6, 4, 5), "cout_g": 17, "kernel": (3, 3), "stride": (2, 3), "padding": (2, 0), "output_padding": (1, 0), "groups": 2},
+        {"x": (1, 4, 6, 6), "cout_g": 16, "kernel": (3, 3), "stride": (2, 2), "padding": (1, 2), "output_padding": (0, 0), "dilation": (2, 2)},
+    ],
+    ids=["2d", "1d", "3d", "groups", "dilated"],
+)
+def test_channels_last_col2im_matches_torch(case: Case) -> None:
+    """col2im with >= 16 output channels per group keeps its columns channels-last."""
+    case = {"dilation": (1,) * len(case["kernel"]), "groups": 1, "seed": 4, **case}
+    plan = K.plan_conv_transpose(
+        case["x"], (case["x"][1], case["cout_g"], *case["kernel"]), case["stride"], tuple((p, p) for p in case["padding"]),
+        case["output_padding"], case["dilation"], case["groups"], algorithm="col2im",
+    )  # fmt: skip
+    assert plan.path == "col2im-cl"
+    y, ref, _, _ = run_conv_t(case, np.float64, algorithm="col2im")
+    assert_tight(y, ref)
+
+
 @pytest.mark.parametrize(
     ("x", "w", "stride", "pad", "out_pad", "groups"),
     [
@@ -359,13 +405,13 @@ def test_conv_transpose_shared_winograd(
     x: tuple[int, ...], w: tuple[int, ...], stride: tuple[int, ...], pad: tuple[int, ...], out_pad: tuple[int, ...], groups: int
 ) -> None:
     """Stride phases with equal sub-kernels share one Winograd input transform (shifted filters)."""
-    plan = K.plan_conv_transpose(x, w, stride, tuple((p, p) for p in pad), out_pad, 1, groups)
+    plan = K.plan_conv_transpose(x, w, stride, tuple((p, p) for p in pad), out_pad, 1, groups, algorithm="phases")
     assert "shared-winograd" in plan.path
     case = {"x": x, "cout_g": w[1], "kernel": w[2:], "stride": stride, "padding": pad, "output_padding": out_pad}
     case.update(dilation=(1,) * len(stride), groups=groups, seed=11)
-    y, ref, _, _ = run_conv_t(case, np.float64)
+    y, ref, _, _ = run_conv_t(case, np.float64, algorithm="phases")
     assert_tight(y, ref)
-    y32, _, x32, w32 = run_conv_t(case, np.float32)
+    y32, _, x32, w32 = run_conv_t(case, np.float32, algorithm="phases")
     scale = math.sqrt(x[1] // groups * math.prod(w[2:])) * np.abs(x32).max() * np.abs(w32).max()
     assert np.abs(y32 - ref).max() <= 1e-5 * scale
 
@@ -782,3 +828,67 @@ def test_zero_pad_and_flatten() -> None:
 def test_inconsistent_shapes_raise_value_error(call: Callable[[], object]) -> None:
     with pytest.raises(ValueError):
         call()
+
+
+# ------------------------------------------------------------------ threads
+
+
+def _with_threads(count: int, fn: Callable[[], np.ndarray]) -> np.ndarray:
+    from convcalc.execute import parallel
+
+    with parallel.using(count):
+        return fn()
+
+
+THREADED = {
+    "im2col batch 4": lambda x4, x1: K.conv(x4, np.ones((16, 6, 3, 3), np.float32) * 0.1, np.arange(16, dtype=np.float32), 2, 1),
+    "stride 1 batch 4": lambda x4, x1: K.conv(x4, np.full((16, 6, 3, 3), 0.05, np.float32), None, 1, 1),
+    "depthwise rows batch 1": lambda x4, x1: K.conv(x1, np.linspace(-1, 1, 96 * 9, dtype=np.float32).reshape(96, 1, 3, 3), None, 1, 1, 1, 48),
+    "winograd rows batch 1": lambda x4, x1: K.conv(x1[:, :32], np.linspace(-1, 1, 32 * 32 * 9, dtype=np.float32).reshape(32, 32, 3, 3), None, 1, 1),
+    "im2col rows batch 1": lambda x4, x1: K.conv(x1, np.linspace(-1, 1, 32 * 48 * 9, dtype=np.float32).reshape(32, 48, 3, 3), None, 2, 1),
+    "batch_norm": lambda x4, x1: K.batch_norm(x4, np.zeros(6, np.float32), np.ones(6, np.float32), np.full(6, 2, np.float32)),
+    "relu": lambda x4, x1: K.relu(x1),
+    "relu6": lambda x4, x1: K.relu6(x4 * 10),
+}
+
+
+@pytest.mark.parametrize("name", list(THREADED))
+def test_two_threads_compute_what_torch_does(name: str) -> None:
+    """Work split among two threads (samples, channels) gives torch's answer, as one thread does."""
+    rng = np.random.default_rng(5)
+    x4 = rng.standard_normal((4, 6, 40, 70), dtype=np.float32)
+    x1 = rng.standard_normal((1, 48, 70, 70), dtype=np.float32)
+    one = _with_threads(1, lambda: THREADED[name](x4, x1))
+    two = _with_threads(2, lambda: THREADED[name](x4, x1))
+    reference = {
+        "im2col batch 4": lambda: F.conv2d(torch.from_numpy(x4), torch.full((16, 6, 3, 3), 0.1), torch.arange(16.0), 2, 1),
+        "stride 1 batch 4": lambda: F.conv2d(torch.from_numpy(x4), torch.full((16, 6, 3, 3), 0.05), None, 1, 1),
+        "depthwise rows batch 1": lambda: F.conv2d(
+            torch.from_numpy(x1), torch.linspace(-1, 1, 96 * 9).reshape(96, 1, 3, 3), None, 1, 1, 1, 48
+        ),
+        "winograd rows batch 1": lambda: F.conv2d(
+            torch.from_numpy(x1[:, :32]), torch.linspace(-1, 1, 32 * 32 * 9).reshape(32, 32, 3, 3), None, 1, 1
+        ),
+        "im2col rows batch 1": lambda: F.conv2d(torch.from_numpy(x1), torch.linspace(-1, 1, 32 * 48 * 9).reshape(32, 48, 3, 3), None, 2, 1),
+        "batch_norm": lambda: F.batch_norm(torch.from_numpy(x4), torch.zeros(6), torch.ones(6), torch.full((6,), 2.0)),
+        "relu": lambda: F.relu(torch.from_numpy(x1)),
+        "relu6": lambda: F.relu6(torch.from_numpy(x4 * 10)),
+    }[name]().numpy()
+    np.testing.assert_allclose(two, reference, rtol=0, atol=1e-4 * (1 + np.abs(reference).max()))  # float32 Winograd rounding
+    np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-5)
+
+
+def test_packed_winograd_weights_give_torchs_answer() -> None:
+    """Weights transformed once (``pack_conv``) and passed in give what torch computes; a pack
+    made for another convolution is refused."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 32, 20, 20))
+    w = rng.standard_normal((32, 32, 3, 3))
+    plan = K.plan_conv(x.shape, w.shape, 1, 1, dtype=np.float64)
+    assert plan.path == "winograd"
+    packed = K.pack_conv(w, plan)
+    assert packed is not None
+    y = K.conv(x, w, None, 1, 1, packed=packed)
+    assert_tight(y, F.conv2d(torch.from_numpy(x), torch.from_numpy(w), None, 1, 1).numpy())
+    with pytest.raises(ValueError, match="packed"):
+        K.conv(x, w[:, :16], None, 1, 1, 1, 2, packed=packed)

@@ -37,7 +37,12 @@ TargetArg = Annotated[
 ]
 DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Floating-point type of the random tensors.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random inputs and weights.")]
-RepeatsOpt = Annotated[int, typer.Option("--repeats", min=1, max=1000, help="Timed runs per layer (median and min reported).")]
+RepeatsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--repeats", min=1, max=1000, help="Timed runs per layer (default: adaptive, until the timing is stable).", show_default=False
+    ),
+]
 WarmupOpt = Annotated[int, typer.Option("--warmup", min=0, max=100, help="Untimed runs per layer first.")]
 ThreadsOpt = Annotated[
     Optional[int],
@@ -76,7 +81,7 @@ def run_command(
     spec: SpecOpt = None,
     dtype: DTypeOpt = DType.float32,
     seed: SeedOpt = 0,
-    repeats: RepeatsOpt = 5,
+    repeats: RepeatsOpt = None,
     warmup: WarmupOpt = 1,
     threads: ThreadsOpt = None,
     verify: VerifyOpt = False,
@@ -85,14 +90,14 @@ def run_command(
     debug: DebugOpt = False,
 ) -> None:
     """Execute a layer or a network on random tensors with NumPy: confirm every predicted shape,
-    time each layer (median/min), report GFLOP/s and the fraction of the matmul peak.
+    time each layer and one end-to-end pass (min/median/IQR), report GFLOP/s and the fraction of the matmul peak.
     Exit 1 when a shape or a --verify check fails."""
     from convcalc.execute import session
-    from convcalc.execute.runner import Config
     from convcalc.parse.layer import build_request
 
-    budget = session.parse_bytes(max_memory) if max_memory else session.default_max_memory()
-    cfg = Config(1, dtype.value, seed, repeats, warmup, threads, verify, budget)
+    cfg = session.make_config(
+        dtype=dtype.value, seed=seed, repeats=repeats, warmup=warmup, threads=threads, verify=verify, max_memory=max_memory
+    )
     show = fmt is Format.table
     if target is not None and spec is None and _is_network(target):
         from convcalc.network.library import resolve

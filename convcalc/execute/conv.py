@@ -6,8 +6,8 @@ Paths (chosen by :func:`plan_conv`, all exact up to float rounding):
   reshaped view, no copy.
 * ``im2col`` - columns ``(C_in*prod(k), P)`` copied from a strided window view
   of a zero-padded slab into a reused buffer (for strided kernels the slab is
-  first split into stride phases so every copy has contiguous inner runs; the
-  taps are then grouped by phase and the weights permuted to match), then per
+  first split into stride phases so every copy has contiguous inner runs, each
+  phase's taps copied to their places in the natural tap order), then per
   group one GEMM ``W_g (C_out/g, K) @ cols_g (K, P)`` written straight into
   the channels-first output.  Work is split into blocks of samples/output
   rows so scratch stays within the workspace budget.
@@ -32,8 +32,9 @@ Paths (chosen by :func:`plan_conv`, all exact up to float rounding):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
 from itertools import product
 from math import prod
 from typing import Any, Literal
@@ -42,6 +43,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike, DTypeLike
 
+from convcalc.execute import parallel
 from convcalc.execute import winograd as wg
 from convcalc.execute.convspec import ConvSpec, make_conv_spec
 from convcalc.execute.geometry import (
@@ -139,20 +141,23 @@ def _im2col_buffers(spec: ConvSpec, nb: int, rows: int) -> list[tuple[int, ...]]
 
 @dataclass(frozen=True)
 class _PhaseBlock:
-    """Kernel taps that read one stride phase: ``count`` per axis, phase shifts ``first + j*step``."""
+    """Kernel taps that read one stride phase: ``count`` per axis, phase shifts ``first + j*step``,
+    kernel taps ``tap + j*tap_step`` (an arithmetic run per axis)."""
 
     phase: tuple[int, ...]
     first: tuple[int, ...]
     step: tuple[int, ...]
     count: tuple[int, ...]
-    start: int
+    tap: tuple[int, ...]
+    tap_step: tuple[int, ...]
 
 
 @lru_cache(maxsize=64)
-def _phase_blocks(spec: ConvSpec) -> tuple[tuple[_PhaseBlock, ...], tuple[int, ...]]:
-    """Tap blocks grouped by stride phase and the matching permutation of the flat taps.
+def _phase_blocks(spec: ConvSpec) -> tuple[_PhaseBlock, ...]:
+    """Tap blocks grouped by stride phase.
 
-    Tap ``t`` reads padded index ``o*s + t*d`` = phase ``(t*d) % s`` at shift ``(t*d) // s``.
+    Tap ``t`` reads padded index ``o*s + t*d`` = phase ``(t*d) % s`` at shift ``(t*d) // s``;
+    the taps of one phase are ``t0, t0 + s/gcd(s, d), ...``.
     """
     per_axis = []
     for k, s, d in zip(spec.kernel, spec.stride, spec.dilation, strict=True):
@@ -161,7 +166,6 @@ def _phase_blocks(spec: ConvSpec) -> tuple[tuple[_PhaseBlock, ...], tuple[int, .
             groups.setdefault(t * d % s, []).append(t)
         per_axis.append(sorted(groups.items()))
     blocks_: list[_PhaseBlock] = []
-    order: list[int] = []
     for combo in product(*per_axis):
         shifts = [[t * d // s for t in taps] for (_, taps), s, d in zip(combo, spec.stride, spec.dilation, strict=True)]
         blocks_.append(
@@ -170,18 +174,20 @@ def _phase_blocks(spec: ConvSpec) -> tuple[tuple[_PhaseBlock, ...], tuple[int, .
                 first=tuple(sh[0] for sh in shifts),
                 step=tuple(sh[1] - sh[0] if len(sh) > 1 else 1 for sh in shifts),
                 count=tuple(len(taps) for _, taps in combo),
-                start=len(order),
+                tap=tuple(taps[0] for _, taps in combo),
+                tap_step=tuple(taps[1] - taps[0] if len(taps) > 1 else 1 for _, taps in combo),
             )
         )
-        order += [int(np.ravel_multi_index(t, spec.kernel)) for t in product(*(taps for _, taps in combo))]
-    return tuple(blocks_), tuple(order)
+    return tuple(blocks_)
 
 
 def _phase_columns(slab: FloatArray, phases: FloatArray, cols: FloatArray, spec: ConvSpec, rows: int) -> None:
-    """Columns in phase-block tap order from a padded slab (one contiguous-inner copy per block)."""
+    """Columns in natural tap order from a padded slab, one contiguous-inner copy per phase block
+    into the block's (strided) taps, so the weights are used as they are."""
     np.copyto(phases, phase_view(slab, spec.stride))
     out_sp = (rows, *spec.out_shape[1:])
-    for blk in _phase_blocks(spec)[0]:
+    grid = cols.reshape(*cols.shape[:2], *spec.kernel, *out_sp)
+    for blk in _phase_blocks(spec):
         index: tuple[Any, ...] = (slice(None), slice(None), *blk.phase, *(slice(f, None) for f in blk.first))
         src = phases[index]
         view = as_strided(
@@ -190,8 +196,12 @@ def _phase_columns(slab: FloatArray, phases: FloatArray, cols: FloatArray, spec:
             (*src.strides[:2], *(st * sp for st, sp in zip(src.strides[2:], blk.step, strict=True)), *src.strides[2:]),
             writeable=False,
         )
-        dst = cols[:, :, blk.start : blk.start + prod(blk.count)]
-        np.copyto(dst.reshape(*dst.shape[:2], *blk.count, *out_sp), view)
+        taps: tuple[Any, ...] = (
+            slice(None),
+            slice(None),
+            *(slice(t, t + ts * (c - 1) + 1, ts) for t, ts, c in zip(blk.tap, blk.tap_step, blk.count, strict=True)),
+        )
+        np.copyto(grid[taps], view)
 
 
 def _wraps(spec: ConvSpec) -> bool:
@@ -257,9 +267,22 @@ def _tap_columns_channels(spec: ConvSpec, channels: int) -> int:
     return max(1, min(channels, TAPS_COLUMN_BYTES // (spec.taps * prod(spec.out_shape) * spec.itemsize)))
 
 
+def _slab_columns(spec: ConvSpec) -> bool:
+    """Depthwise 2-D that does not keep the width (strided, or cropped): the slab-columns taps path."""
+    return spec.ndim == 2 and not _wraps(spec)
+
+
+def _slab_shape(spec: ConvSpec, nb: int, channels: int) -> tuple[int, ...]:
+    """``(nb, C, *extent)``: the zero-padded input window every output reads."""
+    return (nb, channels, *(_in_extent(spec, a, o) for a, o in enumerate(spec.out_shape)))
+
+
 def _taps_buffers(spec: ConvSpec, nb: int, channels: int) -> list[tuple[int, ...]]:
     if _row_gemv(spec):
         return [_row_taps_shape(spec, nb, channels)]
+    if _slab_columns(spec):
+        sub, npos = _tap_columns_channels(spec, channels), prod(spec.out_shape)
+        return [_slab_shape(spec, nb, channels), (sub, spec.taps, npos), (sub, spec.c_out_g, npos)]
     if _wraps(spec):
         sub, npos = _tap_columns_channels(spec, channels), prod(spec.out_shape)
         return [(nb, channels, _wrap_len(spec)), (sub, spec.taps, npos), (sub, spec.c_out_g, npos)]
@@ -321,8 +344,28 @@ def plan_winograd(spec: ConvSpec, geo: wg.WinogradGeometry, budget: int) -> Conv
     return ConvPlan(spec, "winograd", (nb, rows), total, wg.executed_macs(spec, geo), geo)
 
 
-def _winograd_worth_it(spec: ConvSpec) -> bool:
+def _winograd_worth_it(spec: ConvSpec, geo: wg.WinogradGeometry) -> bool:
+    """Enough channels, and cheaper than im2col by the cost model once the per-call weight
+    transform is counted (deep layers on small maps at batch 1, e.g. ResNet-50's 3x3 512->512
+    at 7x7: im2col 3.6 ms vs Winograd 7.2 ms, its ``U`` costing more than the GEMM saves)."""
+    if not winograd_channels(spec):
+        return False
+    winograd = spec.batch * wg.winograd_cost(spec, geo) + wg.weight_transform_cost(spec, geo)
+    return winograd < _im2col_cost(spec)
+
+
+def winograd_channels(spec: ConvSpec) -> bool:
+    """At least :data:`WINOGRAD_MIN_CHANNELS` input and output channels per group."""
     return min(spec.c_in_g, spec.c_out_g) >= WINOGRAD_MIN_CHANNELS
+
+
+def _im2col_cost(spec: ConvSpec) -> float:
+    """im2col work in the units of :func:`convcalc.execute.winograd.winograd_cost`: the GEMM
+    MACs (discounted for few columns, as there) and the column copies."""
+    positions = prod(spec.out_shape)
+    columns = positions * min(spec.batch, 8)
+    gemm = spec.macs * (columns + wg.GEMM_HALF_N) / columns
+    return gemm + wg.COPY_COST * spec.batch * spec.c_in * prod(spec.kernel) * positions
 
 
 def plan_for_spec(spec: ConvSpec, algorithm: Algorithm = "auto", budget: int | None = None) -> ConvPlan:
@@ -336,7 +379,7 @@ def _plan(spec: ConvSpec, algorithm: Algorithm, budget: int) -> ConvPlan:
     if algorithm == "auto":
         if spec.c_in_g == 1 and spec.taps > 1:
             return _plan_taps(spec, budget)
-        if geo is not None and _winograd_worth_it(spec):
+        if geo is not None and _winograd_worth_it(spec, geo):
             plan = plan_winograd(spec, geo, budget)
             if plan is not None:
                 return plan
@@ -385,14 +428,19 @@ def _window_view(src: FloatArray, spec: ConvSpec, rows: int) -> FloatArray:
     return as_strided(src, shape, strides, writeable=False)
 
 
-def _run_gemm(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+def _run_gemm(
+    plan: ConvPlan,
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray | None,
+    y: FloatArray,
+    ws: Workspace,
+    row_range: tuple[int, int] | None = None,
+) -> None:
     spec = plan.spec
     g, kg = spec.groups, spec.c_in_g * spec.taps
-    w4 = w.reshape(g, spec.c_out_g, spec.c_in_g, spec.taps)
-    if plan.path == "im2col" and _strided(spec):
-        w4 = w4[..., list(_phase_blocks(spec)[1])]
-    wr = w4.reshape(g, spec.c_out_g, kg)
-    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *plan.block):
+    wr = w.reshape(g, spec.c_out_g, kg)
+    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *plan.block, row_range=row_range):
         nb, rows = n1 - n0, r1 - r0
         p = rows * prod(spec.out_shape[1:])
         with ws.scope():
@@ -521,10 +569,54 @@ def _run_taps_columns(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArra
                         np.copyto(dst, out.reshape(dst.shape))
 
 
+def _run_taps_slab(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+    """Depthwise 2-D, any stride and dilation, as per-channel GEMVs over columns gathered from a
+    zero-padded slab: ``cols[c, (i, j), (h, w)] = x_pad[c, h·s_0 + i·d_0, w·s_1 + j·d_1]`` (one
+    strided copy per few channels, about :data:`TAPS_COLUMN_BYTES`), reduced by
+    ``(mult, taps) @ (taps, H_out·W_out)`` straight into ``y`` (stride 2: 3-5x faster than the
+    element-wise tap loop, which makes two memory passes per tap)."""
+    spec = plan.spec
+    (k0, k1), (d0, d1), (s0, s1) = spec.kernel, spec.dilation, spec.stride
+    ho, wo = spec.out_shape
+    npos, mult, item = ho * wo, spec.c_out_g, y.itemsize
+    wt = w.reshape(spec.c_in, mult, spec.taps)
+    y5 = reshape_view(y, (x.shape[0], spec.c_in, mult, ho, wo))
+    bias = None if b is None else b.reshape(spec.c_in, mult, 1)
+    direct = y5.strides[-1] == item and y5.strides[-2] == wo * item
+    for n0, n1, c0, c1 in blocks(x.shape[0], spec.c_in, *plan.block):
+        nb, cb = n1 - n0, c1 - c0
+        sub = _tap_columns_channels(spec, cb)
+        with ws.scope():
+            slab = ws.take(_slab_shape(spec, nb, cb), spec.dtype)
+            copy_padded(x[n0:n1, c0:c1], [(-pb, e - pb) for (pb, _), e in zip(spec.padding, slab.shape[2:], strict=True)], slab)
+            cols = ws.take((sub, spec.taps, npos), spec.dtype)
+            tmp = ws.take((sub, mult, npos), spec.dtype)
+            st = slab.strides
+            view = as_strided(
+                slab, (nb, cb, k0, k1, ho, wo), (st[0], st[1], d0 * st[2], d1 * st[3], s0 * st[2], s1 * st[3]), writeable=False
+            )
+            grid = cols.reshape(sub, k0, k1, ho, wo)
+            for n in range(nb):
+                for q0 in range(0, cb, sub):
+                    q1 = min(cb, q0 + sub)
+                    k = q1 - q0
+                    np.copyto(grid[:k], view[n, q0:q1])
+                    dst = y5[n0 + n, c0 + q0 : c0 + q1]
+                    out = dst.reshape(k, mult, npos) if direct else tmp[:k]
+                    np.matmul(wt[c0 + q0 : c0 + q1], cols[:k], out=out)
+                    if bias is not None:
+                        np.add(out, bias[c0 + q0 : c0 + q1], out=out)
+                    if not direct:
+                        np.copyto(dst, out.reshape(dst.shape))
+
+
 def _run_taps(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
     spec = plan.spec
     if _row_gemv(spec):
         _run_taps_rows(plan, x, w, b, y, ws)
+        return
+    if _slab_columns(spec):
+        _run_taps_slab(plan, x, w, b, y, ws)
         return
     if _wraps(spec):
         _run_taps_columns(plan, x, w, b, y, ws)
@@ -559,10 +651,21 @@ def _run_taps(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None
                 np.add(dst, bias[c0:c1], out=dst)
 
 
-def execute_conv(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+def execute_conv(
+    plan: ConvPlan,
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray | None,
+    y: FloatArray,
+    ws: Workspace,
+    packed: FloatArray | None = None,
+    rows: tuple[int, int] | None = None,
+) -> None:
     """Run ``plan`` writing ``conv(x, w) + b`` into ``y``.
 
-    ``x`` may hold fewer samples than the plan was made for.  ``y`` must be
+    ``x`` may hold fewer samples than the plan was made for; ``packed`` is the Winograd ``U`` of
+    :func:`pack_conv` (else transformed here); ``rows`` limits the GEMM and Winograd paths to
+    those output rows (block-aligned), a thread's share.  ``y`` must be
     C-contiguous for the GEMM paths (``plan.writes_strided`` is False); the
     Winograd and taps paths also write into strided views.
     """
@@ -570,10 +673,10 @@ def execute_conv(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | N
         _run_taps(plan, x, w, b, y, ws)
     elif plan.path == "winograd":
         assert plan.winograd is not None
-        u = wg.transform_weights(w, plan.spec, plan.winograd, ws)
-        wg.run_winograd(x, u, b, plan.spec, plan.winograd, plan.block, [y], ws)
+        u = packed if packed is not None else wg.transform_weights(w, plan.spec, plan.winograd, ws)
+        wg.run_winograd(x, u, b, plan.spec, plan.winograd, plan.block, [y], ws, rows)
     else:
-        _run_gemm(plan, x, w, b, y, ws)
+        _run_gemm(plan, x, w, b, y, ws, rows)
 
 
 def output_array(out: FloatArray | None, shape: tuple[int, ...], dtype: np.dtype[np.floating]) -> FloatArray:
@@ -596,6 +699,7 @@ def conv(
     out: FloatArray | None = None,
     *,
     algorithm: Algorithm = "auto",
+    packed: FloatArray | None = None,
 ) -> FloatArray:
     """N-d convolution (cross-correlation), ``torch.nn.functional.conv{1,2,3}d``.
 
@@ -604,7 +708,8 @@ def conv(
     symmetric); ``stride``/``dilation``: per axis.  Output (N, C_out, *O) with
     ``O = (S + before + after - d*(k-1) - 1) // s + 1``.  Depthwise with a
     channel multiplier is ``groups = C_in``, ``C_out = C_in * mult``; output
-    channel ``o`` reads input channel ``o // mult``.
+    channel ``o`` reads input channel ``o // mult``.  ``packed``: :func:`pack_conv` of ``w``
+    (made once by a caller that runs the layer repeatedly; ignored unless the plan is Winograd).
     """
     xa = as_float_array(x)
     wa = as_float_array(w, xa.dtype)
@@ -613,8 +718,96 @@ def conv(
     if ba is not None and ba.shape != (spec.c_out,):
         raise ValueError(f"bias must have shape ({spec.c_out},), got {ba.shape}")
     plan = plan_for_spec(spec, algorithm)
+    u = None
+    if plan.winograd is not None and packed is not None:
+        if packed.shape != wg.weight_shape(spec, plan.winograd) or packed.dtype != xa.dtype:
+            raise ValueError(f"packed weights {packed.shape} do not match this convolution's plan (use pack_conv)")
+        u = packed
     y = output_array(out, (spec.batch, spec.c_out, *spec.out_shape), xa.dtype)
-    with reserve(plan.workspace_bytes) as ws:
-        execute_conv(plan, xa, wa, ba, y, ws)
+    tasks = _thread_parts(plan, xa, wa, ba, y, u)
+    if len(tasks) > 1:
+        with parallel.blas_single():
+            parallel.run(tasks)
+    else:
+        with reserve(plan.workspace_bytes) as ws:
+            execute_conv(plan, xa, wa, ba, y, ws, u)
     record(KernelRecord("conv", plan.path, spec.macs, plan.executed_macs, plan.workspace_bytes))
     return y
+
+
+PARALLEL_MIN_MACS = 1 << 21
+"""Smallest convolution split among threads (~2 M MACs, ~50 µs: well above the ~25 µs of
+handing the parts over and limiting the BLAS to one thread)."""
+
+
+def pack_conv(w: FloatArray, plan: ConvPlan) -> FloatArray | None:
+    """The weights re-arranged once for ``plan``: Winograd's ``U = G w Gᵀ`` (None for the other
+    paths, which use ``w`` as it is). Pass it as ``conv(..., packed=...)``."""
+    if plan.winograd is None:
+        return None
+    with reserve(_nbytes(plan.spec, [wg.weight_shape(plan.spec, plan.winograd)]) * 2) as ws:
+        u: FloatArray = wg.transform_weights(np.asarray(w, plan.spec.dtype), plan.spec, plan.winograd, ws).copy()
+    return u
+
+
+def _thread_parts(
+    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, u: FloatArray | None
+) -> list[Callable[[], None]]:
+    """Independent parts of one convolution for :mod:`convcalc.execute.parallel`: whole samples
+    when the batch has at least as many as threads (the plan runs on fewer samples as is), else
+    for a depthwise taps convolution of one sample, ranges of channels (each planned alone);
+    each part reserves its own thread's workspace. An empty list or one part: run inline."""
+    spec = plan.spec
+    count = parallel.threads()
+    if count == 1 or spec.macs < PARALLEL_MIN_MACS:
+        return []
+
+    def part(sub: ConvPlan, xs: FloatArray, ws_: FloatArray, bs: FloatArray | None, ys: FloatArray, us: FloatArray | None) -> None:
+        with reserve(sub.workspace_bytes) as ws:
+            execute_conv(sub, xs, ws_, bs, ys, ws, us)
+
+    if spec.batch >= count:
+        return [
+            partial(part, plan, x[lo:hi], w, b, y[lo:hi], u) for lo, hi in parallel.parts(spec.batch, spec.batch * MIN_SPLIT)
+        ]
+    if plan.path in ("im2col", "winograd"):
+        return _row_parts(plan, x, w, b, y, u, count)
+    if plan.path != "taps" or spec.batch != 1 or spec.c_in_g != 1:
+        return []
+    mult = spec.c_out_g
+    tasks: list[Callable[[], None]] = []
+    for lo, hi in parallel.parts(spec.c_in, spec.c_in * MIN_SPLIT):
+        sub_spec = make_conv_spec(
+            (1, hi - lo, *spec.in_shape), (mult * (hi - lo), 1, *spec.kernel), spec.stride, spec.padding, spec.dilation, hi - lo, spec.dtype
+        )
+        sub = plan_for_spec(sub_spec, "taps")
+        channels = slice(lo * mult, hi * mult)
+        tasks.append(partial(part, sub, x[:, lo:hi], w[channels], None if b is None else b[channels], y[:, channels], None))
+    return tasks
+
+
+def _row_parts(
+    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, u: FloatArray | None, count: int
+) -> list[Callable[[], None]]:
+    """Output-row ranges for the threads (im2col copies, Winograd transforms and the GEMMs of
+    each range run in parallel, the BLAS on one thread): the plan re-blocked to about
+    ``rows / count`` rows per block (a multiple of Winograd's tile height)."""
+    spec = plan.spec
+    rows = spec.out_shape[0]
+    unit = plan.winograd.row_unit if plan.winograd is not None else 1
+    per_thread = -(-rows // count)
+    share = -(-per_thread // unit) * unit
+    if share >= rows:
+        return []
+    block = (plan.block[0], min(plan.block[1], share))
+    sub = replace(plan, block=block)
+
+    def part(lo: int, hi: int) -> None:
+        with reserve(sub.workspace_bytes) as ws:
+            execute_conv(sub, x, w, b, y, ws, u, (lo, hi))
+
+    return [partial(part, lo, min(rows, lo + share)) for lo in range(0, rows, share)]
+
+
+MIN_SPLIT = parallel.MIN_ELEMENTS
+"""Weight of one sample or channel for :func:`convcalc.execute.parallel.parts` (always split)."""

@@ -263,3 +263,73 @@ def deform_conv2d(
     add_bias(y, ba)
     record(KernelRecord("deform_conv2d", "sampled-im2col", spec.macs, spec.macs, nbytes, spec.sampling_macs))
     return y
+
+
+def deform_sample(
+    x: FloatArray,
+    offsets: FloatArray,
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[tuple[int, int], ...],
+    dilation: tuple[int, int],
+    offset_groups: int,
+    modulated: bool,
+) -> FloatArray:
+    """The sampling stage alone, laid out for a ``k``-strided ``k`` convolution.
+
+    Sample ``x`` at every tap moved by its learned (dy, dx) offset (the rule of the module
+    docstring), times the sigmoid of the v2 mask channels when ``modulated``; tap ``(i, j)`` of
+    output ``(h, w)`` lands at ``(h·k_h + i, w·k_w + j)`` of the ``(N, C, k_h·H_out, k_w·W_out)``
+    result.
+    """
+    n, c, height, width = x.shape
+    kh, kw = kernel_size
+    taps = kh * kw
+    groups = offset_groups
+    ho, wo = offsets.shape[2:]
+    off = offsets[:, : 2 * groups * taps].reshape(n, groups, taps, 2, ho, wo)
+    ti, tj = np.divmod(np.arange(taps), kw)
+    base_h = (np.arange(ho) * stride[0] - padding[0][0])[None, :, None] + (ti * dilation[0])[:, None, None]
+    base_w = (np.arange(wo) * stride[1] - padding[1][0])[None, None, :] + (tj * dilation[1])[:, None, None]
+    hs = base_h + off[:, :, :, 0]
+    ws = base_w + off[:, :, :, 1]
+    h0, w0 = np.floor(hs), np.floor(ws)
+    lh, lw = hs - h0, ws - w0
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    r0 = np.clip(h0, -1, height).astype(np.intp) + 1
+    c0 = np.clip(w0, -1, width).astype(np.intp) + 1
+    r1, c1 = np.minimum(r0 + 1, height + 1), np.minimum(c0 + 1, width + 1)
+    inside = ((hs > -1) & (hs < height) & (ws > -1) & (ws < width)).astype(x.dtype)
+    if modulated:
+        mask = offsets[:, 2 * groups * taps :].reshape(n, groups, taps, ho, wo)
+        inside = inside / (1 + np.exp(-mask))
+    per_group = c // groups
+    sampled = np.empty((n, c, taps, ho, wo), x.dtype)
+    for b in range(n):
+        for g in range(groups):
+            img = padded[b, g * per_group : (g + 1) * per_group]
+            val = (
+                img[:, r0[b, g], c0[b, g]] * ((1 - lh[b, g]) * (1 - lw[b, g]))
+                + img[:, r0[b, g], c1[b, g]] * ((1 - lh[b, g]) * lw[b, g])
+                + img[:, r1[b, g], c0[b, g]] * (lh[b, g] * (1 - lw[b, g]))
+                + img[:, r1[b, g], c1[b, g]] * (lh[b, g] * lw[b, g])
+            )
+            sampled[b, g * per_group : (g + 1) * per_group] = val * inside[b, g]
+    grid = sampled.reshape(n, c, kh, kw, ho, wo).transpose(0, 1, 4, 2, 5, 3)
+    return np.ascontiguousarray(grid).reshape(n, c, ho * kh, wo * kw)
+
+
+def deform_sample_temporary_bytes(
+    x_shape: tuple[int, ...], out_sizes: tuple[int, int], taps: int, offset_groups: int, itemsize: int
+) -> int:
+    """Upper bound of what :func:`deform_sample` allocates besides its output: the padded input,
+    the ``sampled`` array (one output), about 16 float64 index/weight arrays of
+    ``N·G·K·H_out·W_out`` values, and per group 8 gathered/multiplied arrays of the group's
+    channels (float64 at worst, as the weights mix float32 and int64)."""
+    n, c, height, width = x_shape
+    positions = taps * out_sizes[0] * out_sizes[1]
+    padded = n * c * (height + 2) * (width + 2) * itemsize
+    sampled = n * c * positions * itemsize
+    index = 16 * n * offset_groups * positions * 8
+    per_group = 8 * (c // offset_groups) * positions * 8
+    return padded + sampled + index + per_group

@@ -8,7 +8,7 @@ normalisation, activations, resampling and re-arrangement layers follow
 :func:`workspace_budget` bounds scratch memory.
 """
 
-from convcalc.execute.conv import ConvPlan, conv, plan_conv
+from convcalc.execute.conv import ConvPlan, conv, pack_conv, plan_conv
 from convcalc.execute.deform import deform_conv2d, deform_workspace_bytes
 from convcalc.execute.layers import (
     batch_norm,
@@ -43,7 +43,7 @@ from convcalc.execute.pool import (
     max_pool,
 )
 from convcalc.execute.stats import KernelRecord, KernelStats, kernel_stats
-from convcalc.execute.transposed import ConvTransposePlan, conv_transpose, plan_conv_transpose
+from convcalc.execute.transposed import ConvTransposePlan, conv_transpose, pack_col2im, plan_conv_transpose
 from convcalc.execute.workspace import (
     get_workspace_budget,
     release_workspace,
@@ -81,6 +81,8 @@ __all__ = [
     "leaky_relu",
     "linear",
     "max_pool",
+    "pack_col2im",
+    "pack_conv",
     "pixel_shuffle",
     "pixel_unshuffle",
     "plan_conv",

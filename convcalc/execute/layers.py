@@ -7,14 +7,16 @@ zero padding and flatten.  Arrays are ``(N, C, *spatial)`` unless noted.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from math import prod
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from convcalc.execute import parallel
 from convcalc.execute.geometry import FloatArray, PadSpec, as_float_array, pad_pairs, spatial_ndim
 
 # ---------------------------------------------------------------- affine / norms
@@ -53,7 +55,25 @@ def batch_norm(
     xa = as_float_array(x)
     scale = _channel(weight, xa, 1.0) / np.sqrt(_channel(running_var, xa, 1.0) + xa.dtype.type(eps))
     shift = _channel(bias, xa, 0.0) - _channel(running_mean, xa, 0.0) * scale
-    return np.asarray(xa * scale + shift)
+
+    def part(y: FloatArray, index: Index) -> None:
+        np.multiply(xa[index], scale[index], out=y[index])
+        np.add(y[index], shift[index], out=y[index])
+
+    return _chunked(np.empty(xa.shape, xa.dtype), part)
+
+
+Index = tuple[slice, ...]
+
+
+def _chunked(out: FloatArray, body: Callable[[FloatArray, Index], object]) -> FloatArray:
+    """Fill ``out`` by ``body(out, index)`` over ranges of its channel axis (axis 0 of a vector),
+    split among the threads of :mod:`convcalc.execute.parallel`."""
+    axis = 1 if out.ndim >= 2 else 0
+    lead: Index = (slice(None),) * axis
+    ranges = parallel.parts(out.shape[axis], out.size) if out.size else []
+    parallel.run([functools.partial(body, out, (*lead, slice(lo, hi))) for lo, hi in ranges])
+    return out
 
 
 def _normalize(x: FloatArray, axes: tuple[int, ...], eps: float) -> FloatArray:
@@ -102,13 +122,15 @@ def group_norm(
 def relu(x: ArrayLike) -> FloatArray:
     """``max(x, 0)``."""
     xa = as_float_array(x)
-    return np.asarray(np.maximum(xa, xa.dtype.type(0)))
+    zero = xa.dtype.type(0)
+    return _chunked(np.empty(xa.shape, xa.dtype), lambda y, i: np.maximum(xa[i], zero, out=y[i]))
 
 
 def relu6(x: ArrayLike) -> FloatArray:
     """``min(max(x, 0), 6)``."""
     xa = as_float_array(x)
-    return np.clip(xa, xa.dtype.type(0), xa.dtype.type(6))
+    lo, hi = xa.dtype.type(0), xa.dtype.type(6)
+    return _chunked(np.empty(xa.shape, xa.dtype), lambda y, i: np.clip(xa[i], lo, hi, out=y[i]))
 
 
 def leaky_relu(x: ArrayLike, negative_slope: float = 0.01) -> FloatArray:
@@ -197,6 +219,96 @@ def softmax(x: ArrayLike, axis: int = 1) -> FloatArray:
     e: FloatArray = np.exp(xa - xa.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
+
+
+def elu(x: ArrayLike) -> FloatArray:
+    """``x if x > 0 else exp(x) - 1`` (alpha 1)."""
+    xa = as_float_array(x)
+    return np.where(xa > 0, xa, np.expm1(np.minimum(xa, xa.dtype.type(0))))
+
+
+def mish(x: ArrayLike) -> FloatArray:
+    """``x · tanh(softplus(x))`` with ``softplus(x) = log(1 + exp(x))`` (Misra 2019)."""
+    xa = as_float_array(x)
+    return np.asarray(xa * np.tanh(np.logaddexp(xa.dtype.type(0), xa)))
+
+
+def log_softmax(x: ArrayLike, axis: int = 1) -> FloatArray:
+    """``x - max - log(sum(exp(x - max)))`` along ``axis``."""
+    xa = as_float_array(x)
+    shifted: FloatArray = xa - xa.max(axis=axis, keepdims=True)
+    shifted -= np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return shifted
+
+
+def prelu(x: ArrayLike, slope: ArrayLike) -> FloatArray:
+    """``x if x >= 0 else slope · x``, ``slope`` one value or one per channel (``F.prelu``)."""
+    xa = as_float_array(x)
+    sa = as_float_array(slope, xa.dtype)
+    shaped = sa.reshape((1, -1) + (1,) * (xa.ndim - 2)) if sa.size > 1 else sa
+    return np.where(xa >= 0, xa, xa * shaped)
+
+
+class Activation(NamedTuple):
+    """An element-wise activation and the output-sized temporaries one call allocates besides
+    its output (an upper bound counted from the formula, in units of the output's bytes; boolean
+    masks count as a whole array)."""
+
+    fn: Callable[[FloatArray], FloatArray]
+    temporaries: int
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": Activation(relu, 0),
+    "relu6": Activation(relu6, 0),
+    "leaky_relu": Activation(leaky_relu, 2),  # mask, slope · x
+    "elu": Activation(elu, 3),  # mask, minimum, expm1
+    "gelu": Activation(gelu, 28),  # erf runs in float64 (2 units per array), ~12 arrays live, + x/sqrt2, sign
+    "silu": Activation(silu, 8),  # sigmoid's 7 + the sigmoid itself
+    "mish": Activation(mish, 2),  # logaddexp, tanh
+    "hardswish": Activation(hardswish, 3),  # x + 3, clip, / 6
+    "hardsigmoid": Activation(hardsigmoid, 2),  # x + 3, clip
+    "sigmoid": Activation(sigmoid, 7),  # |x|, -|x|, exp, mask, 1 + z, 1 / (1 + z), z / (1 + z)
+    "tanh": Activation(tanh, 0),
+    "softmax": Activation(lambda x: softmax(x, axis=1), 1),  # x - max
+    "log_softmax": Activation(lambda x: log_softmax(x, axis=1), 1),  # exp(shifted)
+}
+
+
+def local_response_norm(x: ArrayLike, size: int, alpha: float, beta: float, k: float) -> FloatArray:
+    """``F.local_response_norm``: ``x / (k + α/n · Σ_window x²)^β`` over ``size`` channels
+    (window ``[c - n//2, c + (n-1)//2]``, zero outside), by a cumulative sum."""
+    xa = as_float_array(x)
+    squares = np.pad(xa * xa, [(0, 0), (size // 2, (size - 1) // 2)] + [(0, 0)] * (xa.ndim - 2))
+    csum = np.cumsum(squares, axis=1)
+    csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
+    window = csum[:, size:] - csum[:, :-size]
+    return np.asarray(xa / (k + alpha / size * window) ** beta, dtype=xa.dtype)
+
+
+LRN_TEMPORARIES = 7
+"""Output-sized temporaries of :func:`local_response_norm` (x², padded, cumsum, concatenated,
+window, the denominator and its power), each at most ``(C + size)/C`` outputs; counted as 2 each."""
+
+
+def add(xs: Sequence[FloatArray]) -> FloatArray:
+    """Element-wise sum of same-shaped arrays (one new array, summed in place)."""
+    first = xs[0]
+
+    def part(y: FloatArray, index: Index) -> None:
+        np.copyto(y[index], first[index])
+        for x in xs[1:]:
+            np.add(y[index], x[index], out=y[index])
+
+    return _chunked(np.empty(first.shape, first.dtype), part)
+
+
+def multiply(xs: Sequence[FloatArray]) -> FloatArray:
+    """Element-wise product of same-shaped arrays (one new array, multiplied in place)."""
+    y: FloatArray = xs[0].copy()
+    for x in xs[1:]:
+        y *= x
+    return y
 
 
 # ---------------------------------------------------------------- resampling
@@ -331,7 +443,9 @@ def zero_pad(x: ArrayLike, padding: PadSpec) -> FloatArray:
     return y
 
 
-def flatten(x: ArrayLike, start_dim: int = 1) -> FloatArray:
-    """Merge axes ``start_dim..`` into one (``torch.flatten``)."""
+def flatten(x: ArrayLike, start_dim: int = 1, end_dim: int = -1) -> FloatArray:
+    """Merge axes ``start_dim..end_dim`` into one (``torch.flatten``; negative dims count from the end)."""
     xa = as_float_array(x)
-    return xa.reshape(*xa.shape[:start_dim], prod(xa.shape[start_dim:]))
+    start = start_dim % xa.ndim
+    end = end_dim % xa.ndim
+    return xa.reshape(*xa.shape[:start], prod(xa.shape[start : end + 1]), *xa.shape[end + 1 :])

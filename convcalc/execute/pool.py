@@ -13,6 +13,7 @@ and are computed separably, one axis at a time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -31,7 +32,8 @@ from convcalc.execute.geometry import (
 from convcalc.execute.taps import TapGeometry
 from convcalc.execute.workspace import buffer_bytes, reserve
 
-_BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 8 << 20
+"""Target scratch bytes of one block of a window pool."""
 
 
 def pool_out_len(length: int, k: int, s: int, pad: tuple[int, int], d: int, ceil_mode: bool) -> int:
@@ -46,17 +48,41 @@ def pool_out_len(length: int, k: int, s: int, pad: tuple[int, int], d: int, ceil
 
 
 def _geometry(
-    x: FloatArray, kernel: IntSpec, stride: IntSpec | None, padding: PadSpec, dilation: IntSpec, ceil_mode: bool
+    x_shape: tuple[int, ...], kernel: IntSpec, stride: IntSpec | None, padding: PadSpec, dilation: IntSpec, ceil_mode: bool
 ) -> TapGeometry:
-    nd = spatial_ndim(x)
+    nd = len(x_shape) - 2
     k = int_tuple(kernel, nd, "kernel")
     s = k if stride is None else int_tuple(stride, nd, "stride")
     d = int_tuple(dilation, nd, "dilation")
     pads = pad_pairs(padding, nd)
     out = tuple(
-        pool_out_len(length, kk, ss, pp, dd, ceil_mode) for length, kk, ss, pp, dd in zip(x.shape[2:], k, s, pads, d, strict=True)
+        pool_out_len(length, kk, ss, pp, dd, ceil_mode) for length, kk, ss, pp, dd in zip(x_shape[2:], k, s, pads, d, strict=True)
     )
-    return TapGeometry(tuple(x.shape[2:]), out, k, s, pads, d)
+    return TapGeometry(tuple(x_shape[2:]), out, k, s, pads, d)
+
+
+def _block(geo: TapGeometry, n: int, c: int, dtype: np.dtype[Any]) -> tuple[int, int, int]:
+    """Batch and channel block sizes of :func:`_tap_reduce` and the workspace bytes they take."""
+
+    def nbytes(nb: int, cb: int) -> int:
+        return buffer_bytes([(s, dtype) for s in [*geo.buffers(nb, cb), (nb, cb, geo.wide_len)]])
+
+    nb, cb = choose_block(n, c, 1, nbytes, BLOCK_BYTES)
+    return nb, cb, nbytes(nb, cb)
+
+
+def pool_workspace_bytes(
+    x_shape: tuple[int, ...],
+    kernel: IntSpec,
+    stride: IntSpec | None,
+    padding: PadSpec,
+    dilation: IntSpec,
+    ceil_mode: bool,
+    dtype: np.dtype[Any],
+) -> int:
+    """Scratch bytes a window pool of an ``x_shape`` input reserves (phases and accumulator)."""
+    geo = _geometry(x_shape, kernel, stride, padding, dilation, ceil_mode)
+    return _block(geo, x_shape[0], x_shape[1], dtype)[2]
 
 
 def _tap_reduce(
@@ -70,11 +96,8 @@ def _tap_reduce(
     n, c = x.shape[:2]
     y = np.empty((n, c, *geo.out_shape), x.dtype)
 
-    def nbytes(nb: int, cb: int) -> int:
-        return buffer_bytes([(s, x.dtype) for s in [*geo.buffers(nb, cb), (nb, cb, geo.wide_len)]])
-
-    nb, cb = choose_block(n, c, 1, nbytes, _BLOCK_BYTES)
-    with reserve(nbytes(nb, cb)) as ws:
+    nb, cb, nbytes = _block(geo, n, c, x.dtype)
+    with reserve(nbytes) as ws:
         for n0, n1, c0, c1 in blocks(n, c, nb, cb):
             with ws.scope():
                 phases = geo.load(x[n0:n1, c0:c1], fill, ws)
@@ -98,7 +121,7 @@ def max_pool(
 ) -> FloatArray:
     """Max pooling (``torch.nn.functional.max_pool{1,2,3}d``); padding is -inf, NaN propagates."""
     xa = as_float_array(x)
-    geo = _geometry(xa, kernel, stride, padding, dilation, ceil_mode)
+    geo = _geometry(xa.shape, kernel, stride, padding, dilation, ceil_mode)
     return _tap_reduce(xa, geo, -np.inf, np.maximum, lambda acc, dst: np.copyto(dst, acc))
 
 
@@ -128,7 +151,7 @@ def avg_pool(
 ) -> FloatArray:
     """Average pooling (``torch.nn.functional.avg_pool{1,2,3}d``)."""
     xa = as_float_array(x)
-    geo = _geometry(xa, kernel, stride, padding, 1, ceil_mode)
+    geo = _geometry(xa.shape, kernel, stride, padding, 1, ceil_mode)
     div = (
         np.asarray(divisor_override, xa.dtype) if divisor_override is not None else _avg_divisor(geo, count_include_pad, xa.dtype)
     )

@@ -1,51 +1,30 @@
 """``convcalc run`` and ``convcalc peak``: evaluate, execute, compare, time and report.
 
 A single layer reports one row per primitive stage; a network one row per layer (its stages'
-times summed). Achieved GFLOP/s = 2 · MACs / median time (MACs from the arithmetic engine);
+times summed), and the network total both as the sum of its layers and as one end-to-end
+forward pass. Achieved GFLOP/s = 2 · MACs / median time (MACs from the arithmetic engine);
 fraction of peak = that / the machine's measured NumPy matmul peak (:mod:`convcalc.execute.peak`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from convcalc.engine import StageResult, evaluate_layer
 from convcalc.errors import CheckFailure, SpecError
+from convcalc.execute import timing
+from convcalc.execute.memory import default_budget, parse_bytes
 from convcalc.execute.peak import peak_gflops
-from convcalc.execute.runner import Config, RunOutcome, StageRun, median, run_stages
+from convcalc.execute.runner import Config, RunOutcome, StageRun, run_stages
 from convcalc.network.evaluate import INPUT_TENSOR, evaluate_network
 from convcalc.network.spec import load_network, override
 from convcalc.parse.layer import LayerRequest
 from convcalc.parse.values import format_shape
 from convcalc.primitives.base import Shape
 from convcalc.render.table import Format, Table, render
-
-UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def parse_bytes(text: str) -> int:
-    """``512M``, ``4G``, ``4GiB``, ``1000000`` -> bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
-    if not match:
-        raise SpecError(f"--max-memory must be a size such as 512M or 4G, got {text!r}.")
-    return int(float(match.group(1)) * UNITS[match.group(2)])
-
-
-def default_max_memory() -> int:
-    """80% of the memory available now (``MemAvailable``), else of physical memory."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024 * 8 // 10
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 8 // 10
 
 
 @dataclass
@@ -64,11 +43,21 @@ class Row:
 
     @property
     def time_s(self) -> float:
-        return sum(median(r.times) for r in self.runs)
+        """Median time (the sum of the stages' medians)."""
+        return sum(r.timing.median for r in self.runs)
 
     @property
     def min_s(self) -> float:
-        return sum(min(r.times, default=0.0) for r in self.runs)
+        return sum(r.timing.min for r in self.runs)
+
+    @property
+    def iqr_s(self) -> float:
+        """Interquartile range (the stages' IQRs summed: an upper bound for independent stages)."""
+        return sum(r.timing.iqr for r in self.runs)
+
+    @property
+    def noisy(self) -> bool:
+        return any(r.timing.noisy for r in self.runs)
 
     @property
     def macs(self) -> int:
@@ -134,9 +123,38 @@ def _execute(stages: Sequence[StageResult], source: tuple[str, Shape], cfg: Conf
         stop()
 
 
+MAX_SEED = 2**64 - 1
+MAX_BATCH = 2**24
+"""Largest batch accepted (as every axis: see the README's limits)."""
+
+
+def make_config(
+    *,
+    dtype: str,
+    seed: int,
+    repeats: int | None,
+    warmup: int,
+    threads: int | None,
+    verify: bool,
+    max_memory: str | None,
+) -> Config:
+    """The run configuration from the command's flags (bad values raise :class:`SpecError`, exit 2);
+    without ``--max-memory`` the budget is :func:`convcalc.execute.memory.default_budget`."""
+    if not 0 <= seed <= MAX_SEED:
+        raise SpecError(f"--seed must be between 0 and 2**64 - 1, got {seed}.", hint="Use e.g. --seed 0.")
+    budget = parse_bytes(max_memory) if max_memory is not None else default_budget()
+    return Config(1, dtype, seed, repeats, warmup, threads, verify, budget)
+
+
+def _check_batch(batch: int, where: str) -> int:
+    if not 1 <= batch <= MAX_BATCH:
+        raise SpecError(f"the batch size must be between 1 and {MAX_BATCH:,}, got {batch} ({where}).", hint="Use e.g. --batch 1.")
+    return batch
+
+
 def run_layer(request: LayerRequest, cfg: Config, show_progress: bool) -> Report:
     """Execute one layer (batch from the request); one row per primitive stage."""
-    cfg = dataclasses.replace(cfg, batch=request.batch)
+    cfg = dataclasses.replace(cfg, batch=_check_batch(request.batch, "--batch"))
     result = evaluate_layer(request.spec, request.shape)
     outcome = _execute(result.stages, ("in", request.shape), cfg, show_progress)
     rows = [
@@ -163,8 +181,10 @@ def run_network(
 ) -> Report:
     """Execute a network spec (``in_shape`` overrides its input, e.g. a reduced size for CI,
     ``values`` its top-level variables: :func:`~convcalc.network.spec.override`; ``batch`` the spec's)."""
+    if batch is not None:
+        _check_batch(batch, "--batch")
     spec = override(load_network(path), in_shape, values)
-    batch = spec.batch if batch is None else batch
+    batch = _check_batch(spec.batch, f"the batch of {path}") if batch is None else batch
     cfg = dataclasses.replace(cfg, batch=batch)
     result = evaluate_network(spec, batch=batch)
     stages = [stage for row in result.rows for stage in row.stages]
@@ -182,9 +202,25 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3f}"
 
 
+def _timing_text(cfg: Config) -> str:
+    if cfg.repeats is not None:
+        return f"{cfg.repeats} repeats after {cfg.warmup} warm-up"
+    return f"adaptive timing (until IQR <= {timing.STABLE_IQR:.0%} of the median or {cfg.budget_s:g} s per layer)"
+
+
+def _noisy(report: Report) -> list[str]:
+    names = [r.name for r in report.rows if r.noisy]
+    e2e = report.outcome.end_to_end
+    if e2e is not None and e2e.noisy:
+        names.append("end-to-end pass")
+    return names
+
+
 def report_table(report: Report) -> Table:
     """Rows plus a total line and the configuration."""
-    table = Table(["layer", "type", "predicted", "executed", "ok", "median ms", "min ms", "GFLOP/s", "% peak", "workspace MiB"])
+    table = Table(
+        ["layer", "type", "predicted", "executed", "ok", "median ms", "min ms", "IQR ms", "GFLOP/s", "% peak", "workspace MiB"]
+    )
     verify = report.cfg.verify
     if verify:
         table.headers.append("max error / tol")
@@ -195,8 +231,9 @@ def report_table(report: Report) -> Table:
             format_shape(row.predicted),
             format_shape(row.executed),
             "yes" if row.shape_ok else "NO",
-            _ms(row.time_s),
+            _ms(row.time_s) + ("*" if row.noisy else ""),
             _ms(row.min_s),
+            _ms(row.iqr_s),
             f"{row.gflops:.1f}" if row.macs else "-",
             f"{100 * row.gflops / report.peak:.0f}%" if row.macs and report.peak else "-",
             f"{row.workspace_bytes / 2**20:.1f}",
@@ -209,17 +246,38 @@ def report_table(report: Report) -> Table:
     macs = sum(r.macs for r in report.rows)
     cfg = report.cfg
     table.title = (
-        f"run '{report.name}': batch {cfg.batch}, {cfg.dtype}, seed {cfg.seed}, {cfg.repeats} repeats after {cfg.warmup} warm-up,"
+        f"run '{report.name}': batch {cfg.batch}, {cfg.dtype}, seed {cfg.seed}, {_timing_text(cfg)},"
         f" threads {cfg.threads or 'default'}"
     )
-    memory = report.outcome.memory
     table.notes = [
-        f"total: {_ms(total)} ms, {2 * macs / total / 1e9 if total else 0:.1f} GFLOP/s"
+        f"sum of layers: {_ms(total)} ms median (min {_ms(sum(r.min_s for r in report.rows))} ms),"
+        f" {2 * macs / total / 1e9 if total else 0:.1f} GFLOP/s"
         f" (peak matmul {report.peak:.0f} GFLOP/s); shapes {'all confirmed' if all(r.shape_ok for r in report.rows) else 'MISMATCH'}",
     ]
-    if memory is not None:
-        table.notes.append(f"estimated peak memory {memory.peak_bytes / 2**20:,.1f} MiB (at '{memory.stage}')")
+    e2e = report.outcome.end_to_end
+    if e2e is not None:
+        table.notes.append(
+            f"end-to-end forward pass: {_ms(e2e.median)} ms median, min {_ms(e2e.min)} ms, IQR {_ms(e2e.iqr)} ms"
+            f" ({len(e2e.samples)} samples)"
+        )
+    memory = report.outcome.memory
+    table.notes.append(
+        f"estimated peak memory {memory.peak_bytes / 2**20:,.1f} MiB (weights {memory.weight_bytes / 2**20:,.1f} MiB,"
+        f" workspace {memory.workspace_bytes / 2**20:,.1f} MiB, activations peak at '{memory.stage}')"
+    )
+    noisy = _noisy(report)
+    if noisy:
+        table.notes.append(
+            f"warning: noisy timings (* above: IQR > {timing.NOISY_IQR:.0%} of the median)"
+            f" in {', '.join(noisy[:5])}{' ...' if len(noisy) > 5 else ''}: noisy machine, numbers may move."
+        )
     return table
+
+
+def _measurement(m: timing.Measurement | None) -> dict[str, object] | None:
+    if m is None:
+        return None
+    return {"median_s": m.median, "min_s": m.min, "iqr_s": m.iqr, "samples": len(m.samples), "noisy": m.noisy}
 
 
 def report_dict(report: Report) -> dict[str, object]:
@@ -234,6 +292,8 @@ def report_dict(report: Report) -> dict[str, object]:
             "shape_ok": row.shape_ok,
             "time_s": row.time_s,
             "min_time_s": row.min_s,
+            "iqr_s": row.iqr_s,
+            "noisy": row.noisy,
             "macs": row.macs,
             "gflops": row.gflops,
             "peak_fraction": row.gflops / report.peak if report.peak else None,
@@ -256,10 +316,14 @@ def report_dict(report: Report) -> dict[str, object]:
         "layers": layers,
         "totals": {
             "time_s": total,
+            "min_time_s": sum(r.min_s for r in report.rows),
+            "end_to_end": _measurement(report.outcome.end_to_end),
             "macs": macs,
             "gflops": 2 * macs / total / 1e9 if total else 0.0,
             "shape_ok": all(r.shape_ok for r in report.rows),
-            "estimated_peak_bytes": memory.peak_bytes if memory else None,
+            "estimated_peak_bytes": memory.peak_bytes,
+            "estimated_weight_bytes": memory.weight_bytes,
+            "noisy": _noisy(report),
         },
     }
 

@@ -5,8 +5,7 @@
 ``(L-1)*s + d*(k-1) + 1 - before - after + output_padding``; ``output_padding``
 extends the END (PyTorch semantics).
 
-Algorithm (stride-phase decomposition, no zero-inserted input and no col2im
-scatter): output positions ``u`` with ``u % s == r`` receive only the taps
+Algorithm (stride-phase decomposition, no zero-inserted input): output positions ``u`` with ``u % s == r`` receive only the taps
 ``k`` with ``k*d % s == r``, at input index ``i = q - (k*d - r)/s`` where
 ``u = q*s + r``.  Each phase is therefore an ordinary stride-1 convolution of
 ``x`` with the flipped sub-kernel (dilation ``d / gcd(d, s)``) and a
@@ -15,6 +14,11 @@ phase-specific padding or crop, run by :func:`convcalc.execute.conv.execute_conv
 Phases that receive no tap hold the bias only.  Total work equals the direct
 per-input-position count ``N * in_positions * C_in * C_out/g * prod(k)`` up
 to the outputs cropped away.
+
+col2im (``algorithm="col2im"``, chosen by :func:`_prefer_col2im`): one GEMM per sample and
+group computes every (output channel, tap) product of every input position,
+``cols = w_gᵀ (C_out/g·K, C_in/g) @ x_g (C_in/g, P)``, then each tap's ``(C_out, P)`` slab is
+added into its stride-``s`` slice of ``y`` (``K`` strided adds). Same MACs, no im2col copy.
 
 Phases whose sub-convolutions are all Winograd with the same sub-kernel size
 and output size (e.g. every phase of DCGAN's 4x4 stride-2 layer) differ only
@@ -29,13 +33,13 @@ from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from itertools import product
 from math import prod
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from convcalc.execute.conv import ConvPlan, execute_conv, output_array, plan_for_spec, plan_winograd
-from convcalc.execute.convspec import make_conv_spec
+from convcalc.execute.conv import ConvPlan, execute_conv, output_array, plan_for_spec, plan_winograd, winograd_channels
+from convcalc.execute.convspec import ConvSpec, make_conv_spec
 from convcalc.execute.geometry import (
     FloatArray,
     IntSpec,
@@ -46,7 +50,14 @@ from convcalc.execute.geometry import (
     pad_pairs,
 )
 from convcalc.execute.stats import KernelRecord, record
-from convcalc.execute.winograd import WinogradGeometry, kron_all, run_winograd, weight_shape, winograd_matrices
+from convcalc.execute.winograd import (
+    WinogradGeometry,
+    kron_all,
+    run_winograd,
+    weight_shape,
+    winograd_geometry,
+    winograd_matrices,
+)
 from convcalc.execute.workspace import Workspace, buffer_bytes, get_workspace_budget, reserve
 
 
@@ -121,6 +132,10 @@ class ConvTransposePlan:
     macs: int
     executed_macs: int
     path: str
+    col2im: tuple[_AxisScatter, ...] | None = None
+    """Per axis, where each kernel tap's products land, when the col2im path runs."""
+    channels_last: bool = False
+    """col2im with channels innermost (many output channels per group: long contiguous adds)."""
 
 
 def _group_bytes(group: _PhaseGroup, nb: int, dtype: np.dtype[Any]) -> int:
@@ -171,6 +186,71 @@ def _union_plan(phases: list[_Phase], first: ConvPlan, budget: int, dt: np.dtype
     return plan_winograd(union, replace(first.winograd, shifts=shifts), budget)
 
 
+TransposeAlgorithm = Literal["auto", "phases", "col2im"]
+COL2IM_BLOCK_BYTES = 4 << 20
+"""Columns per col2im block, at most (whole samples; the scatter-adds then read them from cache)."""
+COL2IM_LAST_MIN_CHANNELS = 16
+"""From this many output channels per group on, col2im keeps its columns channels-last
+(``(P, K, C_out/g)``): every tap's scatter-add then runs over ``C_out/g``-long contiguous rows
+instead of rows of the input width (256->128 k4/2 @16x16: the 16 adds 0.92 ms -> see bench)."""
+COL2IM_COPY_POSITIONS = 64
+"""From this many input positions per call on, col2im transposes the weights into a contiguous
+copy (GEMM on a transposed view vs copy, 256->128 k4 @16x16: 3.1 vs 2.2 ms; at 4x4 positions the
+copy of 8 MiB of weights costs more than the GEMM)."""
+
+
+@dataclass(frozen=True)
+class _AxisScatter:
+    """col2im along one axis: per kernel tap the input positions ``i`` it reaches and where they
+    land in the phase-major buffer (``u = i·s + t·d - before = q·s + r``: phase ``r``, index
+    ``q``); ``phase_len`` positions ``q`` per phase."""
+
+    taps: tuple[tuple[slice, int, slice], ...]
+    stride: int
+    phase_len: int
+    out_len: int
+
+
+def _axis_scatter(length: int, k: int, s: int, d: int, pad: tuple[int, int], out_len: int) -> _AxisScatter:
+    taps = []
+    for t in range(k):
+        shift = t * d - pad[0]
+        lo = max(0, -(shift // s))  # ceil(-shift / s)
+        hi = min(length - 1, (out_len - 1 - shift) // s)
+        if hi < lo:
+            taps.append((slice(0, 0), 0, slice(0, 0)))
+            continue
+        r = shift % s
+        q = (lo * s + shift - r) // s
+        taps.append((slice(lo, hi + 1), r, slice(q, q + hi - lo + 1)))
+    return _AxisScatter(tuple(taps), s, -(-out_len // s), out_len)
+
+
+def _prefer_col2im(
+    n: int, in_sp: tuple[int, ...], c_in: int, c_out_g: int, kernel: tuple[int, ...], stride: tuple[int, ...], groups: int
+) -> bool:
+    """col2im beats the stride phases on strided kernels whose windows overlap (some ``k > s``)
+    when the phases' GEMMs would be narrow (``N·P <= 8·C_in/g``: few positions for many
+    channels) or when the phases' im2col copies (``~k²·C_in/g·P`` values) outweigh col2im's
+    columns (``~2·k²·C_out/g·P``): ``4·C_out/g <= C_in/g``. Measured with the weights packed
+    once (CPU time, 1 thread, torch / ours, phases -> col2im): 256->128 k4/2 @16 0.37 -> 0.76
+    (batch 8: 0.65 -> 0.77), DCGAN 512->256 @4 0.13 -> 1.12, 128->64 @32 0.49 -> 0.66, 64->3 @32
+    0.50 -> 1.43; 128->64 @32 at batch 8 stays with the phases (0.55 vs 0.51). With ``k = s``
+    every phase is a plain 1x1 GEMM and with stride 1 the single phase may use Winograd: the
+    phases keep those."""
+    overlapping = any(k > s for k, s in zip(kernel, stride, strict=True))
+    c_in_g = c_in // groups
+    return max(stride) > 1 and overlapping and (n * prod(in_sp) <= 8 * c_in_g or 4 * c_out_g <= c_in_g)
+
+
+def _phase_plan(spec: ConvSpec, budget: int) -> ConvPlan:
+    """A phase's convolution: Winograd whenever it applies with enough channels (phases with
+    equal sub-kernels then share one weight transform, see :func:`_group_phases`), else auto."""
+    geo = winograd_geometry(spec)
+    shared = plan_winograd(spec, geo, budget) if geo is not None and winograd_channels(spec) else None
+    return shared if shared is not None else plan_for_spec(spec, budget=budget)
+
+
 def plan_conv_transpose(
     x_shape: tuple[int, ...],
     w_shape: tuple[int, ...],
@@ -181,8 +261,12 @@ def plan_conv_transpose(
     groups: int = 1,
     dtype: DTypeLike = np.float32,
     budget: int | None = None,
+    algorithm: TransposeAlgorithm = "auto",
 ) -> ConvTransposePlan:
-    """Plan a transposed convolution from shapes (``ValueError`` if inconsistent); ``.workspace_bytes`` is its scratch."""
+    """Plan a transposed convolution from shapes (``ValueError`` if inconsistent); ``.workspace_bytes`` is its scratch.
+
+    ``algorithm``: ``"phases"`` (stride phases), ``"col2im"`` (one GEMM + scatter-add) or ``"auto"``
+    (:func:`_prefer_col2im`)."""
     nd = len(x_shape) - 2
     if nd not in (1, 2, 3) or len(w_shape) != nd + 2:
         raise ValueError(f"x {x_shape} / weight {w_shape}: expected (N, C, *S) and (C_in, C_out/g, *k), 1-3 axes")
@@ -196,6 +280,7 @@ def plan_conv_transpose(
         groups,
         np.dtype(dtype),
         get_workspace_budget() if budget is None else budget,
+        algorithm,
     )
 
 
@@ -210,6 +295,7 @@ def _plan_transpose(
     groups: int,
     dt: np.dtype[Any],
     budget: int,
+    algorithm: TransposeAlgorithm,
 ) -> ConvTransposePlan:
     n, c_in, *in_sp = x_shape
     w_in, c_out_g, *kernel = w_shape
@@ -223,6 +309,30 @@ def _plan_transpose(
         raise ValueError(f"transposed convolution output would be empty: {out_sp}")
     axes = [_axis_phases(*args) for args in zip(in_sp, kernel, st, dl, pads, out_sp, strict=True)]
     c_out = c_out_g * groups
+    macs = n * prod(in_sp) * c_in * c_out_g * prod(kernel)
+    per_sample = c_out * prod(kernel) * prod(in_sp) * dt.itemsize
+    if algorithm == "col2im" or (algorithm == "auto" and _prefer_col2im(n, tuple(in_sp), c_in, c_out_g, tuple(kernel), st, groups)):
+        w_bytes = buffer_bytes([(w_shape, dt)])
+        if per_sample + w_bytes <= budget:
+            nb = max(1, min(n, COL2IM_BLOCK_BYTES // per_sample, (budget - w_bytes) // per_sample))
+            scatter = tuple(_axis_scatter(*args) for args in zip(in_sp, kernel, st, dl, pads, out_sp, strict=True))
+            phase_buf = (nb, c_out, *st, *(a.phase_len for a in scatter))
+            return ConvTransposePlan(
+                in_shape=tuple(x_shape),
+                w_shape=tuple(w_shape),
+                out_shape=(n, c_out, *out_sp),
+                groups=groups,
+                phase_groups=(),
+                batch_block=nb,
+                workspace_bytes=w_bytes + buffer_bytes([((nb, c_out * prod(kernel), prod(in_sp)), dt), (phase_buf, dt)]),
+                macs=macs,
+                executed_macs=macs,
+                path="col2im" + ("-cl" if c_out_g >= COL2IM_LAST_MIN_CHANNELS else ""),
+                col2im=scatter,
+                channels_last=c_out_g >= COL2IM_LAST_MIN_CHANNELS,
+            )
+        if algorithm == "col2im":
+            raise ValueError(f"col2im needs {per_sample} bytes of columns per sample, over the budget {budget}")
     nb = n
     while nb > 1 and (nb * c_out * prod(out_sp) // prod(st)) * dt.itemsize > budget // 2:
         nb = (nb + 1) // 2
@@ -245,7 +355,7 @@ def _plan_transpose(
                 dt,
                 allow_crop=True,
             )
-            sub = plan_for_spec(spec, budget=budget // 2)
+            sub = _phase_plan(spec, budget // 2)
         single.append(sub)
     phase_groups = _group_phases(phases, single, budget // 2, dt)
     ws = buffer_bytes([(w_shape, dt)]) + max(_group_bytes(g, nb, dt) for g in phase_groups)
@@ -259,7 +369,7 @@ def _plan_transpose(
         phase_groups=tuple(phase_groups),
         batch_block=nb,
         workspace_bytes=ws,
-        macs=n * prod(in_sp) * c_in * c_out_g * prod(kernel),
+        macs=macs,
         executed_macs=executed,
         path=f"phases[{prod(st)}]:" + "+".join(paths) if paths else "bias",
     )
@@ -324,6 +434,100 @@ def _run_group(group: _PhaseGroup, x: FloatArray, wconv: FloatArray, targets: li
     np.copyto(targets[0], tmp)
 
 
+def _run_col2im(plan: ConvTransposePlan, x: FloatArray, w: FloatArray, y: FloatArray, ws: Workspace) -> None:
+    """``cols[n, (o, t), p] = Σ_c w[c, o, t]·x[n, c, p]`` per group (one GEMM per sample and
+    group), then each tap's ``(C_out, P)`` slab is added into a phase-major buffer
+    ``buf[n, o, r_1..r_D, q_1..q_D]`` (contiguous rows; strided adds straight into ``y`` ran
+    ~4x slower), and the ``prod(s)`` phases are copied into ``y[..., r::s]``."""
+    assert plan.col2im is not None
+    n, c_in, *in_sp = x.shape
+    groups, axes = plan.groups, plan.col2im
+    c_in_g, (c_out_g, *kernel) = c_in // groups, w.shape[1:]
+    taps = prod(kernel)
+    wt = w.reshape(groups, c_in_g, c_out_g * taps).transpose(0, 2, 1)
+    if prod(in_sp) * n >= COL2IM_COPY_POSITIONS:  # a contiguous copy makes the GEMM ~1.4x faster
+        wt = ws.take(wt.shape, x.dtype)
+        np.copyto(wt, w.reshape(groups, c_in_g, c_out_g * taps).transpose(0, 2, 1))
+    xg = x.reshape(n, groups, c_in_g, prod(in_sp))  # a view unless x is a non-contiguous slice
+    strides = tuple(a.stride for a in axes)
+    for n0 in range(0, n, plan.batch_block):
+        n1 = min(n, n0 + plan.batch_block)
+        with ws.scope():
+            cols = ws.take((n1 - n0, groups, c_out_g * taps, prod(in_sp)), x.dtype)
+            np.matmul(wt, xg[n0:n1], out=cols)
+            grid = cols.reshape(n1 - n0, groups * c_out_g, *kernel, *in_sp)
+            buf = ws.take((n1 - n0, groups * c_out_g, *strides, *(a.phase_len for a in axes)), x.dtype)
+            buf.fill(0)
+            for tap in product(*(range(k) for k in kernel)):
+                where = [axes[a].taps[t] for a, t in enumerate(tap)]
+                if any(src.stop == 0 for src, _, _ in where):
+                    continue
+                dst_key: tuple[Any, ...] = (slice(None), slice(None), *(r for _, r, _ in where), *(q for _, _, q in where))
+                src_key: tuple[Any, ...] = (slice(None), slice(None), *tap, *(i for i, _, _ in where))
+                dst = buf[dst_key]
+                np.add(dst, grid[src_key], out=dst)
+            for phase in product(*(range(s) for s in strides)):
+                counts = [len(range(r, a.out_len, a.stride)) for r, a in zip(phase, axes, strict=True)]
+                out_key: tuple[Any, ...] = (slice(n0, n1), slice(None), *(slice(r, None, a.stride) for r, a in zip(phase, axes, strict=True)))
+                in_key: tuple[Any, ...] = (slice(None), slice(None), *phase, *(slice(0, c) for c in counts))
+                np.copyto(y[out_key], buf[in_key])
+
+
+def pack_col2im(w: FloatArray, groups: int) -> FloatArray:
+    """Weights ``(C_in, C_out/g, *k)`` packed for channels-last col2im:
+    ``packed[g, c, t·C_out/g + o] = w[g·C_in/g + c, o, t]`` (make once, pass to :func:`conv_transpose`)."""
+    c_in, c_out_g, *kernel = w.shape
+    grouped = w.reshape(groups, c_in // groups, c_out_g, prod(kernel)).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(grouped).reshape(groups, c_in // groups, prod(kernel) * c_out_g)
+
+
+def _run_col2im_last(
+    plan: ConvTransposePlan, x: FloatArray, w: FloatArray, packed: FloatArray | None, y: FloatArray, ws: Workspace
+) -> None:
+    """Channels-last col2im: ``cols[n, g, p, (t, o)] = Σ_c x[n, g, c, p]·packed[g, c, (t, o)]`` (a
+    GEMM on the transposed view of ``x``), each tap's ``(P, C_out/g)`` slab added into the
+    phase-major buffer ``buf[n, r.., q.., g, o]`` (rows of ``C_out/g`` contiguous values), then
+    every phase copied (transposed to channels-first) into ``y[..., r::s]``."""
+    assert plan.col2im is not None
+    n, c_in, *in_sp = x.shape
+    groups, axes = plan.groups, plan.col2im
+    c_in_g, (c_out_g, *kernel) = c_in // groups, w.shape[1:]
+    taps = prod(kernel)
+    if packed is not None and (packed.shape != (groups, c_in_g, taps * c_out_g) or packed.dtype != x.dtype):
+        raise ValueError(f"packed weights {packed.shape} {packed.dtype} do not match {w.shape} {x.dtype} (use pack_col2im)")
+    if packed is None:
+        packed = ws.take((groups, c_in_g, taps * c_out_g), x.dtype)
+        np.copyto(packed.reshape(groups, c_in_g, taps, c_out_g), w.reshape(groups, c_in_g, c_out_g, taps).transpose(0, 1, 3, 2))
+    xt = x.reshape(n, groups, c_in_g, prod(in_sp)).transpose(0, 1, 3, 2)
+    strides = tuple(a.stride for a in axes)
+    nd = len(in_sp)
+    for n0 in range(0, n, plan.batch_block):
+        n1 = min(n, n0 + plan.batch_block)
+        nb = n1 - n0
+        with ws.scope():
+            cols = ws.take((nb, groups, prod(in_sp), taps * c_out_g), x.dtype)
+            np.matmul(xt[n0:n1], packed, out=cols)
+            grid = cols.reshape(nb, groups, *in_sp, *kernel, c_out_g)
+            buf = ws.take((nb, *strides, *(a.phase_len for a in axes), groups, c_out_g), x.dtype)
+            buf.fill(0)
+            # grid axes: n, g, i.., t.., o -> n, i.., g, o for a tap
+            order = (0, *range(2, 2 + nd), 1, 2 + nd)
+            for tap in product(*(range(k) for k in kernel)):
+                where = [axes[a].taps[t] for a, t in enumerate(tap)]
+                if any(src.stop == 0 for src, _, _ in where):
+                    continue
+                dst_key: tuple[Any, ...] = (slice(None), *(r for _, r, _ in where), *(q for _, _, q in where))
+                src_key: tuple[Any, ...] = (slice(None), slice(None), *(i for i, _, _ in where), *tap)
+                dst = buf[dst_key]
+                np.add(dst, grid[src_key].transpose(order), out=dst)
+            flat = buf.reshape(nb, *strides, *(a.phase_len for a in axes), groups * c_out_g)
+            for phase in product(*(range(s) for s in strides)):
+                counts = [len(range(r, a.out_len, a.stride)) for r, a in zip(phase, axes, strict=True)]
+                out_key: tuple[Any, ...] = (slice(n0, n1), slice(None), *(slice(r, None, a.stride) for r, a in zip(phase, axes, strict=True)))
+                in_key: tuple[Any, ...] = (slice(None), *phase, *(slice(0, c) for c in counts))
+                np.copyto(y[out_key], np.moveaxis(flat[in_key], -1, 1))
+
+
 def conv_transpose(
     x: ArrayLike,
     w: ArrayLike,
@@ -334,20 +538,34 @@ def conv_transpose(
     dilation: IntSpec = 1,
     groups: int = 1,
     out: FloatArray | None = None,
+    *,
+    algorithm: TransposeAlgorithm = "auto",
+    packed: FloatArray | None = None,
 ) -> FloatArray:
     """Transposed convolution, ``torch.nn.functional.conv_transpose{1,2,3}d``.
 
     ``x``: (N, C_in, *S); ``w``: (C_in, C_out/groups, *k); ``padding``:
     (before, after) crop pairs per axis; ``output_padding`` adds rows at the
-    end of each axis.  See the module docstring for the algorithm.
+    end of each axis.  See the module docstring for the algorithm.  ``packed``: the weights
+    from :func:`pack_col2im` (made once by a caller that runs the layer repeatedly; the
+    channels-last col2im path otherwise packs them on every call).
     """
     xa = as_float_array(x)
     wa = as_float_array(w, xa.dtype)
-    plan = plan_conv_transpose(xa.shape, wa.shape, stride, padding, output_padding, dilation, groups, xa.dtype)
+    plan = plan_conv_transpose(xa.shape, wa.shape, stride, padding, output_padding, dilation, groups, xa.dtype, algorithm=algorithm)
     ba = None if b is None else as_float_array(b, xa.dtype)
     if ba is not None and ba.shape != (plan.out_shape[1],):
         raise ValueError(f"bias must have shape ({plan.out_shape[1]},), got {ba.shape}")
     y = output_array(out, plan.out_shape, xa.dtype)
+    if plan.col2im is not None:  # every output is written: no fill
+        with reserve(plan.workspace_bytes) as ws:
+            if plan.channels_last:
+                _run_col2im_last(plan, xa, wa, packed, y, ws)
+            else:
+                _run_col2im(plan, xa, wa, y, ws)
+        add_bias(y, ba)
+        record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
+        return y
     with reserve(plan.workspace_bytes) as ws:
         wconv = _conv_layout(wa, groups, ws)
         for n0 in range(0, xa.shape[0], plan.batch_block):

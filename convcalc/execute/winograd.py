@@ -198,6 +198,13 @@ def winograd_cost(spec: ConvSpec, geo: WinogradGeometry) -> float:
     return main + transforms + copies
 
 
+def weight_transform_cost(spec: ConvSpec, geo: WinogradGeometry) -> float:
+    """Work of :func:`transform_weights`, paid once per call whatever the batch: the Kronecker
+    GEMM (``alpha^n`` outputs of ``prod(r)`` terms per filter) and writing ``U``."""
+    filters = spec.c_out * spec.c_in_g * (spec.kernel[0] if geo.lead else 1)
+    return prod(geo.alpha) * filters * (prod(geo.r) + COPY_COST)
+
+
 @dataclass(frozen=True)
 class _Block:
     """Buffer shapes of one block of ``nb`` samples and ``rows`` output rows."""
@@ -391,15 +398,17 @@ def run_winograd(
     block: tuple[int, int],
     targets: Sequence[FloatArray],
     ws: Workspace,
+    rows: tuple[int, int] | None = None,
 ) -> None:
     """Write ``conv(x, w_f) + b`` into ``targets[f]`` for each filter, from transformed weights ``u``.
 
     ``u`` is ``(filters * alpha^n, C_out, K)``; targets may be strided views;
-    the bias is added block by block while the outputs are cache hot.
+    the bias is added block by block while the outputs are cache hot. ``rows``: only these
+    output rows (multiples of the tile height, but the last), a thread's share.
     """
     kat, _, kbt = _kron_matrices(geo, spec.dtype)
     dt = spec.dtype
-    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *block):
+    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *block, row_range=rows):
         blk = _block(spec, geo, n1 - n0, r1 - r0)
         with ws.scope():
             slab = ws.take(blk.slab, dt)

@@ -1,0 +1,97 @@
+"""A small thread pool for the executor's own loops (NumPy releases the GIL inside its ufuncs
+and BLAS calls, so threads run them on separate cores).
+
+``with using(threads):`` sets how many threads the kernels may use (default 1: everything runs
+inline, as before). Kernels then split work the BLAS does not split: element-wise layers over
+their channels, convolutions over samples (batch >= threads) or, for depthwise, over channels;
+:func:`run` executes the parts, the caller's thread taking the first. Each worker has its own
+scratch arena (:mod:`convcalc.execute.workspace` keeps one per thread), so a run's scratch
+memory is ``threads`` times the largest workspace (:mod:`convcalc.execute.memory` counts it).
+Work below :data:`MIN_ELEMENTS` stays on one thread: handing it over costs more than it saves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+MIN_ELEMENTS = 1 << 15
+"""Smallest element count worth splitting (32 Ki values: ~10 µs of a ufunc)."""
+
+_THREADS: ContextVar[int] = ContextVar("convcalc_threads", default=1)
+_POOL: list[tuple[int, ThreadPoolExecutor]] = []
+_LOCK = threading.Lock()
+
+
+def threads() -> int:
+    """Threads the kernels may use in this context."""
+    return _THREADS.get()
+
+
+@contextmanager
+def using(count: int | None) -> Iterator[None]:
+    """Let the kernels inside the ``with`` block use ``count`` threads (None: 1)."""
+    token = _THREADS.set(max(1, count or 1))
+    try:
+        yield
+    finally:
+        _THREADS.reset(token)
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _LOCK:
+        if not _POOL or _POOL[0][0] < workers:
+            if _POOL:
+                _POOL.pop()[1].shutdown(wait=False)
+            _POOL.append((workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convcalc")))
+        return _POOL[0][1]
+
+
+def run(tasks: Sequence[Callable[[], object]]) -> None:
+    """Run ``tasks`` concurrently (the first in the calling thread) and re-raise the first error."""
+    if len(tasks) <= 1:
+        for task in tasks:
+            task()
+        return
+    futures = [_pool(len(tasks) - 1).submit(task) for task in tasks[1:]]
+    try:
+        tasks[0]()
+    finally:
+        errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error
+
+
+def parts(length: int, elements: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` ranges splitting ``length`` items among the threads (one range when the
+    work of ``elements`` values is too small to split, or one thread is allowed)."""
+    count = min(threads(), length, max(1, elements // MIN_ELEMENTS))
+    bounds = [length * i // count for i in range(count + 1)]
+    return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+
+
+_CONTROLLER: list[object] = []
+
+
+@contextmanager
+def blas_single() -> Iterator[None]:
+    """One BLAS thread inside the block (our own threads split the work instead; a no-op
+    without threadpoolctl). Costs ~25 µs with the controller cached."""
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+        except ImportError:
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    controller = _CONTROLLER[0]
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=1, user_api="blas"):  # type: ignore[attr-defined]
+        yield
