@@ -52,7 +52,10 @@ VerifyOpt = Annotated[
     bool, typer.Option("--verify", help="Check conv/transposed/linear outputs on a crop against a direct loop.")
 ]
 MemOpt = Annotated[
-    Optional[str], typer.Option("--max-memory", help="Refuse to run above this estimate (e.g. 4G; default 80% of the memory this process may still use)."
+    Optional[str],
+    typer.Option(
+        "--max-memory", help="Refuse to run above this estimate (e.g. 4G; default 80% of the memory this process may still use)."
+    ),
 ]
 
 
