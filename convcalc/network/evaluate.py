@@ -51,7 +51,7 @@ from convcalc.parse.layer import parse_layer
 from convcalc.parse.located import LineDict, line_of, line_of_item
 from convcalc.parse.values import parse_axes
 from convcalc.primitives.base import Shape, Stage
-from convcalc.report import EXACT, NO_AXES, NOT_TRACKED, field_status, sum_costs
+from convcalc.report import EXACT, NO_AXES, NOT_TRACKED, field_status, global_context, sum_costs
 
 
 @dataclass(frozen=True)
@@ -658,6 +658,7 @@ class _Evaluator:
             sum_costs(stats),
             field=self.tensors[out].field,
             rf_status=self.status(out),
+            global_context=global_context(self.status(out), self.tensors[out].context),
             notes=tuple(dict.fromkeys((*notes, *(n for s in stats for n in s.notes), *extra))),
             where=where,
             stages=tuple(results),
@@ -670,12 +671,13 @@ class _Evaluator:
         inputs = [self.tensors[name] for name in stage.inputs]
         field_value, aligned = result.field, result.aligned
         if stage.op.merge and field_value is not None:
-            field_value, aligned = broadcast_merge(inputs, result.output)
+            field_value, aligned = broadcast_merge([t for t in inputs if t.local], result.output)
         if len(result.output) == 1:
             field_value = ()
         elif field_value is None:
-            self.reasons[stage.name] = field_status(result.output, None, stage.op, map(self.status, stage.inputs))
-        self.tensors[stage.name] = Tensor(result.output, field_value)
+            statuses = map(self.status, stage.inputs)
+            self.reasons[stage.name] = field_status(result.output, None, stage.op, statuses, result.local)
+        self.tensors[stage.name] = Tensor(result.output, field_value, result.context, result.local)
         return [] if aligned else [unaligned_note(stage.inputs, inputs, result.output)]
 
     # -- expectations --------------------------------------------------------------------------------
@@ -745,16 +747,19 @@ class _Evaluator:
 
 
 def broadcast_merge(inputs: Sequence[Tensor], output: Shape) -> tuple[rf.Field, bool]:
-    """Receptive field of a merge, per axis: the grid (effective stride, centre) of the inputs
-    that have the output's size along the axis (:func:`convcalc.rf.merge`: the largest, and
-    whether their grids agree), widened to the largest field of any input. A broadcast input
-    (size 1, e.g. a squeeze-and-excitation gate) thus widens the field but never sets the grid.
+    """Receptive field of a merge of ``inputs`` (those a local path reaches), per axis: the grid
+    (effective stride, centre) of the inputs that have the output's size along the axis
+    (:func:`convcalc.rf.merge`: the largest, and whether their grids agree; all inputs if none
+    has), widened to the largest field of any input. A broadcast input (size 1 along the axis)
+    thus widens the field but never sets the grid. A squeeze-and-excitation gate is no such
+    input: it passed a global pooling, so it is not local (:mod:`convcalc.rf`).
     """
     axes: list[rf.AxisField] = []
     aligned = True
     for axis, size in enumerate(output[1:]):
         fields = [t.field[axis] for t in inputs if t.field is not None]
-        grid, same = rf.merge([(t.field[axis],) for t in inputs if t.field is not None and t.shape[axis + 1] == size])
+        full = [(f,) for t, f in zip(inputs, fields, strict=True) if t.shape[axis + 1] == size]
+        grid, same = rf.merge(full or [(f,) for f in fields])
         widest = max(f.size for f in fields)
         axes.append(rf.AxisField(max(grid[0].size, widest), grid[0].jump, grid[0].start))
         aligned = aligned and same

@@ -27,7 +27,8 @@ def note_kind(note: str) -> str:
 @dataclass(frozen=True, slots=True)
 class LayerRow(CostFields):
     """One evaluated layer (or, folded, one block): per-sample :class:`~convcalc.report.Costs`, the
-    receptive field and its status (:data:`convcalc.report.FIELD_STATUSES`)."""
+    receptive field, its status (:data:`convcalc.report.FIELD_STATUSES`) and whether global
+    context also reaches it (:mod:`convcalc.rf`)."""
 
     name: str
     type: str
@@ -39,6 +40,7 @@ class LayerRow(CostFields):
     notes: tuple[str, ...] = ()
     where: Location | None = None
     stages: tuple[StageResult, ...] = ()
+    global_context: bool = False
 
     @property
     def activations(self) -> int:
@@ -175,6 +177,7 @@ class NetResult:
                 costs=sum_costs(r.costs for r in group),
                 field=last.field,
                 rf_status=last.rf_status,
+                global_context=last.global_context,
                 notes=tuple(dict.fromkeys(n for r in group for n in r.notes)),
                 where=block.where if block else group[0].where,
             )

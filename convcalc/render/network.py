@@ -15,7 +15,7 @@ from convcalc import rf
 from convcalc.network.result import LayerRow, NetResult
 from convcalc.render.table import Format, aligned, shape_text, to_json
 from convcalc.render.units import compact, size_text
-from convcalc.report import EXACT, NO_AXES, CostFields, field_to_dict
+from convcalc.report import EXACT, GLOBAL_LEGEND, GLOBAL_MARK, NO_AXES, CostFields, field_to_dict
 
 CONVENTIONS = {
     "macs": "multiply-accumulates of convolutions and linear layers (torchvision's 'GFLOPS' count these)",
@@ -35,12 +35,13 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 def rf_cells(row: LayerRow) -> tuple[str, str, str, str]:
     """Receptive field size, effective stride, effective padding and centre of the first unit,
-    per axis (``7x7``, ``2x2``, ``3x3``, ``1/2x1/2``)."""
+    per axis (``7x7``, ``2x2``, ``3x3``, ``1/2x1/2``); the size marked ``+g`` when global context
+    also reaches the unit (:data:`convcalc.report.GLOBAL_MARK`)."""
     if row.field is None or row.rf_status != EXACT:
         text = "-" if row.rf_status == NO_AXES else row.rf_status
         return text, "", "", ""
     return (
-        "x".join(rf.fmt(a.size) for a in row.field),
+        "x".join(rf.fmt(a.size) for a in row.field) + (f" {GLOBAL_MARK}" if row.global_context else ""),
         "x".join(rf.fmt(a.jump) for a in row.field),
         "x".join(rf.fmt(a.padding) for a in row.field),
         "x".join(rf.fmt(a.start) for a in row.field),
@@ -58,9 +59,10 @@ def io_text(result: NetResult, row: LayerRow) -> str:
 
 
 def field_json(row: LayerRow) -> object:
-    """Per-axis ``{axis, size, stride, start, padding}`` (fractions as ``"7/2"``), ``[]`` without
-    spatial axes, or the status string ``"data-dependent"`` / ``"not tracked"``."""
-    return field_to_dict(row.field, row.rf_status)
+    """Per-axis ``{axis, size, stride, start, padding}`` (fractions as ``"7/2"``; plus
+    ``"global_context": true`` when marked), ``[]`` without spatial axes, or the status string
+    (``"data-dependent"``, ``"not tracked"``, ``"global context"``)."""
+    return field_to_dict(row.field, row.rf_status, row.global_context)
 
 
 def counts_json(record: CostFields, activations: int, batch: int) -> dict[str, int]:
@@ -167,12 +169,13 @@ def _cells(result: NetResult, row: LayerRow) -> list[str | int]:
 
 CSV_COLUMNS = (
     "name", "type", "input_shape", "output_shape", "params", "macs", "flops", "other_ops", "activations",
-    "rf_size", "rf_stride", "rf_padding", "rf_centre", "notes",
+    "rf_size", "rf_stride", "rf_padding", "rf_centre", "rf_global_context", "notes",
 )  # fmt: skip
 
 
 def render_csv(result: NetResult, depth: int | None = None) -> str:
-    """One row per layer, exact integers; shapes as ``3x224x224``."""
+    """One row per layer, exact integers; shapes as ``3x224x224``; ``rf_global_context`` says
+    whether the ``+g`` mark of ``rf_size`` is there (:data:`convcalc.report.GLOBAL_LEGEND`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -190,6 +193,7 @@ def render_csv(result: NetResult, depth: int | None = None) -> str:
                 batch * row.other_ops,
                 batch * row.activations,
                 *rf_cells(row),
+                "true" if row.global_context else "false",
                 " | ".join(row.notes),
             ]
         )
@@ -202,15 +206,22 @@ def render_markdown(result: NetResult, depth: int | None = None) -> str:
     out = [f"### {result.name}", ""]
     out.append("| " + " | ".join(COLUMNS) + " |")
     out.append("|" + "|".join("---:" if i in right else "---" for i in range(len(COLUMNS))) + "|")
-    for row in result.fold(depth):
+    rows = result.fold(depth)
+    for row in rows:
         out.append("| " + " | ".join(f"{c:,}" if isinstance(c, int) else str(c) for c in _cells(result, row)) + " |")
-    out += ["", *[f"- {line}" for line in _total_lines(result)]]
+    legend = _legend(rows)
+    out += [*(["", *legend] if legend else []), "", *[f"- {line}" for line in _total_lines(result)]]
     out += ["", "| type | layers | params | MACs |", "|---|---:|---:|---:|"]
     out += [f"| {s.type} | {s.count} | {s.params:,} | {result.batch * s.macs:,} |" for s in result.breakdown()]
     notes = result.warning_summary()
     if notes:
         out += ["", f"Notes{_collapsed(result, notes)}:", "", *[f"- {n}" for n in notes]]
     return "\n".join(out)
+
+
+def _legend(rows: list[LayerRow]) -> list[str]:
+    """The line explaining the marks of the shown rows, if any."""
+    return [GLOBAL_LEGEND] if any(r.global_context for r in rows) else []
 
 
 def _collapsed(result: NetResult, summary: list[str]) -> str:
@@ -271,8 +282,9 @@ def chart_lines(result: NetResult, limit: int = 12) -> list[str]:
 
 def _layer_lines(result: NetResult, depth: int | None) -> list[str]:
     title = result.name + ("" if result.complete else "  (stopped at the failing layer)")
-    rows = [[compact(c) if isinstance(c, int) else c for c in _cells(result, row)] for row in result.fold(depth)]
-    return [title, *aligned(COLUMNS, rows, right=range(3, 8))]
+    shown = result.fold(depth)
+    rows = [[compact(c) if isinstance(c, int) else c for c in _cells(result, row)] for row in shown]
+    return [title, *aligned(COLUMNS, rows, right=range(3, 8)), *_legend(shown)]
 
 
 def _breakdown_lines(result: NetResult) -> list[str]:
