@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from convcalc.cli.options import DebugOpt, FmtOpt, guarded
+from convcalc.cli.options import DebugOpt, FmtOpt, Mode, ModeOpt, guarded
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
@@ -31,7 +31,12 @@ NetBatchOpt = Annotated[
 
 @guarded
 def net_command(
-    spec: SpecArg, fmt: FmtOpt = Format.table, depth: DepthOpt = None, batch: NetBatchOpt = None, debug: DebugOpt = False
+    spec: SpecArg,
+    fmt: FmtOpt = Format.table,
+    depth: DepthOpt = None,
+    batch: NetBatchOpt = None,
+    mode: ModeOpt = Mode.eval,
+    debug: DebugOpt = False,
 ) -> None:
     """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
 
@@ -42,7 +47,7 @@ def net_command(
     from convcalc.render.network import render_network
 
     try:
-        result = evaluate_file(spec, batch=batch)
+        result = evaluate_file(spec, batch=batch, mode=mode.value)
     except NetworkError as err:
         if err.partial.rows:
             typer.echo(render_network(err.partial, fmt, depth))
@@ -51,12 +56,14 @@ def net_command(
 
 
 @guarded
-def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, debug: DebugOpt = False) -> None:
+def check_command(
+    specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, mode: ModeOpt = Mode.eval, debug: DebugOpt = False
+) -> None:
     """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input."""
     from convcalc.network.check import check, check_exit_code
     from convcalc.render.check import render_check
 
-    results = check(specs)
+    results = check(specs, mode.value)
     typer.echo(render_check(results, fmt))
     code = check_exit_code(results)
     if code:

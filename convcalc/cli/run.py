@@ -19,6 +19,8 @@ from convcalc.cli.options import (
     FmtOpt,
     InOpt,
     LayoutOpt,
+    Mode,
+    ModeOpt,
     SpecOpt,
     guarded,
     with_layer_flags,
@@ -78,6 +80,7 @@ def run_command(
     verify: VerifyOpt = False,
     max_memory: MemOpt = None,
     fmt: FmtOpt = Format.table,
+    mode: ModeOpt = Mode.eval,
     debug: DebugOpt = False,
 ) -> None:
     """Execute a layer or a network on random tensors with NumPy: confirm every predicted shape,
@@ -91,7 +94,7 @@ def run_command(
     cfg = Config(1, dtype.value, seed, repeats, warmup, threads, verify, budget)
     show = fmt is Format.table
     if target is not None and spec is None and _is_network(target):
-        report = session.run_network(target, cfg, batch=batch, in_shape=in_shape, show_progress=show)
+        report = session.run_network(target, cfg, batch=batch, in_shape=in_shape, show_progress=show, mode=mode.value)
     else:
         request = build_request(
             target, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None

@@ -152,20 +152,23 @@ def run_layer(request: LayerRequest, cfg: Config, show_progress: bool) -> Report
     return Report(request.spec.name, cfg, peak_gflops(cfg.threads, cfg.dtype), rows, outcome)
 
 
-def run_network(path: str, cfg: Config, *, batch: int | None, in_shape: str | None, show_progress: bool) -> Report:
+def run_network(
+    path: str, cfg: Config, *, batch: int | None, in_shape: str | None, show_progress: bool, mode: str = "eval"
+) -> Report:
     """Execute a network spec (``in_shape`` overrides its input, e.g. a reduced size for CI;
-    ``batch`` overrides the spec's)."""
+    ``batch`` overrides the spec's); training-only rows run in ``mode="train"`` only."""
     spec = load_network(path)
     if in_shape is not None:
         spec = dataclasses.replace(spec, input_shape=parse_shape(in_shape))
     batch = spec.batch if batch is None else batch
     cfg = dataclasses.replace(cfg, batch=batch)
-    result = evaluate_network(spec, batch=batch)
-    stages = [stage for row in result.rows for stage in row.stages]
+    result = evaluate_network(spec, batch=batch, mode=mode)
+    layers = [row for row in result.rows if result.runs(row)]
+    stages = [stage for row in layers for stage in row.stages]
     outcome = _execute(stages, (INPUT_TENSOR, spec.input_shape), cfg, show_progress)
     by_name = {run.name: run for run in outcome.stages}
     rows = []
-    for layer in result.rows:
+    for layer in layers:
         runs = [by_name[s.name] for s in layer.stages]
         executed = runs[-1].executed if runs else (batch, *layer.output_shape)
         rows.append(Row(layer.name, layer.type, (batch, *layer.output_shape), executed, runs))

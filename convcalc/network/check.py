@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from convcalc.errors import ConvcalcError
 from convcalc.network.evaluate import evaluate_network
-from convcalc.network.result import Expectation, NetworkError
+from convcalc.network.result import EVAL, Expectation, NetworkError
 from convcalc.network.spec import load_network
 
 
@@ -29,14 +29,14 @@ class CheckResult:
         return "fail" if any(not e.ok for e in self.expectations) else "pass"
 
 
-def check_file(path: str) -> CheckResult:
-    """Evaluate one spec and check its expectations; errors are captured, never raised."""
+def check_file(path: str, mode: str = EVAL) -> CheckResult:
+    """Evaluate one spec (in ``mode``) and check its expectations; errors are captured, never raised."""
     try:
         spec = load_network(path)
     except ConvcalcError as err:
         return CheckResult(path, path, error=err)
     try:
-        result = evaluate_network(spec)
+        result = evaluate_network(spec, mode=mode)
     except NetworkError as err:
         return CheckResult(path, spec.name, tuple(err.partial.expectations), err.cause)
     return CheckResult(path, spec.name, tuple(result.expectations))
@@ -54,9 +54,9 @@ def expand_paths(patterns: Sequence[str]) -> Iterator[str]:
                 yield path
 
 
-def check(patterns: Sequence[str]) -> list[CheckResult]:
+def check(patterns: Sequence[str], mode: str = EVAL) -> list[CheckResult]:
     """Check every spec matched by ``patterns`` (globs allowed)."""
-    return [check_file(path) for path in expand_paths(patterns)]
+    return [check_file(path, mode) for path in expand_paths(patterns)]
 
 
 def check_exit_code(results: Sequence[CheckResult]) -> int:

@@ -22,6 +22,7 @@ from convcalc.kinds import lookup
 from convcalc.kinds.base import Kind, normalise_name
 from convcalc.network.expressions import substitute, with_lines
 from convcalc.network.result import (
+    EVAL,
     UNALIGNED,
     BlockInfo,
     Expectation,
@@ -51,7 +52,7 @@ from convcalc.parse.layer import parse_layer
 from convcalc.parse.located import LineDict, line_of, line_of_item
 from convcalc.parse.values import parse_axes
 from convcalc.primitives.base import Shape, Stage
-from convcalc.report import EXACT, NO_AXES, NOT_TRACKED, field_status, global_context, sum_costs
+from convcalc.report import EXACT, NO_AXES, NOT_TRACKED, Costs, field_status, global_context, sum_costs
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,10 @@ class _Evaluator:
     with ``_2``, ``_3`` appended when taken. Every path is claimed once; a second claim is an error.
     """
 
-    def __init__(self, spec: NetworkSpec, batch: int) -> None:
+    def __init__(self, spec: NetworkSpec, batch: int, mode: str = EVAL) -> None:
         self.spec = spec
-        self.result = NetResult(spec, batch)
+        self.result = NetResult(spec, batch, mode=mode)
+        self.training = 0  # > 0 inside a training_only item
         self.tensors: dict[str, Tensor] = {INPUT_TENSOR: Tensor(spec.input_shape, rf.identity_field(len(spec.input_shape) - 1))}
         self.reasons: dict[str, str] = {}
         self.names: dict[str, str] = {}
@@ -363,11 +365,27 @@ class _Evaluator:
             variables = self.variables(scope, current)
         start = len(self.result.rows)
         item = Item(mapping, path, scope, current, where, variables)
-        out = self.block(item) if path is None or "type" not in mapping else self.typed(item)
+        training = self.training_only(mapping, variables)
+        self.training += training
+        try:
+            out = self.block(item) if path is None or "type" not in mapping else self.typed(item)
+        finally:
+            self.training -= training
         if path is not None:
             self.names[path] = out
         self.check_layer_expect(mapping, path or f"block at line {where.line}", out, start, where)
         return out
+
+    def training_only(self, mapping: Mapping[str, object], variables: Mapping[str, object]) -> bool:
+        """The item's ``training_only`` flag (a boolean, possibly from an expression)."""
+        value = substitute(mapping.get("training_only", False), variables)
+        if not isinstance(value, bool):
+            raise SpecError(
+                f"'training_only' must be true or false, got {value!r}.",
+                where=location_of(self.spec.source, mapping, "training_only"),
+                hint="Mark an auxiliary head: 'training_only: true' (its params count; its MACs only with --mode train).",
+            )
+        return value
 
     def typed(self, item: Item) -> str:
         type_name = normalise_name(str(substitute(item.mapping["type"], item.variables)))
@@ -650,18 +668,23 @@ class _Evaluator:
         self.result.stages.extend(stages)
         out = stages[-1].name
         stats = [r.stats for r in results]
+        costs = sum_costs(stats)
+        training = self.training > 0
+        if training and self.result.mode == EVAL:
+            costs = Costs(weights=costs.weights, biases=costs.biases)  # not run in eval mode
         row = LayerRow(
             path,
             type_name,
             results[0].input_shapes if stages[0].op.merge else (results[0].input_shapes[0],),
             results[-1].output,
-            sum_costs(stats),
+            costs,
             field=self.tensors[out].field,
             rf_status=self.status(out),
             global_context=global_context(self.status(out), self.tensors[out].context),
             notes=tuple(dict.fromkeys((*notes, *(n for s in stats for n in s.notes), *extra))),
             where=where,
             stages=tuple(results),
+            training_only=training,
         )
         self.result.rows.append(row)
         return out
@@ -804,15 +827,17 @@ def _shape_text(value: object) -> str:
     return str(value)
 
 
-def evaluate_network(spec: NetworkSpec, *, batch: int | None = None) -> NetResult:
+def evaluate_network(spec: NetworkSpec, *, batch: int | None = None, mode: str = EVAL) -> NetResult:
     """Evaluate every layer of ``spec``; raises :class:`NetworkError` (with the partial result).
+    ``mode`` (:data:`~convcalc.network.result.MODES`): ``train`` also counts the work of
+    ``training_only`` items.
 
     The cyclic garbage collector is paused meanwhile: evaluation allocates many small acyclic
     objects (freed by reference counting) and full collections re-traversing the growing heap
     doubled the time of a 10,000-layer network. It is restored afterwards.
     """
     with _gc_paused():
-        return _Evaluator(spec, spec.batch if batch is None else batch).run()
+        return _Evaluator(spec, spec.batch if batch is None else batch, mode).run()
 
 
 @contextlib.contextmanager
@@ -826,6 +851,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def evaluate_file(path: str, *, batch: int | None = None) -> NetResult:
+def evaluate_file(path: str, *, batch: int | None = None, mode: str = EVAL) -> NetResult:
     """Load and evaluate a network file."""
-    return evaluate_network(load_network(path), batch=batch)
+    return evaluate_network(load_network(path), batch=batch, mode=mode)

@@ -12,7 +12,7 @@ import io
 from collections.abc import Callable
 
 from convcalc import rf
-from convcalc.network.result import LayerRow, NetResult
+from convcalc.network.result import TRAIN, LayerRow, NetResult
 from convcalc.render.table import Format, aligned, shape_text, to_json
 from convcalc.render.units import compact, size_text
 from convcalc.report import EXACT, GLOBAL_LEGEND, GLOBAL_MARK, NO_AXES, CostFields, field_to_dict
@@ -86,8 +86,9 @@ def row_json(result: NetResult, row: LayerRow) -> dict[str, object]:
         "input_shape": list(result.spec.to_layout(row.input_shapes[0])),
         "input_shapes": [list(result.spec.to_layout(s)) for s in row.input_shapes],
         "output_shape": list(result.spec.to_layout(row.output_shape)),
-        **counts_json(row, row.activations, batch),
+        **counts_json(row, result.activations(row), batch),
         "receptive_field": field_json(row),
+        **({"training_only": True} if row.training_only else {}),
         "notes": list(row.notes),
         "line": row.where.line if row.where else None,
     }
@@ -105,6 +106,7 @@ def net_to_dict(result: NetResult, depth: int | None = None) -> dict[str, object
         "file": result.spec.source,
         "complete": result.complete,
         "batch": batch,
+        "mode": result.mode,
         "layout": result.spec.layout,
         "input_shape": list(result.spec.to_layout(result.input_shape)),
         "output_shape": list(result.spec.to_layout(result.output_shape)),
@@ -152,17 +154,21 @@ COLUMNS = (
 )
 
 
+TRAINING_MARK = "[train]"
+"""How tables mark the rows of a ``training_only`` item (JSON: ``"training_only": true``)."""
+
+
 def _cells(result: NetResult, row: LayerRow) -> list[str | int]:
     batch = result.batch
     return [
-        row.name,
+        f"{row.name} {TRAINING_MARK}" if row.training_only else row.name,
         row.type,
         io_text(result, row),
         row.params,
         batch * row.macs,
         batch * row.flops,
         batch * row.other_ops,
-        batch * row.activations,
+        batch * result.activations(row),
         *rf_cells(row),
     ]
 
@@ -191,7 +197,7 @@ def render_csv(result: NetResult, depth: int | None = None) -> str:
                 batch * row.macs,
                 batch * row.flops,
                 batch * row.other_ops,
-                batch * row.activations,
+                batch * result.activations(row),
                 *rf_cells(row),
                 "true" if row.global_context else "false",
                 " | ".join(row.notes),
@@ -209,7 +215,7 @@ def render_markdown(result: NetResult, depth: int | None = None) -> str:
     rows = result.fold(depth)
     for row in rows:
         out.append("| " + " | ".join(f"{c:,}" if isinstance(c, int) else str(c) for c in _cells(result, row)) + " |")
-    legend = _legend(rows)
+    legend = _legend(result, rows)
     out += [*(["", *legend] if legend else []), "", *[f"- {line}" for line in _total_lines(result)]]
     out += ["", "| type | layers | params | MACs |", "|---|---:|---:|---:|"]
     out += [f"| {s.type} | {s.count} | {s.params:,} | {result.batch * s.macs:,} |" for s in result.breakdown()]
@@ -219,9 +225,13 @@ def render_markdown(result: NetResult, depth: int | None = None) -> str:
     return "\n".join(out)
 
 
-def _legend(rows: list[LayerRow]) -> list[str]:
-    """The line explaining the marks of the shown rows, if any."""
-    return [GLOBAL_LEGEND] if any(r.global_context for r in rows) else []
+def _legend(result: NetResult, rows: list[LayerRow]) -> list[str]:
+    """The lines explaining the marks of the shown rows, if any."""
+    lines = [GLOBAL_LEGEND] if any(r.global_context for r in rows) else []
+    if any(r.training_only for r in rows):
+        counted = "counted (--mode train)" if result.mode == TRAIN else "only counted with --mode train"
+        lines.append(f"{TRAINING_MARK} training only: the params count; the MACs, other ops and activations are {counted}.")
+    return lines
 
 
 def _collapsed(result: NetResult, summary: list[str]) -> str:
@@ -241,7 +251,18 @@ def _total_lines(result: NetResult) -> list[str]:
         f"bias additions{per}: {batch * totals.bias_adds:,}",
         f"activations{per}: {batch * totals.activations:,} elements ({size_text(4 * batch * totals.activations)} as float32)",
         f"layers: {totals.layers:,}",
+        *_mode_lines(result),
     ]
+
+
+def _mode_lines(result: NetResult) -> list[str]:
+    """What the mode left out, when the network has training-only rows."""
+    training = [r for r in result.rows if r.training_only]
+    if not training:
+        return []
+    if result.mode == TRAIN:
+        return [f"mode: train (the {len(training):,} training-only layers are counted)"]
+    return [f"mode: eval (the {len(training):,} training-only layers count their params only; --mode train adds their work)"]
 
 
 # ==============================================================================================
@@ -284,7 +305,7 @@ def _layer_lines(result: NetResult, depth: int | None) -> list[str]:
     title = result.name + ("" if result.complete else "  (stopped at the failing layer)")
     shown = result.fold(depth)
     rows = [[compact(c) if isinstance(c, int) else c for c in _cells(result, row)] for row in shown]
-    return [title, *aligned(COLUMNS, rows, right=range(3, 8)), *_legend(shown)]
+    return [title, *aligned(COLUMNS, rows, right=range(3, 8)), *_legend(result, shown)]
 
 
 def _breakdown_lines(result: NetResult) -> list[str]:
