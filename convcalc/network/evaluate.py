@@ -781,7 +781,7 @@ def broadcast_merge(inputs: Sequence[Tensor], output: Shape) -> tuple[rf.Field, 
     aligned = True
     for axis, size in enumerate(output[1:]):
         fields = [t.field[axis] for t in inputs if t.field is not None]
-        full = [(f,) for t, f in zip(inputs, fields, strict=True) if t.shape[axis + 1] == size]
+        full: list[rf.Field] = [(f,) for t, f in zip(inputs, fields, strict=True) if t.shape[axis + 1] == size]
         grid, same = rf.merge(full or [(f,) for f in fields])
         widest = max(f.size for f in fields)
         axes.append(rf.AxisField(max(grid[0].size, widest), grid[0].jump, grid[0].start))
