@@ -175,13 +175,14 @@ def _cells(result: NetResult, row: LayerRow) -> list[str | int]:
 
 CSV_COLUMNS = (
     "name", "type", "input_shape", "output_shape", "params", "macs", "flops", "other_ops", "activations",
-    "rf_size", "rf_stride", "rf_padding", "rf_centre", "rf_global_context", "notes",
+    "rf_size", "rf_stride", "rf_padding", "rf_centre", "rf_global_context", "training_only", "notes",
 )  # fmt: skip
 
 
 def render_csv(result: NetResult, depth: int | None = None) -> str:
     """One row per layer, exact integers; shapes as ``3x224x224``; ``rf_global_context`` says
-    whether the ``+g`` mark of ``rf_size`` is there (:data:`convcalc.report.GLOBAL_LEGEND`)."""
+    whether the ``+g`` mark of ``rf_size`` is there (:data:`convcalc.report.GLOBAL_LEGEND`),
+    ``training_only`` whether the row is the table's ``[train]`` one."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -200,6 +201,7 @@ def render_csv(result: NetResult, depth: int | None = None) -> str:
                 batch * result.activations(row),
                 *rf_cells(row),
                 "true" if row.global_context else "false",
+                "true" if row.training_only else "false",
                 " | ".join(row.notes),
             ]
         )
