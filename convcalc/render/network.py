@@ -1,4 +1,4 @@
-"""Render evaluated networks: table, JSON, CSV, Markdown.
+"""Render evaluated networks: table, JSON, CSV, Markdown, and (in :mod:`convcalc.render.html`) HTML.
 
 Numbers stay exact integers everywhere except the compact table cells (``26.7M``). ``batch``
 scales MACs, FLOPs, other operations and activations, never parameters. Tables are aligned here,
@@ -158,10 +158,15 @@ TRAINING_MARK = "[train]"
 """How tables mark the rows of a ``training_only`` item (JSON: ``"training_only": true``)."""
 
 
+def name_text(row: LayerRow) -> str:
+    """The row's name, marked :data:`TRAINING_MARK` when it belongs to a training-only item."""
+    return f"{row.name} {TRAINING_MARK}" if row.training_only else row.name
+
+
 def _cells(result: NetResult, row: LayerRow) -> list[str | int]:
     batch = result.batch
     return [
-        f"{row.name} {TRAINING_MARK}" if row.training_only else row.name,
+        name_text(row),
         row.type,
         io_text(result, row),
         row.params,
@@ -217,7 +222,7 @@ def render_markdown(result: NetResult, depth: int | None = None) -> str:
     rows = result.fold(depth)
     for row in rows:
         out.append("| " + " | ".join(f"{c:,}" if isinstance(c, int) else str(c) for c in _cells(result, row)) + " |")
-    legend = _legend(result, rows)
+    legend = legend_lines(result, rows)
     out += [*(["", *legend] if legend else []), "", *[f"- {line}" for line in _total_lines(result)]]
     out += ["", "| type | layers | params | MACs |", "|---|---:|---:|---:|"]
     out += [f"| {s.type} | {s.count} | {s.params:,} | {result.batch * s.macs:,} |" for s in result.breakdown()]
@@ -227,7 +232,7 @@ def render_markdown(result: NetResult, depth: int | None = None) -> str:
     return "\n".join(out)
 
 
-def _legend(result: NetResult, rows: list[LayerRow]) -> list[str]:
+def legend_lines(result: NetResult, rows: list[LayerRow]) -> list[str]:
     """The lines explaining the marks of the shown rows, if any."""
     lines = [GLOBAL_LEGEND] if any(r.global_context for r in rows) else []
     if any(r.training_only for r in rows):
@@ -307,7 +312,7 @@ def _layer_lines(result: NetResult, depth: int | None) -> list[str]:
     title = result.name + ("" if result.complete else "  (stopped at the failing layer)")
     shown = result.fold(depth)
     rows = [[compact(c) if isinstance(c, int) else c for c in _cells(result, row)] for row in shown]
-    return [title, *aligned(COLUMNS, rows, right=range(3, 8)), *_legend(result, shown)]
+    return [title, *aligned(COLUMNS, rows, right=range(3, 8)), *legend_lines(result, shown)]
 
 
 def _breakdown_lines(result: NetResult) -> list[str]:
@@ -344,11 +349,19 @@ def render_table(result: NetResult, depth: int | None = None) -> str:
     return "\n\n".join("\n".join(section) for section in sections if section)
 
 
+def render_html(result: NetResult, depth: int | None = None) -> str:
+    """A self-contained HTML report (:func:`convcalc.render.html.render_html`, imported for this format only)."""
+    from convcalc.render import html
+
+    return html.render_html(result, depth)
+
+
 NET_RENDERERS: dict[Format, Callable[[NetResult, int | None], str]] = {
     Format.table: render_table,
     Format.json: render_json,
     Format.csv: render_csv,
     Format.markdown: render_markdown,
+    Format.html: render_html,
 }
 
 
