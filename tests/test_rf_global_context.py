@@ -416,11 +416,10 @@ def test_random_graphs_match_brute_force(text: str) -> None:
 
 
 # ==============================================================================================
-# The library numbers (the specs need issue 9's expressions; the coordinator unmarks this)
+# The library numbers (specs written with issue 9's expressions)
 # ==============================================================================================
 
 
-@pytest.mark.xfail(strict=False, reason="needs issue 9 expressions")
 @pytest.mark.parametrize(("name", "layer", "size", "before"), [
     ("efficientnet_b0", "features.8.0", 851, 4_153),
     ("mobilenet_v3_large", "features.16.0", 595, 2_235),
