@@ -51,7 +51,7 @@ from convcalc.kinds.base import Kind, normalise_name
 from convcalc.lines import LineDict, line_of, line_of_item, type_name
 from convcalc.loader import load_file
 from convcalc.ops import Add, Concat, DeformSample, Multiply, OpStats, Shape, Stage, numel
-from convcalc.spec import parse_layer
+from convcalc.spec import LayerSpec, parse_layer
 from convcalc.values import parse_axes, parse_int
 
 MAX_LAYERS = 100_000
@@ -450,6 +450,8 @@ class LayerRow:
     notes: tuple[str, ...] = ()
     where: Location | None = None
     stages: tuple[StageResult, ...] = ()
+    spec: LayerSpec | None = None
+    """The resolved layer (every field, defaults included); None for merges and folded blocks."""
 
     @property
     def flops(self) -> int:
@@ -1214,7 +1216,7 @@ class _Evaluator:
         stages, notes = expand(spec, source.shape)
         flat = self.prefix(stages, path, current)
         results = walk(flat, {current: source})
-        return self.record(path, spec.kind, flat, results, notes, where)
+        return self.record(path, spec.kind, flat, results, notes, where, spec)
 
     @staticmethod
     def prefix(stages: Sequence[Stage], path: str, current: str) -> list[Stage]:
@@ -1271,7 +1273,14 @@ class _Evaluator:
         return self.reasons.get(tensor, UNTRACKED)
 
     def record(
-        self, path: str, type_name: str, stages: list[Stage], results: list[StageResult], notes: tuple[str, ...], where: Location
+        self,
+        path: str,
+        type_name: str,
+        stages: list[Stage],
+        results: list[StageResult],
+        notes: tuple[str, ...],
+        where: Location,
+        spec: LayerSpec | None = None,
     ) -> str:
         if len(self.result.rows) >= MAX_LAYERS:
             raise LimitError(f"the network expands to more than {MAX_LAYERS:,} layers.", hint="Lower a repeat count.")
@@ -1292,6 +1301,7 @@ class _Evaluator:
             notes=tuple(dict.fromkeys((*notes, *(n for s in stats for n in s.notes), *extra))),
             where=where,
             stages=tuple(results),
+            spec=spec,
         )
         self.result.rows.append(row)
         return out
