@@ -117,6 +117,7 @@ SpecOpt = Annotated[
 FmtOpt = Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")]
 ExplainOpt = Annotated[bool, typer.Option("--explain", help="Print every formula with the numbers substituted.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
+PeersOpt = Annotated[bool, typer.Option("--peers", help="Also print what torchinfo, fvcore, ptflops, thop... report.")]
 
 
 LAYER_FLAGS = (
@@ -166,6 +167,7 @@ def _layer_command(view: str, target: typer.Typer) -> None:
         spec: SpecOpt = None,
         fmt: FmtOpt = Fmt.table,
         explain: ExplainOpt = False,
+        peers: PeersOpt = False,
         debug: DebugOpt = False,
     ) -> None:
         STATE["debug"] = STATE["debug"] or debug
@@ -184,7 +186,15 @@ def _layer_command(view: str, target: typer.Typer) -> None:
             )
             result = evaluate_layer(request.spec, request.shape)
             table = layer_table(result, view, request.batch, request.layout, explain)
-            typer.echo(render(Format(fmt.value), table, layer_to_dict(result, request.batch)))
+            data = layer_to_dict(result, request.batch)
+            if peers:
+                from convcalc.interop.peers import peer_totals, render_peers
+
+                totals = peer_totals([(result.spec.kind, result.stages)], request.batch)
+                data["peers"] = totals
+            typer.echo(render(Format(fmt.value), table, data))
+            if peers and fmt is not Fmt.json:
+                typer.echo("\n" + render_peers(totals, request.batch * sum(s.stats.macs for s in result.stages), request.batch))
 
         guarded(body)
 
@@ -311,6 +321,7 @@ REGISTRARS: dict[str, Registrar] = {
     "overlap": _plain("overlap", overlap_command),
     "net": _network,
     "check": _network,
+    "export": _network,
     "run": _executor,
     "peak": _executor,
 }

@@ -34,6 +34,19 @@ BatchOpt = Annotated[
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
+PeersOpt = Annotated[
+    bool, typer.Option("--peers", help="Also print what torchinfo, fvcore, ptflops, thop, torchscan, FlopCounterMode report.")
+]
+
+
+class ExportTarget(str, Enum):
+    pytorch = "pytorch"
+
+
+ToOpt = Annotated[ExportTarget, typer.Option("--to", help="Target framework.")]
+OutputOpt = Annotated[
+    Optional[str], typer.Option("--output", "-o", help="Write to this file (default: standard output).", show_default=False)
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -45,11 +58,13 @@ def register(app: typer.Typer) -> None:
         fmt: cli.FmtOpt = cli.Fmt.table,
         depth: DepthOpt = None,
         batch: BatchOpt = None,
+        peers: PeersOpt = False,
         debug: DebugOpt = False,
     ) -> None:
         """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
 
         On an error the table is printed up to the failing layer, then the error (exit 2).
+        --peers adds each popular counter's total (JSON: always in totals.peers) and how it is built.
         """
         cli.STATE["debug"] = cli.STATE["debug"] or debug
 
@@ -64,6 +79,41 @@ def register(app: typer.Typer) -> None:
                     typer.echo(render_network(err.partial, fmt.value, depth))
                 raise err.cause from None
             typer.echo(render_network(result, fmt.value, depth))
+            if peers and fmt.value != "json":
+                from convcalc.interop.peers import peer_totals, render_peers
+
+                totals = peer_totals([(row.type, row.stages) for row in result.rows], result.batch)
+                typer.echo("\n" + render_peers(totals, result.batch * result.totals().macs, result.batch))
+
+        cli.guarded(body)
+
+    @app.command("export")
+    def export_command(spec: SpecArg, to: ToOpt = ExportTarget.pytorch, output: OutputOpt = None, debug: DebugOpt = False) -> None:
+        """Write the network as code: one standalone PyTorch module (nn.Module class, build(), INPUT_SHAPE).
+
+        Module paths equal the spec's layer paths; a layer type PyTorch cannot express is an error (exit 2).
+        """
+        cli.STATE["debug"] = cli.STATE["debug"] or debug
+
+        def body() -> None:
+            from convcalc.errors import SpecError
+            from convcalc.interop.torch_export import export_pytorch
+            from convcalc.network import NetworkError, evaluate_file
+
+            try:
+                result = evaluate_file(spec)
+            except NetworkError as err:
+                raise err.cause from None
+            source = export_pytorch(result)
+            if output is None:
+                typer.echo(source, nl=False)
+                return
+            try:
+                with open(output, "w", encoding="utf-8") as handle:
+                    handle.write(source)
+            except OSError as err:
+                raise SpecError(f"cannot write '{output}': {err.strerror}.", hint="Check the path and permissions.") from None
+            typer.echo(f"wrote {output} ({source.count(chr(10))} lines, {len(result.rows)} layers)", err=True)
 
         cli.guarded(body)
 

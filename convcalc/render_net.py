@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 
 from convcalc import rf
+from convcalc.interop.peers import peer_totals
 from convcalc.network import EXACT, NO_AXES, CheckResult, LayerRow, NetResult
 from convcalc.values import format_shape
 
@@ -139,6 +140,7 @@ def net_to_dict(result: NetResult, depth: int | None = None) -> dict[str, object
             "moved": batch * totals.moved,
             "activations": batch * totals.activations,
             "layers": totals.layers,
+            "peers": peer_totals([(row.type, row.stages) for row in result.rows], batch),
         },
         "conventions": CONVENTIONS,
         "depth": depth,

@@ -73,6 +73,11 @@ class Unit(NamedTuple):
     def rank(self) -> int:
         return len(self.stage.input_shapes[0]) - 1
 
+    def spatial(self) -> list[tuple[int, int]]:
+        """``(input, output)`` sizes per spatial axis (a pool that drops its unit axes outputs 1s)."""
+        out = self.stage.output[1:] or (1,) * self.rank
+        return list(zip(self.stage.input_shapes[0][1:], out, strict=True))
+
 
 def units(kind: str, stages: Sequence[StageResult]) -> list[Unit]:
     """The modules ``convcalc export`` writes for one layer of type ``kind`` (see :mod:`.torch_export`)."""
@@ -222,7 +227,7 @@ def thop(unit: Unit, n: int) -> int:
         return n * unit.n_out
     if _is(unit, "AdaptiveAvgPool"):
         kernel = 1.0
-        for i, o in zip(unit.stage.input_shapes[0][1:], unit.stage.output[1:], strict=True):
+        for i, o in unit.spatial():
             kernel *= float(i) / float(o)
         return int((kernel + 1) * (n * unit.n_out))
     if isinstance(op, Upsample):
@@ -243,8 +248,7 @@ def torchscan(unit: Unit, n: int) -> int:
         k = _stored_kernel(_kernel(unit))
         return n * unit.n_out * (k - 1 + (unit.rank if op.mode == "avg" else 0))
     if isinstance(op, AdaptivePool):
-        sizes = zip(unit.stage.input_shapes[0][1:], unit.stage.output[1:], strict=True)
-        kernel = [i // o if i % o == 0 else i % o + 1 for i, o in sizes]
+        kernel = [i // o if i % o == 0 else i % o + 1 for i, o in unit.spatial()]
         return n * unit.n_out * (math.prod(kernel) - 1 + (len(kernel) if op.mode == "avg" else 0))
     return 0
 
@@ -312,7 +316,7 @@ register(Peer(
     "transposed convs counted per output position; skips subclasses of the modules it knows (an nn.Conv3d subclass: 0)",
 ))  # fmt: skip
 register(Peer(
-    "torchscan", "torchscan 0.2.0 crawl_module() totals.macs", torchscan,
+    "torchscan", "torchscan 0.2.0 crawl_module() totals.macs (known_value)", torchscan,
     "MACs (no bias) + batch norm numel x2 + max pool (k-1) / avg pool (k-1+rank) per output + adaptive pools",
     "transposed convs counted per output position (+4·rank); a square pool window k x k counted as k",
 ))  # fmt: skip
@@ -342,3 +346,19 @@ def explain_lines(totals: dict[str, int], macs: int) -> list[tuple[str, str, str
         text = peer.explain + (f"  WRONG: {peer.wrong}" if peer.wrong else "")
         rows.append((name, f"{total:,}", ratio, text))
     return rows
+
+
+def render_peers(totals: dict[str, int], macs: int, batch: int = 1) -> str:
+    """The peers table: tool, its total, the ratio to convcalc's MACs, how it is built, where it is wrong."""
+    header = f"what other counters report for the module 'convcalc export' writes (MACs: {macs:,})"
+    rows = [("tool", "total", "vs MACs", "built from convcalc's counts"), *explain_lines(totals, macs)]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    out = [header]
+    for tool, total, ratio, text in rows:
+        out.append(f"{tool:<{widths[0]}}  {total:>{widths[1]}}  {ratio:>{widths[2]}}  {text}")
+    notes = "ptflops builds its own batch of one" + (f" (the others use batch {batch})" if batch != 1 else "")
+    out.append(
+        f"{notes}; hook-based tools (torchinfo, ptflops, thop, torchscan) see modules only,"
+        " so on a hand-written model that calls F.relu they can differ."
+    )
+    return "\n".join(out)
