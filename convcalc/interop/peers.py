@@ -54,7 +54,18 @@ class Unit(NamedTuple):
         return self.stage.stats.macs
 
     @property
+    def positions(self) -> int:
+        """Output positions of the exported module: a transposed conv whose crop is larger at the end
+        than at the start outputs ``b - a`` more per axis, cropped afterwards by ``F.pad``."""
+        op = self.stage.op
+        if isinstance(op, ConvTranspose):
+            return math.prod(o + max(b - a, 0) for o, (a, b) in zip(self.stage.output[1:], op.padding, strict=True))
+        return numel(self.stage.output[1:])
+
+    @property
     def bias_adds(self) -> int:
+        if isinstance(self.stage.op, ConvTranspose):
+            return self.stage.stats.biases * self.positions
         return self.stage.stats.bias_adds
 
     @property
@@ -150,7 +161,7 @@ def torchinfo(unit: Unit, n: int) -> int:
         return 0
     if "Conv" in unit.cls:
         weights = unit.stage.stats.weights
-        return n * (weights * _out_positions(unit) + unit.bias_adds)  # weights x output positions
+        return n * (weights * unit.positions + unit.bias_adds)  # weights x output positions
     return n * unit.params
 
 
@@ -180,9 +191,11 @@ def ptflops(unit: Unit, n: int) -> int:
         functional = n * unit.n_in
     elif unit.cls == "Upsample":
         functional = n * unit.n_out
-    elif unit.cls == "LocalResponseNorm":  # F.local_response_norm calls the patched avg_pool on a padded square
+    elif unit.cls == "LocalResponseNorm":
+        # F.local_response_norm: x.mul(x), .mul(alpha), .add(k) (patched tensor methods, numel each),
+        # and the patched avg_pool over the square padded by size - 1 channels
         size = getattr(unit.stage.op, "size", 1)
-        functional = n * (unit.stage.input_shapes[0][0] + size - 1) * _out_positions(unit)
+        functional = n * (3 * unit.n_in + (unit.stage.input_shapes[0][0] + size - 1) * _out_positions(unit))
     return module + functional
 
 
@@ -213,7 +226,7 @@ def thop(unit: Unit, n: int) -> int:
     if _is(unit, "Conv") and not _is(unit, "ConvTranspose"):
         return n * unit.macs
     if isinstance(op, ConvTranspose):
-        return n * unit.n_out * (op.in_channels // op.groups) * math.prod(op.kernel_size)  # output positions
+        return n * op.out_channels * unit.positions * (op.in_channels // op.groups) * math.prod(op.kernel_size)
     if unit.cls == "Linear":
         return n * unit.macs
     if _is(unit, "BatchNorm", "InstanceNorm") or unit.cls == "LayerNorm":
@@ -239,7 +252,8 @@ def thop(unit: Unit, n: int) -> int:
 def torchscan(unit: Unit, n: int) -> int:
     op = unit.stage.op
     if isinstance(op, ConvTranspose):
-        return 4 * len(op.kernel_size) + n * unit.n_out * (op.in_channels // op.groups) * math.prod(op.kernel_size)
+        per_output = (op.in_channels // op.groups) * math.prod(op.kernel_size)
+        return 4 * len(op.kernel_size) + n * op.out_channels * unit.positions * per_output
     if _is(unit, "Conv", "Linear"):
         return n * unit.macs
     if _is(unit, "BatchNorm"):
@@ -275,6 +289,9 @@ class Peer(NamedTuple):
     wrong: str = ""
     batch_one: bool = False
     """True when the tool always builds its own batch of one (ptflops)."""
+    live_only: bool = False
+    """True when the tool drops work whose result never reaches the output (fvcore's jit trace
+    removes dead code, e.g. Inception-v3's auxiliary head in a forward that returns the logits only)."""
 
 
 PEERS: dict[str, Peer] = {}
@@ -295,12 +312,15 @@ register(Peer(
 register(Peer(
     "fvcore", "fvcore 0.1.5 FlopCountAnalysis.total()", fvcore,
     "MACs (no bias) + batch norm numel x2 (x1 without affine) + group/layer/instance norm numel x5|x4"
-    " + adaptive avg-pool 2D inputs + 2D nearest x1 / bilinear x4 upsampled outputs",
+    " + adaptive avg-pool 2D inputs + 2D nearest x1 / bilinear x4 upsampled outputs; only layers that reach"
+    " the output (the jit trace drops side branches)",
+    live_only=True,
 ))  # fmt: skip
 register(Peer(
     "ptflops", "ptflops 0.7.5 get_model_complexity_info (pytorch backend)", ptflops,
     "MACs + bias adds + norm numel x2 (affine) + ReLU/ELU/GELU/PReLU and pool numel counted twice (module hook"
-    " + patched functional) + ReLU6/LeakyReLU once + SiLU/softmax inputs + upsampled outputs twice",
+    " + patched functional) + ReLU6/LeakyReLU once + SiLU/softmax inputs + upsampled outputs twice"
+    " + local response norm 4·numel + its padded window",
     "counts ReLU, pooling and upsampling twice; skips subclasses of the modules it knows (an nn.Conv3d subclass: 0)",
     batch_one=True,
 ))  # fmt: skip
@@ -327,14 +347,27 @@ register(Peer(
 
 
 def peer_totals(layers: Iterable[tuple[str, Sequence[StageResult]]], batch: int = 1) -> dict[str, int]:
-    """Each peer's total for layers ``(type, stages)``; ``batch`` as the tool would be run
-    (ptflops always builds a batch of one)."""
-    all_units = [u for kind, stages in layers for u in units(kind, stages)]
+    """Each peer's total for layers ``(type, stages)`` in order, the last stage being the output;
+    ``batch`` as the tool would be run (ptflops always builds a batch of one)."""
+    listed = list(layers)
+    all_units = [u for kind, stages in listed for u in units(kind, stages)]
+    live = _live([stage for _, stages in listed for stage in stages])
     totals = {}
     for name, peer in PEERS.items():
         n = 1 if peer.batch_one else batch
-        totals[name] = sum(peer.rule(u, n) for u in all_units)
+        totals[name] = sum(peer.rule(u, n) for u in all_units if not peer.live_only or u.stage.name in live)
     return totals
+
+
+def _live(stages: Sequence[StageResult]) -> set[str]:
+    """Names of the stages the last stage depends on (itself included)."""
+    if not stages:
+        return set()
+    live = {stages[-1].name}
+    for stage in reversed(stages):
+        if stage.name in live:
+            live.update(stage.inputs)
+    return live
 
 
 def explain_lines(totals: dict[str, int], macs: int) -> list[tuple[str, str, str, str]]:
