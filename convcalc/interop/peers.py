@@ -74,7 +74,11 @@ class Unit(NamedTuple):
 
     @property
     def n_in(self) -> int:
-        return numel(self.stage.input_shapes[0])
+        """Input elements the exported module sees: asymmetric padding is an ``F.pad`` before it."""
+        shape, op = self.stage.input_shapes[0], self.stage.op
+        if isinstance(op, (Conv, Pool)) and any(a != b for a, b in op.padding):
+            return shape[0] * math.prod(i + a + b for i, (a, b) in zip(shape[1:], op.padding, strict=True))
+        return numel(shape)
 
     @property
     def n_out(self) -> int:
