@@ -50,7 +50,8 @@ OutputOpt = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``net`` and ``check`` to ``app``."""
+    """Add ``net``, ``check`` and ``export`` to ``app``."""
+    app.command("export")(export_command)
 
     @app.command("net")
     def net_command(
@@ -87,36 +88,6 @@ def register(app: typer.Typer) -> None:
 
         cli.guarded(body)
 
-    @app.command("export")
-    def export_command(spec: SpecArg, to: ToOpt = ExportTarget.pytorch, output: OutputOpt = None, debug: DebugOpt = False) -> None:
-        """Write the network as code: one standalone PyTorch module (nn.Module class, build(), INPUT_SHAPE).
-
-        Module paths equal the spec's layer paths; a layer type PyTorch cannot express is an error (exit 2).
-        """
-        cli.STATE["debug"] = cli.STATE["debug"] or debug
-
-        def body() -> None:
-            from convcalc.errors import SpecError
-            from convcalc.interop.torch_export import export_pytorch
-            from convcalc.network import NetworkError, evaluate_file
-
-            try:
-                result = evaluate_file(spec)
-            except NetworkError as err:
-                raise err.cause from None
-            source = export_pytorch(result)
-            if output is None:
-                typer.echo(source, nl=False)
-                return
-            try:
-                with open(output, "w", encoding="utf-8") as handle:
-                    handle.write(source)
-            except OSError as err:
-                raise SpecError(f"cannot write '{output}': {err.strerror}.", hint="Check the path and permissions.") from None
-            typer.echo(f"wrote {output} ({source.count(chr(10))} lines, {len(result.rows)} layers)", err=True)
-
-        cli.guarded(body)
-
     @app.command("check")
     def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, debug: DebugOpt = False) -> None:
         """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input."""
@@ -133,3 +104,33 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(code)
 
         cli.guarded(body)
+
+
+def export_command(spec: SpecArg, to: ToOpt = ExportTarget.pytorch, output: OutputOpt = None, debug: DebugOpt = False) -> None:
+    """Write the network as code: one standalone PyTorch module (nn.Module class, build(), INPUT_SHAPE).
+
+    Module paths equal the spec's layer paths; a layer type PyTorch cannot express is an error (exit 2).
+    """
+    cli.STATE["debug"] = cli.STATE["debug"] or debug
+
+    def body() -> None:
+        from convcalc.errors import SpecError
+        from convcalc.interop.torch_export import export_pytorch
+        from convcalc.network import NetworkError, evaluate_file
+
+        try:
+            result = evaluate_file(spec)
+        except NetworkError as err:
+            raise err.cause from None
+        source = export_pytorch(result)
+        if output is None:
+            typer.echo(source, nl=False)
+            return
+        try:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(source)
+        except OSError as err:
+            raise SpecError(f"cannot write '{output}': {err.strerror}.", hint="Check the path and permissions.") from None
+        typer.echo(f"wrote {output} ({source.count(chr(10))} lines, {len(result.rows)} layers)", err=True)
+
+    cli.guarded(body)

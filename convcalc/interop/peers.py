@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from fractions import Fraction
 from typing import NamedTuple
 
 from convcalc.engine import StageResult
@@ -310,43 +309,39 @@ def register(peer: Peer) -> None:
 
 register(Peer(
     "torchinfo", "torchinfo 1.8.0 summary().total_mult_adds", torchinfo,
-    "MACs + bias adds + parameters of norm/PReLU layers (per leaf module with params: conv weights x output positions)",
-    "transposed convs counted per output position: x prod(stride) too many MACs",
+    "MACs + bias adds + params of norm/PReLU layers (conv: weights x output positions)",
+    "transposed convs counted per output position (x prod(stride))",
 ))  # fmt: skip
 register(Peer(
     "fvcore", "fvcore 0.1.5 FlopCountAnalysis.total()", fvcore,
-    "MACs (no bias) + batch norm numel x2 (x1 without affine) + group/layer/instance norm numel x5|x4"
-    " + adaptive avg-pool 2D inputs + 2D nearest x1 / bilinear x4 upsampled outputs; only layers that reach"
-    " the output (the jit trace drops side branches)",
+    "MACs (no bias) + BN numel x2 + other norms x5 + 2D adaptive-avg-pool inputs + 2D upsampling;"
+    " side branches dropped",
     live_only=True,
 ))  # fmt: skip
 register(Peer(
     "ptflops", "ptflops 0.7.5 get_model_complexity_info (pytorch backend)", ptflops,
-    "MACs + bias adds + norm numel x2 (affine) + ReLU/ELU/GELU/PReLU and pool numel counted twice (module hook"
-    " + patched functional) + ReLU6/LeakyReLU once + SiLU/softmax inputs + upsampled outputs twice"
-    " + local response norm 4·numel + its padded window",
-    "counts ReLU, pooling and upsampling twice; skips subclasses of the modules it knows (an nn.Conv3d subclass: 0)",
+    "MACs + bias adds + norm numel x2 + ReLU-like activations, pools and upsampling (twice)",
+    "counts ReLU/ELU/GELU, pools and upsampling twice; skips subclasses of its module types",
     batch_one=True,
 ))  # fmt: skip
 register(Peer(
     "ptflops_aten", "ptflops 0.7.5 get_model_complexity_info (aten backend)", ptflops_aten,
-    "MACs + bias adds of convolutions and linear layers (aten.convolution, aten.addmm); nothing else",
+    "MACs + bias adds (aten.convolution, aten.addmm); nothing else",
     batch_one=True,
 ))  # fmt: skip
 register(Peer(
     "thop", "thop 0.1.1 profile() MACs", thop,
-    "MACs (no bias) + batch/instance/layer norm numel x4 (x2 without affine) + avg-pool outputs"
-    " + adaptive avg-pool (window+1) x outputs + softmax/PReLU + upsampling x1/x5/x11",
-    "transposed convs counted per output position; skips subclasses of the modules it knows (an nn.Conv3d subclass: 0)",
+    "MACs (no bias) + norm numel x4 (x2 without affine) + avg pools + softmax + upsampling",
+    "transposed convs counted per output position; skips subclasses of its module types (of nn.Conv3d...)",
 ))  # fmt: skip
 register(Peer(
     "torchscan", "torchscan 0.2.0 crawl_module() totals.macs (known_value)", torchscan,
-    "MACs (no bias) + batch norm numel x2 + max pool (k-1) / avg pool (k-1+rank) per output + adaptive pools",
-    "transposed convs counted per output position (+4·rank); a square pool window k x k counted as k",
+    "MACs (no bias) + BN numel x2 + pools (window - 1 per output) + adaptive pools",
+    "transposed convs counted per output position (+4·rank); a k x k pool window counted as k",
 ))  # fmt: skip
 register(Peer(
     "torch_flop_counter", "torch.utils.flop_counter.FlopCounterMode (torch 2.13) FLOPs", torch_flop_counter,
-    "2 x MACs of convolutions and linear layers (FLOPs, not MACs); nothing else",
+    "2 x MACs of convolutions and matmuls (FLOPs, not MACs); nothing else",
 ))  # fmt: skip
 
 
@@ -374,28 +369,23 @@ def _live(stages: Sequence[StageResult]) -> set[str]:
     return live
 
 
-def explain_lines(totals: dict[str, int], macs: int) -> list[tuple[str, str, str, str]]:
-    """Rows ``(tool, total, vs MACs, how it is built [+ WRONG: ...])`` for a table."""
-    rows = []
-    for name, peer in PEERS.items():
-        total = totals[name]
-        ratio = f"{Fraction(total, macs).__float__():.4f} x MACs" if macs else "-"
-        text = peer.explain + (f"  WRONG: {peer.wrong}" if peer.wrong else "")
-        rows.append((name, f"{total:,}", ratio, text))
-    return rows
-
-
 def render_peers(totals: dict[str, int], macs: int, batch: int = 1) -> str:
     """The peers table: tool, its total, the ratio to convcalc's MACs, how it is built, where it is wrong."""
-    header = f"what other counters report for the module 'convcalc export' writes (MACs: {macs:,})"
-    rows = [("tool", "total", "vs MACs", "built from convcalc's counts"), *explain_lines(totals, macs)]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    out = [header]
-    for tool, total, ratio, text in rows:
-        out.append(f"{tool:<{widths[0]}}  {total:>{widths[1]}}  {ratio:>{widths[2]}}  {text}")
-    notes = "ptflops builds its own batch of one" + (f" (the others use batch {batch})" if batch != 1 else "")
+    rows = [(name, f"{totals[name]:,}", f"{totals[name] / macs:.4f}x" if macs else "-") for name in PEERS]
+    widths = [max(len(r[i]) for r in [("tool", "total", "/ MACs"), *rows]) for i in range(3)]
+
+    def line(cells: tuple[str, str, str], text: str) -> str:
+        return f"{cells[0]:<{widths[0]}}  {cells[1]:>{widths[1]}}  {cells[2]:>{widths[2]}}  {text}"
+
+    out = [f"what other counters report for the module 'convcalc export' writes (MACs: {macs:,})"]
+    out.append(line(("tool", "total", "/ MACs"), "how it is built from convcalc's counts"))
+    for cells, peer in zip(rows, PEERS.values(), strict=True):
+        out.append(line(cells, peer.explain))
+        if peer.wrong:
+            out.append(line(("", "", ""), f"WRONG: {peer.wrong}"))
+    batch_note = f" (the others: batch {batch})" if batch != 1 else ""
     out.append(
-        f"{notes}; hook-based tools (torchinfo, ptflops, thop, torchscan) see modules only,"
-        " so on a hand-written model that calls F.relu they can differ."
+        f"ptflops builds its own batch of one{batch_note}. Hook-based tools (torchinfo, ptflops, thop,"
+        " torchscan) see modules only: on a hand-written model that calls F.relu they can differ."
     )
     return "\n".join(out)

@@ -20,16 +20,18 @@ from convcalc.interop.torch_export.source import INDENT, Bin, Call, Expr, Kw, Se
 from convcalc.network import INPUT_TENSOR, LayerRow, NetResult
 from convcalc.values import format_shape
 
-MODULE_ATTRIBUTES = frozenset(
-    """T_destination add_module apply bfloat16 buffers call_super_init children clear compile cpu cuda double dump_patches
-    eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu items keys
-    load_state_dict modules mtia named_buffers named_children named_modules named_parameters parameters pop
-    register_backward_hook register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
-    register_full_backward_pre_hook register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
-    register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
-    set_submodule share_memory state_dict to to_empty train training type update values xpu zero_grad _apply
-    _buffers _modules _parameters _version _call_impl _forward_hooks _forward_pre_hooks _backward_hooks""".split()
-)
+MODULE_ATTRIBUTES = frozenset({
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "clear", "compile",
+    "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state",
+    "get_parameter", "get_submodule", "half", "ipu", "items", "keys", "load_state_dict", "modules", "mtia",
+    "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "pop",
+    "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook",
+    "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook",
+    "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict",
+    "to", "to_empty", "train", "training", "type", "update", "values", "xpu", "zero_grad", "_apply", "_buffers",
+    "_modules", "_parameters", "_version", "_call_impl", "_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
+})  # fmt: skip
 """Names ``nn.Module``/``nn.ModuleDict`` already use: PyTorch refuses them as submodule names."""
 
 RESERVED = frozenset({"x", "self", "torch", "nn", "F", "DeformConv2d", "build", "INPUT_SHAPE", "super"})
@@ -219,7 +221,7 @@ class Exporter:
         if isinstance(emitted, Composite):
             ctor = self.composite(emitted)
             access = self.register(row, ctor)
-            self.statements.append(Statement(output, source, lambda names, a=access: Call(a, (names[0],)), row.name))
+            self.statements.append(Statement(output, source, call_layer(access, Layer(ctor)), row.name))
             return
         self.use(emitted)
         access = self.register(row, emitted.ctor)

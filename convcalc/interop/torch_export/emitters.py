@@ -145,8 +145,8 @@ def _field(row: LayerRow, name: str) -> object:
 
 
 def _number(value: object) -> str:
-    number = cast(float, value)
-    return literal(int(number)) if float(number).is_integer() and isinstance(value, int) else literal(float(number))
+    """A float field (``alpha``, ``beta``...) as a literal: ``0.75``, ``1.0``."""
+    return literal(float(cast(float, value)))
 
 
 def _rank(row: LayerRow) -> int:
