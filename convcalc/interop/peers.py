@@ -47,6 +47,8 @@ class Unit(NamedTuple):
     cls: str
     """``torch.nn`` class name the export writes (``Conv2d``, ``BatchNorm2d``...; ``merge`` for tensor ops)."""
     stage: StageResult
+    modulated: bool = False
+    """A deformable conv called with masks (v2)."""
 
     @property
     def macs(self) -> int:
@@ -124,7 +126,8 @@ def units(kind: str, stages: Sequence[StageResult]) -> list[Unit]:
             continue  # inside DeformConv2d
         else:
             cls = type(op).__name__  # views and moves: no tool counts them
-        out.append(Unit(cls, stage))
+        modulated = any(isinstance(s.op, DeformSample) and s.op.modulated for s in stages)
+        out.append(Unit(cls, stage, modulated and cls == "DeformConv2d"))
     return out
 
 
@@ -203,6 +206,8 @@ def ptflops(unit: Unit, n: int) -> int:
 
 
 def _ptflops_module(unit: Unit, n: int) -> int:
+    if unit.cls == "DeformConv2d":  # registered only when torchvision imports
+        return n * (unit.macs + unit.bias_adds + _deform_extra(unit))
     if _is(unit, "Conv", "Linear"):
         return n * (unit.macs + unit.bias_adds)
     if _is(unit, "BatchNorm", "InstanceNorm", "GroupNorm"):
@@ -216,6 +221,13 @@ def _ptflops_module(unit: Unit, n: int) -> int:
     if unit.cls == "Upsample":
         return unit.n_out  # the hook reads output[0]: one sample whatever the batch
     return 0
+
+
+def _deform_extra(unit: Unit) -> int:
+    """ptflops' deformable surcharge: ``prod(k) x (24 (+1 with masks))`` per output position."""
+    op = unit.stage.op
+    kernel = math.prod(getattr(op, "kernel_size", (1,)))
+    return kernel * (24 + unit.modulated) * _out_positions(unit)
 
 
 def ptflops_aten(unit: Unit, n: int) -> int:
