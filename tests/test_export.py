@@ -109,7 +109,9 @@ def test_small_exports_run_on_real_tensors(path: str) -> None:
 
 
 def test_module_paths_are_spec_paths() -> None:
-    _, module = exported(str(ROOT / "specs" / "resnet50.yaml"))
+    result, module = exported(str(ROOT / "specs" / "resnet50.yaml"))
+    source = export_pytorch(result)
+    assert "        # layer1.0: bottleneck\n        x = self.layer1[\"0\"].conv1(maxpool)\n" in source
     with torch.device("meta"):
         model = module.build()
     conv = model.get_submodule("layer1.0.conv1")

@@ -34,7 +34,7 @@ MODULE_ATTRIBUTES = frozenset({
 })  # fmt: skip
 """Names ``nn.Module``/``nn.ModuleDict`` already use: PyTorch refuses them as submodule names."""
 
-RESERVED = frozenset({"x", "self", "torch", "nn", "F", "DeformConv2d", "build", "INPUT_SHAPE", "super"})
+RESERVED = frozenset({"x", "self", "torch", "nn", "F", "DeformConv2d", "build", "INPUT_SHAPE", "super", "getattr", "float"})
 
 HELPERS = {
     "ChannelSlice": '''class ChannelSlice(nn.Module):
@@ -85,12 +85,13 @@ HELPERS = {
 
 
 class Statement(NamedTuple):
-    """One line of ``forward``: ``output = build(input variables)``."""
+    """One line of ``forward``: ``output = build(input variables)``, after an optional comment."""
 
     output: str
     inputs: tuple[str, ...]
     build: Callable[[list[str]], Expr]
     hint: str
+    comment: str = ""
 
 
 def write_forward(statements: Sequence[Statement], source: str, result: str, indent: str) -> list[str]:
@@ -105,6 +106,8 @@ def write_forward(statements: Sequence[Statement], source: str, result: str, ind
     holder = source
     out: list[str] = []
     for index, statement in enumerate(statements):
+        if statement.comment:
+            out.append(f"{indent}# {statement.comment}")
         expr = statement.build([variables[name] for name in statement.inputs])
         uses = consumers.get(statement.output, [])
         if uses == [len(statements)] and index == len(statements) - 1:
@@ -125,6 +128,9 @@ def _unique(name: str, taken: set[str]) -> str:
     taken.add(candidate)
     return candidate
 
+
+STRUCTURAL = ("sequence", "residual", "branches")
+"""Block types that are structure, not a named template call (no comment in ``forward``)."""
 
 MERGES: dict[str, Callable[[list[str]], Expr]] = {
     "add": lambda names: Bin("+", tuple(names)),
@@ -268,10 +274,32 @@ class Exporter:
 
     # -- the file ------------------------------------------------------------------------------
 
+    def comments(self) -> dict[str, str]:
+        """``# layer1.0: bottleneck`` before the first row of each outermost template call."""
+        out: dict[str, str] = {}
+        seen: set[str] = set()
+        commented: list[str] = []
+        for row in self.result.rows:
+            parts = row.name.split(".")
+            for depth in range(1, len(parts)):
+                path = ".".join(parts[:depth])
+                block = self.result.blocks.get(path)
+                if block is None or path in seen:
+                    continue
+                seen.add(path)
+                call = block.type not in STRUCTURAL and " x" not in block.type
+                if call and not any(path.startswith(c + ".") for c in commented):
+                    commented.append(path)
+                    out.setdefault(row.name, f"{path}: {block.type}")
+        return out
+
     def render(self, class_name: str) -> str:
         result = self.result
+        comments = self.comments()
         for row in result.rows:
             self.add_row(row)
+            if row.name in comments:
+                self.statements[-1] = self.statements[-1]._replace(comment=comments[row.name])
         output = result.rows[-1].stages[-1].name
         forward = write_forward(self.statements, INPUT_TENSOR, output, 2 * INDENT)
         totals = result.totals()
