@@ -210,3 +210,37 @@ def test_cli_module_runs_standalone(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(target)], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"torch.Size([1, {', '.join(map(str, result.output_shape))}])"
+
+
+def test_deformable_export_with_a_conv2d_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without torchvision: a stand-in ``torchvision.ops.DeformConv2d`` with torchvision's weight
+    shapes and signature (a plain convolution, ignoring the offsets) checks the wiring, the
+    offset conv, the parameter count and every module's shape."""
+    import types
+
+    class DeformConv2d(torch.nn.Conv2d):
+        def forward(self, x, offset, mask=None):  # type: ignore[no-untyped-def,override]
+            n, _, h, w = offset.shape
+            taps = self.kernel_size[0] * self.kernel_size[1]
+            assert offset.shape[1] == 2 * taps and (mask is None or mask.shape == (n, taps, h, w))
+            return super().forward(x)
+
+    ops = types.ModuleType("torchvision.ops")
+    ops.DeformConv2d = DeformConv2d  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torchvision", types.ModuleType("torchvision"))
+    monkeypatch.setitem(sys.modules, "torchvision.ops", ops)
+    result = evaluate_file(str(ROOT / "specs" / "deformable_block.yaml"))
+    module = load_module(export_pytorch(result), result.name)
+    model = module.build()
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, sub in model.named_modules():
+        sub.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:])))
+    with torch.no_grad():
+        output = model(torch.randn(1, *module.INPUT_SHAPE))
+    assert sum(p.numel() for p in model.parameters()) == result.totals().params
+    assert tuple(output.shape[1:]) == result.output_shape
+    for row in result.rows:
+        if row.spec is not None:
+            assert shapes[row.name] == row.output_shape, row.name
+        if row.type == "deformable2d":
+            assert shapes[f"{row.name}.offset"] == row.stages[0].output
