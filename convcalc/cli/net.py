@@ -1,16 +1,19 @@
-"""The network commands: ``net`` (evaluate a spec) and ``check`` (the expectations specs state, for CI).
+"""The network commands: ``net`` (evaluate a spec), ``check`` (the expectations specs state, for CI)
+and ``export`` (the spec as PyTorch code).
 
-Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod:`convcalc.render`.
+Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod:`convcalc.render`,
+code generation and the peer counters' conventions in :mod:`convcalc.interop`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
-from convcalc.cli.options import DebugOpt, FmtOpt, guarded
+from convcalc.cli.options import DebugOpt, FmtOpt, PeersOpt, guarded
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
@@ -29,13 +32,31 @@ NetBatchOpt = Annotated[
 ]
 
 
+class ExportTarget(str, Enum):
+    """What ``convcalc export`` writes."""
+
+    pytorch = "pytorch"
+
+
+ToOpt = Annotated[ExportTarget, typer.Option("--to", help="Target framework.")]
+OutputOpt = Annotated[
+    Optional[str], typer.Option("--output", "-o", help="Write to this file (default: standard output).", show_default=False)
+]
+
+
 @guarded
 def net_command(
-    spec: SpecArg, fmt: FmtOpt = Format.table, depth: DepthOpt = None, batch: NetBatchOpt = None, debug: DebugOpt = False
+    spec: SpecArg,
+    fmt: FmtOpt = Format.table,
+    depth: DepthOpt = None,
+    batch: NetBatchOpt = None,
+    peers: PeersOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
 
     On an error the table is printed up to the failing layer, then the error (exit 2).
+    --peers adds each popular counter's total (JSON: always in totals.peers) and how it is built.
     """
     from convcalc.network.evaluate import evaluate_file
     from convcalc.network.result import NetworkError
@@ -48,6 +69,11 @@ def net_command(
             typer.echo(render_network(err.partial, fmt, depth))
         raise err.cause from None
     typer.echo(render_network(result, fmt, depth))
+    if peers and fmt is not Format.json:
+        from convcalc.interop.peers import peer_totals, render_peers
+
+        totals = peer_totals([(row.type, row.stages) for row in result.rows], result.batch)
+        typer.echo("\n" + render_peers(totals, result.batch * result.totals().macs, result.batch))
 
 
 @guarded
@@ -63,4 +89,31 @@ def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, debug: D
         raise typer.Exit(code)
 
 
-COMMANDS: dict[str, Callable[..., None]] = {"net": net_command, "check": check_command}
+@guarded
+def export_command(spec: SpecArg, to: ToOpt = ExportTarget.pytorch, output: OutputOpt = None, debug: DebugOpt = False) -> None:
+    """Write the network as code: one standalone PyTorch module (nn.Module class, build(), INPUT_SHAPE).
+
+    Module paths equal the spec's layer paths; a layer type PyTorch cannot express is an error (exit 2).
+    """
+    from convcalc.errors import SpecError
+    from convcalc.interop.torch_export import export_pytorch
+    from convcalc.network.evaluate import evaluate_file
+    from convcalc.network.result import NetworkError
+
+    try:
+        result = evaluate_file(spec)
+    except NetworkError as err:
+        raise err.cause from None
+    source = export_pytorch(result)
+    if output is None:
+        typer.echo(source, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(source)
+    except OSError as err:
+        raise SpecError(f"cannot write '{output}': {err.strerror}.", hint="Check the path and permissions.") from None
+    typer.echo(f"wrote {output} ({source.count(chr(10))} lines, {len(result.rows)} layers)", err=True)
+
+
+COMMANDS: dict[str, Callable[..., None]] = {"net": net_command, "check": check_command, "export": export_command}

@@ -106,6 +106,9 @@ SpecOpt = Annotated[
 ]
 FmtOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
+PeersOpt = Annotated[
+    bool, typer.Option("--peers", help="Also print what torchinfo, fvcore, ptflops, thop, torchscan, FlopCounterMode report.")
+]
 DilationOpt = Annotated[Optional[str], typer.Option("--dilation", "-d", help=DILATION.help, show_default=False)]
 OutputPaddingOpt = Annotated[Optional[str], typer.Option("--output-padding", help=OUTPUT_PADDING.help, show_default=False)]
 

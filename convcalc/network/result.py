@@ -9,6 +9,7 @@ from convcalc import rf
 from convcalc.engine import StageResult, Tensor
 from convcalc.errors import ConvcalcError, Location
 from convcalc.network.spec import NetworkSpec
+from convcalc.parse.layer import LayerSpec
 from convcalc.primitives.base import Shape, Stage, numel
 from convcalc.report import EXACT, CostFields, Costs, sum_costs
 
@@ -39,6 +40,8 @@ class LayerRow(CostFields):
     notes: tuple[str, ...] = ()
     where: Location | None = None
     stages: tuple[StageResult, ...] = ()
+    spec: LayerSpec | None = None
+    """The resolved layer (every field, defaults included); None for merges and folded blocks."""
 
     @property
     def activations(self) -> int:
