@@ -65,7 +65,8 @@ def view_command(view: str) -> Callable[..., None]:
         data = layer_to_dict(result, request.batch)
         peer_table = ""
         if peers:  # imported only with --peers: the arithmetic path stays light
-            from convcalc.interop.peers import peer_totals, render_peers
+            from convcalc.interop.peers import peer_totals
+            from convcalc.render.peers import render_peers
 
             data["peers"] = totals = peer_totals([(result.spec.kind, result.stages)], request.batch)
             peer_table = render_peers(totals, costs(result.stages, request.batch).macs, request.batch)

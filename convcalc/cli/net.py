@@ -70,7 +70,8 @@ def net_command(
         raise err.cause from None
     typer.echo(render_network(result, fmt, depth))
     if peers and fmt is not Format.json:
-        from convcalc.interop.peers import peer_totals, render_peers
+        from convcalc.interop.peers import peer_totals
+        from convcalc.render.peers import render_peers
 
         totals = peer_totals([(row.type, row.stages) for row in result.rows], result.batch)
         typer.echo("\n" + render_peers(totals, result.batch * result.totals().macs, result.batch))

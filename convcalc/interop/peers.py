@@ -385,25 +385,3 @@ def _live(stages: Sequence[StageResult]) -> set[str]:
         if stage.name in live:
             live.update(stage.inputs)
     return live
-
-
-def render_peers(totals: dict[str, int], macs: int, batch: int = 1) -> str:
-    """The peers table: tool, its total, the ratio to convcalc's MACs, how it is built, where it is wrong."""
-    rows = [(name, f"{totals[name]:,}", f"{totals[name] / macs:.4f}x" if macs else "-") for name in PEERS]
-    widths = [max(len(r[i]) for r in [("tool", "total", "/ MACs"), *rows]) for i in range(3)]
-
-    def line(cells: tuple[str, str, str], text: str) -> str:
-        return f"{cells[0]:<{widths[0]}}  {cells[1]:>{widths[1]}}  {cells[2]:>{widths[2]}}  {text}"
-
-    out = [f"what other counters report for the module 'convcalc export' writes (MACs: {macs:,})"]
-    out.append(line(("tool", "total", "/ MACs"), "how it is built from convcalc's counts"))
-    for cells, peer in zip(rows, PEERS.values(), strict=True):
-        out.append(line(cells, peer.explain))
-        if peer.wrong:
-            out.append(line(("", "", ""), f"WRONG: {peer.wrong}"))
-    batch_note = f" (the others: batch {batch})" if batch != 1 else ""
-    out.append(
-        f"ptflops builds its own batch of one{batch_note}. Hook-based tools (torchinfo, ptflops, thop,"
-        " torchscan) see modules only: on a hand-written model that calls F.relu they can differ."
-    )
-    return "\n".join(out)
