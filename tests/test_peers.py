@@ -49,6 +49,18 @@ def test_net_peers_table_explains_every_tool(run_cli) -> None:
         assert f"{total:,}" in line
 
 
+def test_net_peers_goes_with_the_output_and_html_refuses_it(run_cli, tmp_path: Path) -> None:
+    spec = str(ROOT / "specs" / "examples" / "tiny_resnet.yaml")
+    target = tmp_path / "net.md"
+    written = run_cli(["net", spec, "--format", "markdown", "--peers", "-o", str(target)])
+    assert written.code == 0 and written.stdout == ""
+    text = target.read_text()
+    assert text.index("| conv1 | conv2d |") < text.index("\ntorchinfo ")  # the layer table, then the peers
+    refused = run_cli(["net", spec, "--format", "html", "--peers", "-o", str(tmp_path / "r.html")])
+    assert refused.code == 2 and "--peers" in refused.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_flops_peers_flags_the_transposed_overcount(run_cli, cli_json) -> None:
     """A stride-2 transposed conv: torchinfo, thop and torchscan count output positions (x4 here)."""
     args = ["flops", "conv_transpose2d", "--in", "64x16x16", "-o", "32", "-k", "4", "-s", "2", "-p", "1", "--no-bias"]

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from convcalc.cli.options import DebugOpt, FmtOpt, PeersOpt, guarded
+from convcalc.cli.options import DebugOpt, PeersOpt, guarded, write_file
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
@@ -23,6 +23,12 @@ CheckFmtOpt = Annotated[CheckFormat, typer.Option("--format", "-f", help="text, 
 DepthOpt = Annotated[
     Optional[int],
     typer.Option("--depth", min=1, help="Fold blocks nested deeper than N levels into one row.", show_default=False),
+]
+NetFmtOpt = Annotated[
+    Format, typer.Option("--format", "-f", help="Output format (html: a self-contained report, best with -o FILE).")
+]
+OutputOpt = Annotated[
+    Optional[str], typer.Option("--output", "-o", help="Write the output to this file instead of stdout.", show_default=False)
 ]
 NetBatchOpt = Annotated[
     Optional[int],
@@ -39,42 +45,54 @@ class ExportTarget(str, Enum):
 
 
 ToOpt = Annotated[ExportTarget, typer.Option("--to", help="Target framework.")]
-OutputOpt = Annotated[
-    Optional[str], typer.Option("--output", "-o", help="Write to this file (default: standard output).", show_default=False)
-]
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output is None:
+        typer.echo(text)
+    else:
+        write_file(text + "\n", output)
 
 
 @guarded
 def net_command(
     spec: SpecArg,
-    fmt: FmtOpt = Format.table,
+    fmt: NetFmtOpt = Format.table,
     depth: DepthOpt = None,
     batch: NetBatchOpt = None,
+    output: OutputOpt = None,
     peers: PeersOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
 
-    On an error the table is printed up to the failing layer, then the error (exit 2).
-    --peers adds each popular counter's total (JSON: always in totals.peers) and how it is built.
+    On an error the table (or report) is written up to the failing layer, then the error (exit 2).
+    --peers adds each popular counter's total and how it is built (JSON: always in totals.peers).
     """
+    from convcalc.errors import SpecError
     from convcalc.network.evaluate import evaluate_file
     from convcalc.network.result import NetworkError
     from convcalc.render.network import render_network
 
+    if peers and fmt is Format.html:
+        raise SpecError(
+            "--peers adds a text table, which the html report has no place for.",
+            hint="Use --peers with --format table, markdown or csv, or read totals.peers from --format json.",
+        )
     try:
         result = evaluate_file(spec, batch=batch)
     except NetworkError as err:
         if err.partial.rows:
-            typer.echo(render_network(err.partial, fmt, depth))
+            _emit(render_network(err.partial, fmt, depth), output)
         raise err.cause from None
-    typer.echo(render_network(result, fmt, depth))
+    text = render_network(result, fmt, depth)
     if peers and fmt is not Format.json:
         from convcalc.interop.peers import peer_totals
         from convcalc.render.peers import render_peers
 
         totals = peer_totals([(row.type, row.stages) for row in result.rows], result.batch)
-        typer.echo("\n" + render_peers(totals, result.batch * result.totals().macs, result.batch))
+        text += "\n\n" + render_peers(totals, result.batch * result.totals().macs, result.batch)
+    _emit(text, output)
 
 
 @guarded
@@ -96,7 +114,6 @@ def export_command(spec: SpecArg, to: ToOpt = ExportTarget.pytorch, output: Outp
 
     Module paths equal the spec's layer paths; a layer type PyTorch cannot express is an error (exit 2).
     """
-    from convcalc.errors import SpecError
     from convcalc.interop.torch_export import export_pytorch
     from convcalc.network.evaluate import evaluate_file
     from convcalc.network.result import NetworkError
@@ -108,13 +125,8 @@ def export_command(spec: SpecArg, to: ToOpt = ExportTarget.pytorch, output: Outp
     source = export_pytorch(result)
     if output is None:
         typer.echo(source, nl=False)
-        return
-    try:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(source)
-    except OSError as err:
-        raise SpecError(f"cannot write '{output}': {err.strerror}.", hint="Check the path and permissions.") from None
-    typer.echo(f"wrote {output} ({source.count(chr(10))} lines, {len(result.rows)} layers)", err=True)
+    else:
+        write_file(source, output)
 
 
 COMMANDS: dict[str, Callable[..., None]] = {"net": net_command, "check": check_command, "export": export_command}
