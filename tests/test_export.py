@@ -37,14 +37,7 @@ def _id(path: str) -> str:
     return Path(path).stem
 
 
-NEEDS_ISSUE_9 = {"efficientnet_b0", "mobilenet_v3_large"}
-"""Specs written with expressions convcalc evaluates only once issue 9 lands (as in test_library_other)."""
-ALL = [p for p in SHIPPED + SMALL if _id(p) not in NEEDS_ISSUE_9]
-"""Every spec convcalc evaluates today (the loops below export them all)."""
-ALL_PARAMS = [
-    pytest.param(p, id=_id(p), marks=pytest.mark.xfail(reason="needs issue 9 expressions", strict=False) if _id(p) in NEEDS_ISSUE_9 else ())
-    for p in SHIPPED + SMALL
-]
+ALL = SHIPPED + SMALL
 
 
 def exported(path: str) -> tuple[NetResult, object]:
@@ -71,7 +64,7 @@ def _deform_main_macs(result: NetResult) -> int:
     return sum(row.stages[-1].stats.macs for row in result.rows if row.type == "deformable2d")
 
 
-@pytest.mark.parametrize("path", ALL_PARAMS)
+@pytest.mark.parametrize("path", ALL, ids=_id)
 def test_exported_module_has_convcalcs_params_shapes_and_macs(path: str) -> None:
     from torch._subclasses import FakeTensorMode
     from torch.utils.flop_counter import FlopCounterMode

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Optional, cast
 
 import typer
 
@@ -17,8 +17,24 @@ from convcalc.cli.options import DebugOpt, PeersOpt, guarded, write_file
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
-SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="Network spec (YAML); '-' reads standard input.")]
-SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Spec files or globs such as 'specs/*.yaml'.")]
+SpecArg = Annotated[
+    Optional[str],
+    typer.Argument(
+        metavar="SPEC", help="Network spec (YAML), or a library name such as resnet50; '-' reads standard input.", show_default=False
+    ),
+]
+SpecsArg = Annotated[
+    list[str], typer.Argument(metavar="SPEC...", help="Spec files, globs such as 'specs/*.yaml', or library names.")
+]
+NetInOpt = Annotated[
+    Optional[str],
+    typer.Option("--in", "-i", help="A new input shape (e.g. 3x512x512), in the spec's layout.", show_default=False),
+]
+NetSetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override a top-level variable: name=value (repeatable).", show_default=False),
+]
+ListOpt = Annotated[bool, typer.Option("--list", help="List the reference library: name, input, params, MACs, source.")]
 CheckFmtOpt = Annotated[CheckFormat, typer.Option("--format", "-f", help="text, github (Actions annotations) or junit (XML).")]
 DepthOpt = Annotated[
     Optional[int],
@@ -56,22 +72,30 @@ def _emit(text: str, output: str | None) -> None:
 
 @guarded
 def net_command(
-    spec: SpecArg,
+    spec: SpecArg = None,
+    in_shape: NetInOpt = None,
+    set_values: NetSetOpt = None,
     fmt: NetFmtOpt = Format.table,
     depth: DepthOpt = None,
     batch: NetBatchOpt = None,
     output: OutputOpt = None,
+    list_library: ListOpt = False,
     peers: PeersOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
 
-    On an error the table (or report) is written up to the failing layer, then the error (exit 2).
-    --peers adds each popular counter's total and how it is built (JSON: always in totals.peers).
+    SPEC may name a library spec (a local file of that name wins; a note on standard error says
+    which was used). On an error the table (or report) is written up to the failing layer, then
+    the error (exit 2). --peers adds each popular counter's total and how it is built (JSON:
+    always in totals.peers).
     """
     from convcalc.errors import SpecError
-    from convcalc.network.evaluate import evaluate_file
+    from convcalc.network.evaluate import evaluate_network
+    from convcalc.network.library import resolve
     from convcalc.network.result import NetworkError
+    from convcalc.network.spec import load_network, override
+    from convcalc.parse.layer import parse_set
     from convcalc.render.network import render_network
 
     if peers and fmt is Format.html:
@@ -79,8 +103,17 @@ def net_command(
             "--peers adds a text table, which the html report has no place for.",
             hint="Use --peers with --format table, markdown or csv, or read totals.peers from --format json.",
         )
+    if list_library:
+        _emit(_library_listing(fmt), output)
+        return
+    if spec is None:
+        raise SpecError("no spec given.", hint="convcalc net SPEC (a file or a library name; 'convcalc net --list' lists them).")
+    path, note = resolve(spec)
+    if note:
+        typer.echo(f"convcalc: {note}", err=True)
+    network = override(load_network(path), in_shape, parse_set(list(set_values or [])))
     try:
-        result = evaluate_file(spec, batch=batch)
+        result = evaluate_network(network, batch=batch)
     except NetworkError as err:
         if err.partial.rows:
             _emit(render_network(err.partial, fmt, depth), output)
@@ -95,13 +128,40 @@ def net_command(
     _emit(text, output)
 
 
+def _library_listing(fmt: Format) -> str:
+    """One row per library spec: name, input, params, MACs (evaluated now) and the file."""
+    from convcalc.network.evaluate import evaluate_network
+    from convcalc.network.library import library_specs
+    from convcalc.network.spec import load_network
+    from convcalc.render.table import Cell, Table, render, shape_text
+
+    entries: list[dict[str, object]] = []
+    for name, path in library_specs().items():
+        spec = load_network(str(path))
+        totals = evaluate_network(spec).totals()
+        entries.append(
+            {"name": name, "input": shape_text(spec.input_shape, spec.layout), "params": totals.params, "macs": totals.macs, "source": str(path)}
+        )
+    cells: list[list[Cell]] = [[cast(Cell, v) for v in e.values()] for e in entries]
+    return render(fmt, Table(["name", "input", "params", "macs", "source"], cells, title="convcalc reference library"), entries)
+
+
 @guarded
-def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, debug: DebugOpt = False) -> None:
-    """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input."""
+def check_command(
+    specs: SpecsArg,
+    in_shape: NetInOpt = None,
+    set_values: NetSetOpt = None,
+    fmt: CheckFmtOpt = CheckFormat.text,
+    debug: DebugOpt = False,
+) -> None:
+    """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input.
+
+    With --in or --set, expectations the change makes inapplicable are reported as skipped."""
     from convcalc.network.check import check, check_exit_code
+    from convcalc.parse.layer import parse_set
     from convcalc.render.check import render_check
 
-    results = check(specs)
+    results = check(specs, in_shape, parse_set(list(set_values or [])))
     typer.echo(render_check(results, fmt))
     code = check_exit_code(results)
     if code:
@@ -114,12 +174,19 @@ def export_command(spec: SpecArg, to: ToOpt = ExportTarget.pytorch, output: Outp
 
     Module paths equal the spec's layer paths; a layer type PyTorch cannot express is an error (exit 2).
     """
+    from convcalc.errors import SpecError
     from convcalc.interop.torch_export import export_pytorch
     from convcalc.network.evaluate import evaluate_file
+    from convcalc.network.library import resolve
     from convcalc.network.result import NetworkError
 
+    if spec is None:
+        raise SpecError("no spec given.", hint="convcalc export SPEC (a file or a library name; 'convcalc net --list' lists them).")
+    path, note = resolve(spec)
+    if note:
+        typer.echo(f"convcalc: {note}", err=True)
     try:
-        result = evaluate_file(spec)
+        result = evaluate_file(path)
     except NetworkError as err:
         raise err.cause from None
     source = export_pytorch(result)
