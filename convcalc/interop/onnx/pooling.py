@@ -1,0 +1,77 @@
+"""Pooling: MaxPool, AveragePool (ceil_mode, count_include_pad, dilations), GlobalAveragePool,
+GlobalMaxPool, and ReduceMean/ReduceMax over spatial axes (axes moved from an attribute to an
+input in opset 18)."""
+
+from __future__ import annotations
+
+from convcalc.interop.onnx.common import Unmappable, compact, ints_attr, put, single, spatial_rank, window_padding
+from convcalc.interop.onnx.graph import Graph, Node
+from convcalc.interop.onnx.registry import Result, converter
+
+
+@converter("MaxPool", "AveragePool")
+def pool(node: Node, g: Graph) -> Result:
+    if len(node.outputs) > 1 and node.outputs[1]:
+        raise Unmappable(f"{node} also returns indices (MaxUnpool), which convcalc does not model.")
+    rank = spatial_rank(g, node.inputs[0], node)
+    mode = "max" if node.op_type == "MaxPool" else "avg"
+    kernel = [int(k) for k in node.attr("kernel_shape")]
+    stride = ints_attr(node, "strides", rank, 1)
+    dilation = ints_attr(node, "dilations", rank, 1)
+    fields: dict[str, object] = {"kernel_size": compact(kernel)}
+    if stride != kernel:  # convcalc's default stride is the kernel, as PyTorch's
+        fields["stride"] = compact(stride)
+    put(fields, "padding", window_padding(node, g, rank, kernel, stride, dilation), 0)
+    if mode == "max":
+        put(fields, "dilation", compact(dilation), 1)
+    elif compact(dilation) != 1:
+        raise Unmappable(f"{node} is a dilated average pool, which convcalc does not model.")
+    put(fields, "ceil_mode", bool(node.attr("ceil_mode", 0)), False)
+    if mode == "avg":
+        put(fields, "count_include_pad", bool(node.attr("count_include_pad", 0)), True)
+    return single(node, g, f"{mode}pool{rank}d", fields)
+
+
+@converter("GlobalAveragePool", "GlobalMaxPool")
+def global_pool(node: Node, g: Graph) -> Result:
+    return single(node, g, "global_avgpool" if node.op_type == "GlobalAveragePool" else "global_maxpool")
+
+
+def _reduce(node: Node, g: Graph, axes: list[int] | None) -> Result:
+    """Reduce over every spatial axis -> ``global_*pool`` (``keepdims``); over some spatial axes with
+    keepdims -> ``adaptive_*pool`` with output size 1 on them and the other axes kept."""
+    source = node.inputs[0]
+    full = g.full_shape(source, node)
+    mode = "avg" if node.op_type == "ReduceMean" else "max"
+    if axes is None:
+        if node.attr("noop_with_empty_axes", 0):
+            return None
+        raise Unmappable(f"{node} reduces every axis, batch and channels included.")
+    axes = sorted({a + len(full) if a < 0 else a for a in axes})
+    spatial = list(range(2, len(full)))
+    if not axes or any(a < 2 for a in axes):
+        raise Unmappable(f"{node} reduces axes {axes}; convcalc maps reductions over spatial axes (2 and up).")
+    keep = bool(node.attr("keepdims", 1))
+    if axes == spatial:
+        fields: dict[str, object] = {}
+        put(fields, "keepdims", keep, True)
+        return single(node, g, f"global_{mode}pool", fields)
+    if not keep:
+        raise Unmappable(f"{node} drops some spatial axes ({axes}); convcalc keeps them (set keepdims=1).")
+    sizes: list[object] = [1 if a in axes else None for a in spatial]
+    return single(node, g, f"adaptive_{mode}pool{len(spatial)}d", {"output_size": sizes})
+
+
+@converter("ReduceMean", "ReduceMax", until=17)
+def reduce_attr(node: Node, g: Graph) -> Result:
+    axes = node.attr("axes")
+    return _reduce(node, g, [int(a) for a in axes] if axes else None)
+
+
+@converter("ReduceMean", "ReduceMax", since=18)
+def reduce_input(node: Node, g: Graph) -> Result:
+    name = node.inputs[1] if len(node.inputs) > 1 else ""
+    axes = g.ints(name)
+    if name and axes is None:
+        raise Unmappable(f"{node}: its axes are not constants.")
+    return _reduce(node, g, axes or None)
