@@ -311,6 +311,7 @@ REGISTRARS: dict[str, Registrar] = {
     "overlap": _plain("overlap", overlap_command),
     "net": _network,
     "check": _network,
+    "import": _network,
     "run": _executor,
     "peak": _executor,
 }

@@ -47,14 +47,19 @@ def import_model(
     in_shape: Sequence[int] | None = None,
     allow_unknown: bool = False,
     name: str | None = None,
+    default_shape: Sequence[int] | None = None,
 ) -> Imported:
-    """Import an ONNX model (path, bytes or ModelProto); see the module docstring."""
+    """Import an ONNX model (path, bytes or ModelProto); see the module docstring.
+
+    ``in_shape`` (channels first, no batch) replaces the model's input shape; ``default_shape``
+    only fills its dynamic dimensions (``check --against`` passes the spec's input).
+    """
     from convcalc.interop.onnx.convert import convert
     from convcalc.interop.onnx.emit import build_spec, strip_comments, to_yaml
     from convcalc.interop.onnx.graph import Graph, load_model
 
     model, src = load_model(source)
-    g = Graph(model, src, in_shape)
+    g = Graph(model, src, in_shape, default_shape)
     converted = convert(g, allow_unknown)
     if not converted.layers:
         raise ConvcalcError(f"{src}: no layer depends on the input; there is nothing to import.")

@@ -100,7 +100,9 @@ class Node:
 class Graph:
     """The analysed graph that converters query (shapes without the batch axis, constant values)."""
 
-    def __init__(self, model: Any, source: str, in_shape: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, model: Any, source: str, in_shape: Sequence[int] | None = None, default_shape: Sequence[int] | None = None
+    ) -> None:
         onnx = require_onnx()
         self.source = source
         self.model = model
@@ -119,7 +121,7 @@ class Graph:
                 hint="Export the model with a single input tensor.",
             )
         self.input = inputs[0].name
-        self.batch = self._fix_input(inputs[0], in_shape)
+        self.batch = self._fix_input(inputs[0], in_shape, default_shape)
         self.nodes = self._sorted([Node(p, i) for i, p in enumerate(graph.node)])
         try:
             inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
@@ -152,8 +154,11 @@ class Graph:
 
     # -- input and order ------------------------------------------------------------------------
 
-    def _fix_input(self, info: Any, in_shape: Sequence[int] | None) -> int:
+    def _fix_input(self, info: Any, in_shape: Sequence[int] | None, default_shape: Sequence[int] | None) -> int:
         dims = info.type.tensor_type.shape.dim
+        if in_shape is None and default_shape is not None and len(default_shape) == len(dims) - 1:
+            static = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims[1:]]
+            in_shape = [s if s is not None else t for s, t in zip(static, default_shape, strict=True)]
         if not info.type.tensor_type.HasField("shape") or len(dims) < 2:
             if in_shape is None:
                 raise ShapeError(
