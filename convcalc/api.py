@@ -217,12 +217,10 @@ def torch_to_onnx(module: Any, example_input: Any, *, dynamo: bool = False) -> A
     onnx = require_onnx()
     args = example_input if isinstance(example_input, tuple) else (example_input,)
     if dynamo:
-        program = torch.onnx.export(module, args, dynamo=True, optimize=False, verbose=False)
+        program: Any = torch.onnx.export(module, args, dynamo=True, optimize=False, verbose=False)
         return program.model_proto
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        module, args, buffer, dynamo=False, training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False
-    )
+    buffer: Any = io.BytesIO()  # torch.onnx.export writes to file-like objects too
+    torch.onnx.export(module, args, buffer, dynamo=False, training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
     return onnx.load_from_string(buffer.getvalue())
 
 

@@ -106,46 +106,48 @@ def register(app: typer.Typer) -> None:
 
         cli.guarded(body)
 
-    @app.command("import")
-    def import_command(
-        model: Annotated[str, typer.Argument(metavar="MODEL.onnx", help="The ONNX model to import.")],
-        output: Annotated[
-            Optional[str], typer.Option("--output", "-o", help="Write the spec here (default: standard output).", show_default=False)
-        ] = None,
-        in_shape: Annotated[
-            Optional[str],
-            typer.Option("--in", "-i", help="Input shape without the batch (fixes dynamic dimensions), e.g. 3x224x224.", show_default=False),
-        ] = None,
-        allow_unknown: Annotated[
-            bool, typer.Option("--allow-unknown", help="Keep unmappable ops as shape-only 'unknown' rows (costs unknown).")
-        ] = False,
-        debug: DebugOpt = False,
-    ) -> None:
-        """Import an ONNX model as a convcalc network spec (YAML) that 'convcalc net' evaluates.
+    app.command("import")(import_command)
 
-        Needs the ONNX extra: pip install 'convcalc[onnx]'.
-        """
-        cli.STATE["debug"] = cli.STATE["debug"] or debug
 
-        def body() -> None:
-            import sys
-            from pathlib import Path
+def import_command(
+    model: Annotated[str, typer.Argument(metavar="MODEL.onnx", help="The ONNX model to import.")],
+    output: Annotated[
+        Optional[str], typer.Option("--output", "-o", help="Write the spec here (default: standard output).", show_default=False)
+    ] = None,
+    in_shape: Annotated[
+        Optional[str],
+        typer.Option("--in", "-i", help="Input shape without the batch (fixes dynamic dimensions), e.g. 3x224x224.", show_default=False),
+    ] = None,
+    allow_unknown: Annotated[
+        bool, typer.Option("--allow-unknown", help="Keep unmappable ops as shape-only 'unknown' rows (costs unknown).")
+    ] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Import an ONNX model as a convcalc network spec (YAML) that 'convcalc net' evaluates.
 
-            from convcalc.interop.onnx import import_model
-            from convcalc.values import parse_axes
+    Needs the ONNX extra: pip install 'convcalc[onnx]'.
+    """
+    cli.STATE["debug"] = cli.STATE["debug"] or debug
 
-            shape = None if in_shape is None else parse_axes(in_shape, "--in")
-            imported = import_model(model, in_shape=shape, allow_unknown=allow_unknown)
-            for note in imported.notes:
-                sys.stderr.write(f"note: {note}\n")
-            if output is None:
-                typer.echo(imported.text, nl=False)
-                return
-            try:
-                Path(output).write_text(imported.text, encoding="utf-8")
-            except OSError as err:
-                raise SpecError(f"cannot write {output!r}: {err.strerror or err}.") from None
-            totals = imported.result.totals()
-            typer.echo(f"wrote {output}: {totals.layers} layers, params {totals.params:,}, MACs {totals.macs:,}")
+    def body() -> None:
+        import sys
+        from pathlib import Path
 
-        cli.guarded(body)
+        from convcalc.interop.onnx import import_model
+        from convcalc.values import parse_axes
+
+        shape = None if in_shape is None else parse_axes(in_shape, "--in")
+        imported = import_model(model, in_shape=shape, allow_unknown=allow_unknown)
+        for note in imported.notes:
+            sys.stderr.write(f"note: {note}\n")
+        if output is None:
+            typer.echo(imported.text, nl=False)
+            return
+        try:
+            Path(output).write_text(imported.text, encoding="utf-8")
+        except OSError as err:
+            raise SpecError(f"cannot write {output!r}: {err.strerror or err}.") from None
+        totals = imported.result.totals()
+        typer.echo(f"wrote {output}: {totals.layers} layers, params {totals.params:,}, MACs {totals.macs:,}")
+
+    cli.guarded(body)

@@ -95,12 +95,10 @@ def gelu(node: Node, g: Graph) -> Result:
 def _softmax(type_name: str):  # type: ignore[no-untyped-def]
     def convert(node: Node, g: Graph) -> Result:
         source = g.data_inputs(node)[0]
-        rank = len(g.full_shape(source, node))
         default = 1 if g.opset < 13 else -1
         axis = axis_of(node, g, int(node.attr("axis", default)), source)
-        if axis != 1 and not (g.opset < 13 and axis == 1):
-            if not (rank == 2 and axis == 1):
-                raise Unmappable(f"{node} normalises over axis {axis}; convcalc's {type_name} is over the channels (axis 1).")
+        if axis != 1:
+            raise Unmappable(f"{node} normalises over axis {axis}; convcalc's {type_name} is over the channels (axis 1).")
         return single(node, g, type_name)
 
     return convert

@@ -107,7 +107,7 @@ def deform_conv(node: Node, g: Graph) -> Result:
     if len(weight) != 4:
         raise Unmappable(f"{node} is not 2D; convcalc's deformable2d is.")
     offset = _feeding_conv(g, node.inputs[2], source, node)
-    absorbed = [offset] if offset else []
+    absorbed: list[Node] = [offset] if offset else []
     mask_name = node.inputs[4] if len(node.inputs) > 4 else ""
     if mask_name:
         sigmoid = g.producer(mask_name)

@@ -135,7 +135,7 @@ def scalar(value: object) -> str:
     if value is None:
         return "null"
     text = str(value)
-    if _SHAPE.match(text) or _PLAIN.match(text) and text.lower() not in _RESERVED_WORDS:
+    if _SHAPE.match(text) or (_PLAIN.match(text) and text.lower() not in _RESERVED_WORDS):
         return text
     return json.dumps(text, ensure_ascii=False)
 

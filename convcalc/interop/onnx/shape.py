@@ -175,8 +175,8 @@ def _pad_amounts(node: Node, g: Graph, rank: int) -> list[int]:
         if axes is None:
             raise Unmappable(f"{node}: its axes are not constants.")
         full = [0] * (2 * rank)
-        for i, axis in enumerate(axes):
-            axis = axis + rank if axis < 0 else axis
+        for i, given in enumerate(axes):
+            axis = given + rank if given < 0 else given
             full[axis], full[axis + rank] = pads[i], pads[i + len(axes)]
         return full
     return pads
