@@ -107,19 +107,19 @@ def deform_conv(node: Node, g: Graph) -> Result:
     if len(weight) != 4:
         raise Unmappable(f"{node} is not 2D; convcalc's deformable2d is.")
     offset = _feeding_conv(g, node.inputs[2], source, node)
-    absorbed: list[Node] = [offset] if offset else []
+    if offset is None:
+        raise Unmappable(f"{node}: its offsets do not come from a Conv of the same input, which convcalc's deformable2d assumes.")
+    absorbed = [offset]
     mask_name = node.inputs[4] if len(node.inputs) > 4 else ""
     if mask_name:
         sigmoid = g.producer(mask_name)
         mask = None
         if sigmoid is not None and sigmoid.op_type == "Sigmoid" and len(g.users(mask_name)) == 1:
             mask = _feeding_conv(g, sigmoid.inputs[0], source, sigmoid)
-        if mask is None:
+        if sigmoid is None or mask is None:
             raise Unmappable(f"{node}: its mask is not Sigmoid(Conv(x)) of the same input, which convcalc's deformable2d assumes.")
         absorbed += [sigmoid, mask]
-    if offset is None:
-        raise Unmappable(f"{node}: its offsets do not come from a Conv of the same input, which convcalc's deformable2d assumes.")
-    g.absorbed.update(n.name for n in absorbed if n is not None)
+    g.absorbed.update(n.name for n in absorbed)
     kernel = [int(k) for k in node.attr("kernel_shape") or weight[2:]]
     stride, dilation = ints_attr(node, "strides", 2, 1), ints_attr(node, "dilations", 2, 1)
     fields: dict[str, object] = {"out_channels": weight[0], "kernel_size": compact(kernel)}
