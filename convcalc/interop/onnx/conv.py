@@ -15,8 +15,9 @@ def _weight(node: Node, g: Graph) -> tuple[int, ...]:
     return g.full_shape(name, node)
 
 
-def _bias(node: Node) -> bool:
-    return len(node.inputs) > 2 and bool(node.inputs[2])
+def _bias(node: Node, g: Graph, index: int = 2) -> bool:
+    """A bias input computed from initializers (the dynamo exporter feeds bias-free convs a made-up zero)."""
+    return len(node.inputs) > index and g.is_learned(node.inputs[index])
 
 
 @converter("Conv")
@@ -33,7 +34,7 @@ def conv(node: Node, g: Graph) -> Result:
     put(fields, "padding", window_padding(node, g, rank, kernel, stride, dilation), 0)
     put(fields, "dilation", compact(dilation), 1)
     put(fields, "groups", int(node.attr("group", 1)), 1)
-    put(fields, "bias", _bias(node), True)
+    put(fields, "bias", _bias(node, g), True)
     (layer,) = _layer(node, g, f"conv{rank}d", fields)
     return [layer]
 
@@ -80,7 +81,7 @@ def conv_transpose(node: Node, g: Graph) -> Result:
     put(fields, "output_padding", compact(output_padding), 0)
     put(fields, "dilation", compact(dilation), 1)
     put(fields, "groups", group, 1)
-    put(fields, "bias", _bias(node), True)
+    put(fields, "bias", _bias(node, g), True)
     return _layer(node, g, f"conv_transpose{rank}d", fields)
 
 
@@ -129,5 +130,5 @@ def deform_conv(node: Node, g: Graph) -> Result:
     put(fields, "groups", int(node.attr("group", 1)), 1)
     put(fields, "offset_groups", int(node.attr("offset_group", 1)), 1)
     put(fields, "version", 2 if mask_name else 1, 1)
-    put(fields, "bias", len(node.inputs) > 3 and bool(node.inputs[3]), True)
+    put(fields, "bias", _bias(node, g, 3), True)
     return _layer(node, g, "deformable2d", fields)

@@ -123,20 +123,6 @@ class Graph:
         self.input = inputs[0].name
         self.batch = self._fix_input(inputs[0], in_shape, default_shape)
         self.nodes = self._sorted([Node(p, i) for i, p in enumerate(graph.node)])
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-        except Exception as err:
-            raise ShapeError(
-                f"{source}: ONNX shape inference failed: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}.",
-                hint="Check the model with onnx.checker.check_model, or fix the input shape with --in.",
-            ) from None
-        self.shapes: dict[str, FullShape] = {}
-        for info in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-            shape = _shape_of(info)
-            if shape is not None:
-                self.shapes[info.name] = shape
-        for name, tensor in self.initializers.items():
-            self.shapes[name] = tuple(int(d) for d in tensor.dims)
         self.outputs = [o.name for o in graph.output]
         self.producers: dict[str, Node] = {t: n for n in self.nodes for t in n.outputs if t}
         self.consumers: dict[str, list[Node]] = {}
@@ -145,12 +131,18 @@ class Graph:
                 if name:
                     self.consumers.setdefault(name, []).append(node)
         self.values: dict[str, Any] = {}
-        self.static: set[str] = set(self.initializers)
-        self.learnable: set[str] = set(self.initializers)
-        self.data: set[str] = {self.input}
-        self.data_nodes: list[Node] = []
         self.absorbed: set[str] = set()
+        self._substituted: set[str] = set()
+        self.shapes = self._infer(model)
         self._fold()
+        for _ in range(3):  # shapes that depend on folded arithmetic: infer again with the values as constants
+            missing = any(self.shapes.get(t) is None or None in self.shapes[t] for n in self.data_nodes for t in n.outputs if t)
+            folded = {t: v for t, v in self.values.items() if t not in self.initializers and t in self.producers}
+            if not missing or not folded or folded.keys() <= self._substituted:
+                break
+            self._substituted = set(folded)
+            self.shapes = self._infer(self._with_constants(model, folded))
+            self._fold()
 
     # -- input and order ------------------------------------------------------------------------
 
@@ -236,11 +228,57 @@ class Graph:
             )
         return order
 
-    # -- constants --------------------------------------------------------------------------------
+    # -- shapes and constants -------------------------------------------------------------------------
+
+    def _infer(self, model: Any) -> dict[str, FullShape]:
+        """Every tensor's shape (batch included) from ``onnx.shape_inference`` with data propagation."""
+        onnx = require_onnx()
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ShapeError(
+                f"{self.source}: ONNX shape inference failed: {first}.",
+                hint="Check the model with onnx.checker.check_model, or fix the input shape with --in.",
+            ) from None
+        shapes: dict[str, FullShape] = {}
+        for info in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+            shape = _shape_of(info)
+            if shape is not None:
+                shapes[info.name] = shape
+        for name, tensor in self.initializers.items():
+            shapes[name] = tuple(int(d) for d in tensor.dims)
+        return shapes
+
+    def _with_constants(self, model: Any, folded: dict[str, Any]) -> Any:
+        """A copy of ``model`` whose folded tensors are initializers (their nodes removed), for inference."""
+        import numpy as np
+        from onnx import ModelProto, numpy_helper
+
+        copy = ModelProto()
+        copy.CopyFrom(model)
+        keep = [n for n in copy.graph.node if not (n.output and all(o in folded for o in n.output if o))]
+        del copy.graph.node[:]
+        copy.graph.node.extend(keep)
+        for name, value in folded.items():
+            copy.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+        return copy
 
     def _fold(self) -> None:
+        self.static: set[str] = set(self.initializers)
+        self.learnable: set[str] = set(self.initializers)
+        self.data: set[str] = {self.input}
+        self.data_nodes: list[Node] = []
         for node in self.nodes:
-            if node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx") and self._shape_value(node):
+            standard = node.domain in ("", "ai.onnx")
+            if node.op_type in ("Shape", "Size") and standard and self._shape_value(node):
+                continue
+            if node.op_type == "CastLike" and standard and node.inputs[0] not in self.data:
+                # CastLike(v, like) reads only the type of 'like': a constant when v is one
+                self.static.add(node.outputs[0])
+                value = self.value(node.inputs[0])
+                if value is not None:
+                    self.values[node.outputs[0]] = value
                 continue
             if any(name in self.data for name in node.inputs if name):
                 self.data.update(t for t in node.outputs if t)
@@ -335,6 +373,10 @@ class Graph:
 
     def is_data(self, name: str) -> bool:
         return name in self.data
+
+    def is_learned(self, name: str) -> bool:
+        """An initializer or a value computed from one (a parameter of the exported graph)."""
+        return bool(name) and name in self.learnable
 
     def is_param(self, name: str) -> bool:
         """A learnable initializer (or a value computed from one), not exporter-made plumbing."""

@@ -24,8 +24,8 @@ def gemm(node: Node, g: Graph) -> Result:
     _flat_input(node, g, source)
     dims = g.full_shape(weight, node)
     out = dims[0] if node.attr("transB", 0) else dims[1]
-    bias = len(node.inputs) > 2 and bool(node.inputs[2])
-    if bias and g.is_data(node.inputs[2]):
+    bias = len(node.inputs) > 2 and g.is_learned(node.inputs[2])
+    if len(node.inputs) > 2 and g.is_data(node.inputs[2]):
         raise Unmappable(f"{node} adds a tensor computed from the input, not a bias.")
     fields: dict[str, object] = {"out_features": out}
     if not bias:
