@@ -103,7 +103,7 @@ class Graph:
     def __init__(
         self, model: Any, source: str, in_shape: Sequence[int] | None = None, default_shape: Sequence[int] | None = None
     ) -> None:
-        onnx = require_onnx()
+        require_onnx()
         self.source = source
         self.model = model
         graph = model.graph
@@ -132,6 +132,7 @@ class Graph:
                     self.consumers.setdefault(name, []).append(node)
         self.values: dict[str, Any] = {}
         self.absorbed: set[str] = set()
+        self.sequences: dict[str, tuple[str, int, list[int]]] = {}  # SplitToSequence output -> (source, axis, sizes)
         self._substituted: set[str] = set()
         self.shapes = self._infer(model)
         self._fold()
@@ -356,6 +357,8 @@ class Graph:
     def full_shape(self, name: str, node: Node | None = None) -> tuple[int, ...]:
         """The inferred shape with the batch axis; an error when ONNX could not infer it."""
         shape = self.shapes.get(name)
+        if (shape is None or any(d is None for d in shape)) and name in self.static and self.value(name) is not None:
+            shape = tuple(int(d) for d in self.value(name).shape)
         if shape is None or any(d is None for d in shape):
             raise ShapeError(
                 f"ONNX shape inference could not determine the shape of tensor '{name}'"

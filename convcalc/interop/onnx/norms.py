@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from convcalc.interop.onnx.common import Unmappable, axis_of, put, single, spatial_rank
 from convcalc.interop.onnx.graph import Graph, Node
-from convcalc.interop.onnx.registry import Result, converter
+from convcalc.interop.onnx.registry import Layer, Result, converter
 
 
 def _ranked(base: str, rank: int) -> str:
@@ -61,3 +61,44 @@ def lrn(node: Node, g: Graph) -> Result:
     put(fields, "beta", round(float(node.attr("beta", 0.75)), 10), 0.75)
     put(fields, "k", round(float(node.attr("bias", 1.0)), 10), 1.0)
     return single(node, g, "local_response_norm", fields)
+
+
+def _only_user(g: Graph, name: str, op_type: str) -> Node | None:
+    users = g.users(name)
+    return users[0] if len(users) == 1 and users[0].op_type == op_type and name not in g.outputs else None
+
+
+def _affine_step(g: Graph, node: Node | None, current: str, channels: int) -> Node | None:
+    """``node`` when it is a Mul/Add of ``current`` by a learned constant of ``channels`` elements."""
+    if node is None:
+        return None
+    others = [n for n in node.inputs if n != current]
+    if len(others) != 1 or not g.is_learned(others[0]) or g.is_data(others[0]):
+        return None
+    shape = g.full_shape(others[0], node)
+    return node if [d for d in shape if d != 1] == [channels] else None
+
+
+def group_norm_pattern(node: Node, g: Graph) -> list[Layer] | None:
+    """PyTorch's exported GroupNorm: Reshape(x, N x G x -1) -> InstanceNormalization -> Reshape(back)
+    [-> Mul(weight) -> Add(bias)] is one ``groupnorm`` row (the nodes after the first are absorbed)."""
+    if node.op_type != "Reshape":
+        return None
+    source = node.inputs[0]
+    before, grouped = g.full_shape(source, node), g.full_shape(node.outputs[0], node)
+    norm = _only_user(g, node.outputs[0], "InstanceNormalization")
+    if norm is None or len(grouped) != 3 or len(before) < 3 or grouped[0] != before[0] or before[1] % grouped[1]:
+        return None
+    back = _only_user(g, norm.outputs[0], "Reshape")
+    if back is None or g.full_shape(back.outputs[0], back) != before:
+        return None
+    channels, output, absorbed = before[1], back.outputs[0], [norm, back]
+    mul = _affine_step(g, _only_user(g, output, "Mul"), output, channels)
+    add = _affine_step(g, _only_user(g, mul.outputs[0], "Add"), mul.outputs[0], channels) if mul else None
+    if mul is not None and add is not None:
+        absorbed += [mul, add]
+        output = add.outputs[0]
+    g.absorbed.update(n.name for n in absorbed)
+    fields: dict[str, object] = {"num_groups": grouped[1]}
+    put(fields, "affine", add is not None, True)
+    return [Layer("groupnorm", fields, [source], output, node.name, "Reshape+InstanceNormalization+Reshape")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from convcalc.interop.onnx.common import Unmappable, compact, ints_attr, put, single, spatial_rank, window_padding
 from convcalc.interop.onnx.graph import Graph, Node
-from convcalc.interop.onnx.registry import Result, converter
+from convcalc.interop.onnx.registry import Layer, Result, converter
 
 
 @converter("MaxPool", "AveragePool")
@@ -40,6 +40,9 @@ def global_pool(node: Node, g: Graph) -> Result:
 def _reduce(node: Node, g: Graph, axes: list[int] | None) -> Result:
     """Reduce over every spatial axis -> ``global_*pool`` (``keepdims``); over some spatial axes with
     keepdims -> ``adaptive_*pool`` with output size 1 on them and the other axes kept."""
+    lifted = _lifted(node, g, axes)
+    if lifted is not None:
+        return lifted
     source = node.inputs[0]
     full = g.full_shape(source, node)
     mode = "avg" if node.op_type == "ReduceMean" else "max"
@@ -60,6 +63,27 @@ def _reduce(node: Node, g: Graph, axes: list[int] | None) -> Result:
         raise Unmappable(f"{node} drops some spatial axes ({axes}); convcalc keeps them (set keepdims=1).")
     sizes: list[object] = [1 if a in axes else None for a in spatial]
     return single(node, g, f"adaptive_{mode}pool{len(spatial)}d", {"output_size": sizes})
+
+
+def _lifted(node: Node, g: Graph, axes: list[int] | None) -> list[Layer] | None:
+    """PyTorch's adaptive 1D pooling to 1 as exported: Unsqueeze (a size-1 axis) -> Reduce -> Squeeze
+    (that axis) is one ``global_*pool`` over the original spatial axes (Unsqueeze and Squeeze absorbed)."""
+    lift = g.producer(node.inputs[0])
+    users = g.users(node.outputs[0])
+    if lift is None or lift.op_type != "Unsqueeze" or len(users) != 1 or users[0].op_type != "Squeeze" or axes is None:
+        return None
+    drop = users[0]
+    source = lift.inputs[0]
+    before, after = g.full_shape(source, lift), g.full_shape(drop.outputs[0], drop)
+    lifted = g.full_shape(lift.outputs[0], lift)
+    rank = len(lifted)
+    reduced = {a + rank if a < 0 else a for a in axes}
+    expected = (*before[:2], *(1 for _ in before[2:]))
+    if len(g.users(lift.outputs[0])) != 1 or after != expected or not reduced or min(reduced) < 2:
+        return None
+    g.absorbed.update((lift.name, drop.name))
+    mode = "avg" if node.op_type == "ReduceMean" else "max"
+    return [Layer(f"global_{mode}pool", {}, [source], drop.outputs[0], node.name, f"Unsqueeze+{node.op_type}+Squeeze")]
 
 
 @converter("ReduceMean", "ReduceMax", until=17)

@@ -12,6 +12,7 @@ from fractions import Fraction
 
 from convcalc.interop.onnx.common import Unmappable, axis_of, single, spatial_rank
 from convcalc.interop.onnx.graph import Graph, Node
+from convcalc.interop.onnx.norms import group_norm_pattern
 from convcalc.interop.onnx.registry import Alias, Layer, Result, converter
 from convcalc.netops import chunk_bounds
 
@@ -33,7 +34,11 @@ def dropout(node: Node, g: Graph) -> Result:
 
 @converter("Flatten", "Reshape", "Squeeze", "Unsqueeze")
 def reshape(node: Node, g: Graph) -> Result:
-    """A reshape that merges consecutive axes -> ``flatten`` (start_dim..end_dim); none -> alias."""
+    """A reshape that merges consecutive axes -> ``flatten`` (start_dim..end_dim); none -> alias.
+    PyTorch's TorchScript GroupNorm (Reshape, InstanceNormalization, Reshape, Mul, Add) -> ``groupnorm``."""
+    grouped = group_norm_pattern(node, g)
+    if grouped is not None:
+        return grouped
     source = node.inputs[0]
     before, after = g.full_shape(source, node), g.full_shape(node.outputs[0], node)
     if before == after:
@@ -116,6 +121,36 @@ def _part(
     crops = [[0, 0] for _ in range(rank)]
     crops[axis - 2] = [start, full[axis] - end]
     return Layer(f"crop{rank}d", {"cropping": crops}, [source], out, node.name, node.op_type)
+
+
+@converter("SplitToSequence", since=11)
+def split_to_sequence(node: Node, g: Graph) -> Result:
+    """Remembered, not a row: each ``SequenceAt`` picking a piece becomes one (the dynamo exporter's torch.split)."""
+    source = node.inputs[0]
+    full = g.full_shape(source, node)
+    axis = axis_of(node, g, int(node.attr("axis", 0)), source)
+    split = g.ints(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else None
+    if split is None or not int(node.attr("keepdims", 1)):
+        raise Unmappable(f"{node} splits without constant sizes.")
+    value = g.value(node.inputs[1])
+    if value is not None and value.ndim == 0:  # one size: pieces of that size, the last one smaller
+        size = split[0]
+        split = [min(size, full[axis] - start) for start in range(0, full[axis], size)]
+    g.sequences[node.outputs[0]] = (source, axis, split)
+    return []
+
+
+@converter("SequenceAt", since=11)
+def sequence_at(node: Node, g: Graph) -> Result:
+    found = g.sequences.get(node.inputs[0])
+    position = g.ints(node.inputs[1])
+    if found is None or position is None:
+        raise Unmappable(f"{node} reads a sequence convcalc does not know.")
+    source, axis, sizes = found
+    index = position[0] % len(sizes)
+    start = sum(sizes[:index])
+    full = g.full_shape(source, node)
+    return [_part(node, g, source, full, axis, start, start + sizes[index], node.outputs[0], (index, len(sizes)))]
 
 
 def _slice_params(node: Node, g: Graph) -> tuple[list[int], list[int], list[int] | None, list[int] | None]:
