@@ -268,6 +268,7 @@ class Graph:
     def _fold(self) -> None:
         self.static: set[str] = set(self.initializers)
         self.learnable: set[str] = set(self.initializers)
+        self.params: set[str] = {name for name in self.initializers if not _generated(name)}
         self.data: set[str] = {self.input}
         self.data_nodes: list[Node] = []
         for node in self.nodes:
@@ -277,6 +278,7 @@ class Graph:
             if node.op_type == "CastLike" and standard and node.inputs[0] not in self.data:
                 # CastLike(v, like) reads only the type of 'like': a constant when v is one
                 self.static.add(node.outputs[0])
+                self._inherit(node, node.inputs[:1])
                 value = self.value(node.inputs[0])
                 if value is not None:
                     self.values[node.outputs[0]] = value
@@ -286,9 +288,14 @@ class Graph:
                 self.data_nodes.append(node)
                 continue
             self.static.update(t for t in node.outputs if t)
-            if any(name in self.learnable for name in node.inputs if name):
-                self.learnable.update(t for t in node.outputs if t)
+            self._inherit(node, node.inputs)
             self._evaluate(node)
+
+    def _inherit(self, node: Node, inputs: Sequence[str]) -> None:
+        """Values computed from parameters are parameters (a transposed or reshaped weight)."""
+        for marks in (self.learnable, self.params):
+            if any(name in marks for name in inputs if name):
+                marks.update(t for t in node.outputs if t)
 
     def _shape_value(self, node: Node) -> bool:
         import numpy as np
@@ -382,8 +389,8 @@ class Graph:
         return bool(name) and name in self.learnable
 
     def is_param(self, name: str) -> bool:
-        """A learnable initializer (or a value computed from one), not exporter-made plumbing."""
-        return bool(name) and name in self.learnable and not _generated(name)
+        """A module parameter (an initializer named like one, or a value computed from one), not exporter-made plumbing."""
+        return bool(name) and name in self.params
 
     def producer(self, name: str) -> Node | None:
         return self.producers.get(name)

@@ -73,7 +73,7 @@ def _affine_step(g: Graph, node: Node | None, current: str, channels: int) -> No
     if node is None:
         return None
     others = [n for n in node.inputs if n != current]
-    if len(others) != 1 or not g.is_learned(others[0]) or g.is_data(others[0]):
+    if len(others) != 1 or not g.is_param(others[0]) or g.is_data(others[0]):
         return None
     shape = g.full_shape(others[0], node)
     return node if [d for d in shape if d != 1] == [channels] else None
@@ -101,4 +101,5 @@ def group_norm_pattern(node: Node, g: Graph) -> list[Layer] | None:
     g.absorbed.update(n.name for n in absorbed)
     fields: dict[str, object] = {"num_groups": grouped[1]}
     put(fields, "affine", add is not None, True)
-    return [Layer("groupnorm", fields, [source], output, node.name, "Reshape+InstanceNormalization+Reshape")]
+    last = absorbed[-1]  # the node the exporters name after the GroupNorm module
+    return [Layer("groupnorm", fields, [source], output, last.name, "Reshape+InstanceNormalization+Reshape")]
