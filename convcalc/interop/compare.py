@@ -3,7 +3,7 @@ that ships, layer by layer.
 
 Rows are matched by name (``by_order``: by position, for graphs without module names) and
 compared on their type (the primitive operations they expand to, so ``depthwise2d`` and a grouped
-``conv2d`` agree), output shape and parameters; then the totals (params, MACs) and the network's
+``conv2d`` agree), output shape, parameters, MACs and receptive field (a dilation changes no count); then the totals (params, MACs) and the network's
 output shape. Every comparison is an :class:`~convcalc.network.Expectation` of one
 :class:`~convcalc.network.CheckResult`, so the ``check`` renderers (text, GitHub annotations,
 JUnit XML) and exit codes apply unchanged: 0 agree, 1 differ, 2 bad input.
@@ -40,7 +40,19 @@ def compare_rows(spec_row: LayerRow, model_row: LayerRow) -> list[str]:
         out.append(f"output shape: spec {_shape(spec_row.output_shape)}, model {_shape(model_row.output_shape)}")
     if spec_row.params != model_row.params:
         out.append(f"params: spec {spec_row.params:,}, model {model_row.params:,}")
+    if spec_row.macs != model_row.macs:
+        out.append(f"MACs: spec {spec_row.macs:,}, model {model_row.macs:,}")
+    ours, theirs = _field(spec_row), _field(model_row)
+    if ours and theirs and ours != theirs:
+        out.append(f"receptive field: spec {ours}, model {theirs}")
     return out
+
+
+def _field(row: LayerRow) -> str:
+    """The receptive field size per axis (``7x7``), or '' when it is not an exact field."""
+    from convcalc import rf
+
+    return "x".join(rf.fmt(a.size) for a in row.field) if row.field else ""
 
 
 def against(spec_path: str, model: object, *, by_order: bool = False, allow_unknown: bool = False) -> CheckResult:

@@ -125,10 +125,10 @@ class Graph:
         self.nodes = self._sorted([Node(p, i) for i, p in enumerate(graph.node)])
         self.outputs = [o.name for o in graph.output]
         self.producers: dict[str, Node] = {t: n for n in self.nodes for t in n.outputs if t}
-        self.consumers: dict[str, list[Node]] = {}
+        self.consumers: dict[str, list[Node]] = {}  # readers of the values (Shape, Size and CastLike's 'like' read less)
         for node in self.nodes:
-            for name in node.inputs:
-                if name:
+            for index, name in enumerate(node.inputs):
+                if name and not (node.op_type in ("Shape", "Size") or (node.op_type == "CastLike" and index == 1)):
                     self.consumers.setdefault(name, []).append(node)
         self.values: dict[str, Any] = {}
         self.absorbed: set[str] = set()
