@@ -172,7 +172,7 @@ def network(
     ``in_shape`` replaces the spec's input shape (channels first, no batch), ``batch`` its batch.
     """
     from convcalc.loader import load_file
-    from convcalc.network import evaluate_network, parse_network
+    from convcalc.network import NetworkError, evaluate_network, parse_network
 
     if isinstance(spec, Mapping):
         data: object = dict(spec)
@@ -184,7 +184,10 @@ def network(
         given = data.get("input")
         shape = _shape_text(in_shape)
         data["input"] = {**given, "shape": shape} if isinstance(given, Mapping) else shape
-    return NetworkReport(evaluate_network(parse_network(data, source), batch=batch))
+    try:
+        return NetworkReport(evaluate_network(parse_network(data, source), batch=batch))
+    except NetworkError as err:  # the cause (ShapeError, SpecError, LimitError), located at the layer
+        raise err.cause from None
 
 
 def from_onnx(
@@ -209,6 +212,7 @@ def torch_to_onnx(module: Any, example_input: Any, *, dynamo: bool = False) -> A
     """Export ``module`` to an ``onnx.ModelProto`` in memory, keeping BatchNorm as its own layers
     (TorchScript exporter: ``training=PRESERVE, do_constant_folding=False``; dynamo: ``optimize=False``)."""
     import io
+    import warnings
 
     import torch
 
@@ -220,7 +224,9 @@ def torch_to_onnx(module: Any, example_input: Any, *, dynamo: bool = False) -> A
         program: Any = torch.onnx.export(module, args, dynamo=True, optimize=False, verbose=False)
         return program.model_proto
     buffer: Any = io.BytesIO()  # torch.onnx.export writes to file-like objects too
-    torch.onnx.export(module, args, buffer, dynamo=False, training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    with warnings.catch_warnings():  # the TorchScript exporter is chosen on purpose: it keeps BatchNorm and module names
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(module, args, buffer, dynamo=False, training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
     return onnx.load_from_string(buffer.getvalue())
 
 
