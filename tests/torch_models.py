@@ -177,12 +177,13 @@ class Net1d(nn.Module):
         self.conv2 = nn.Conv1d(16, 16, 3, dilation=2, groups=4)
         self.norm = nn.InstanceNorm1d(16, affine=True)
         self.avg = nn.AdaptiveAvgPool1d(1)
+        self.ln = nn.LayerNorm(16)
         self.fc = nn.Linear(16, 3)
         self.softmax = nn.Softmax(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.conv2(self.pool(self.act(self.bn(self.conv1(x))))))
-        return self.softmax(self.fc(self.avg(x).flatten(1)))
+        return self.softmax(self.fc(self.ln(self.avg(x).flatten(1))))
 
 
 class Net3d(nn.Module):

@@ -19,8 +19,9 @@ from convcalc.netops import chunk_bounds
 INT_MAX = 1 << 62
 
 
-@converter("Identity")
+@converter("Identity", "Cast")
 def identity(node: Node, g: Graph) -> Result:
+    """Identity, and Cast (a dtype changes no shape or count): the tensor passes through."""
     return Alias(node.inputs[0])
 
 
