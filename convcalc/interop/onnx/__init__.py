@@ -136,7 +136,7 @@ def _folded_note(g: object, layers: list[Layer]) -> str:
     count = 0
     for layer in layers:
         node = by_node.get(layer.node)
-        if node is None or node.op_type != "Conv" or len(node.inputs) < 3 or not g.is_learned(node.inputs[2]):
+        if node is None or node.op_type not in ("Conv", "ConvTranspose") or len(node.inputs) < 3 or not g.is_learned(node.inputs[2]):
             continue
         rule = node.meta.get("pkg.onnxscript.rewriter.rule_name", "")
         own = node.inputs[1].endswith(".weight") and node.inputs[2] == node.inputs[1][: -len("weight")] + "bias"

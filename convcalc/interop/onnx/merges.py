@@ -26,7 +26,9 @@ def arithmetic(node: Node, g: Graph) -> Result:
     if len(data) == 1:
         if g.full_shape(data[0], node) != g.full_shape(out, node):
             raise Unmappable(f"{node}: a constant operand broadcasts the input to a larger shape.")
-        params = sum(math.prod(g.full_shape(c, node)) for c in constants if g.is_param(c))
+        # a parameter by name, or (optimised graphs rename them) a stored tensor of more than one element
+        sizes = {c: math.prod(g.full_shape(c, node)) for c in constants}
+        params = sum(n for c, n in sizes.items() if g.is_param(c) or (g.is_learned(c) and n > 1))
         fields: dict[str, object] = {"op": OPS[node.op_type]}
         if params:
             fields["params"] = params

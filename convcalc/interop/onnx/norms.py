@@ -73,7 +73,7 @@ def _affine_step(g: Graph, node: Node | None, current: str, channels: int) -> No
     if node is None:
         return None
     others = [n for n in node.inputs if n != current]
-    if len(others) != 1 or not g.is_param(others[0]) or g.is_data(others[0]):
+    if len(others) != 1 or not g.is_learned(others[0]) or g.is_data(others[0]):
         return None
     shape = g.full_shape(others[0], node)
     return node if [d for d in shape if d != 1] == [channels] else None
