@@ -147,6 +147,32 @@ def test_lrn_reduce_mean_keepdims_and_split_with_sizes() -> None:
     assert row(imported, "norm1").other_ops == (5 + 5) * 10 * 6 * 7  # (size + 5)·numel (PyTorch's LocalResponseNorm)
 
 
+def test_norms_and_activations_by_op() -> None:
+    nodes = [
+        helper.make_node("GroupNormalization", ["x", "gs", "gb"], ["g"], "gn", num_groups=2),
+        helper.make_node("InstanceNormalization", ["g", "is", "ib"], ["i"], "inorm"),
+        helper.make_node("HardSigmoid", ["i"], ["h"], "hsig", alpha=1 / 6, beta=0.5),
+        helper.make_node("PRelu", ["h", "slope"], ["p"], "prelu"),
+        helper.make_node("Gelu", ["p"], ["q"], "gelu", approximate="tanh"),
+        helper.make_node("HardSwish", ["q"], ["y"], "hswish"),
+    ]
+    inits = [init("gs", 6), init("gb", 6), init("is", 6), init("ib", 6), init("slope", 6, 1, 1)]
+    proto = model(nodes, inits, [1, 6, 5, 5], ["y"], opset=21)
+    imported = import_model(proto)
+    assert [(layer.type, layer.fields) for layer in imported.layers] == [
+        ("groupnorm", {"num_groups": 2}),
+        ("instancenorm2d", {"affine": True}),
+        ("hardsigmoid", {}),
+        ("prelu", {"num_parameters": 6}),
+        ("gelu", {"approximate": "tanh"}),
+        ("hardswish", {}),
+    ]
+    assert imported.result.totals().params == sum(math.prod(t.dims) for t in inits)
+    per_group = model([nodes[0]], [init("gs", 2), init("gb", 2)], [1, 6, 5, 5], ["g"], opset=18)
+    with pytest.raises(SpecError, match=r"GroupNormalization \(1 node: 'gn'\): .*per group, opset 18"):
+        import_model(per_group)
+
+
 def test_split_into_equal_chunks_is_torch_chunk() -> None:
     nodes = [helper.make_node("Split", ["x"], ["a", "b", "c"], "s", axis=1, num_outputs=3)]
     proto = model(nodes, [], [1, 7, 4, 4], ["a", "b", "c"], opset=18)

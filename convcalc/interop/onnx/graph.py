@@ -24,6 +24,10 @@ MAX_FOLD_ELEMENTS = 1 << 22
 """Largest constant computation (input elements) folded at import time."""
 MAX_NODES = 1_000_000
 FullShape = tuple[int | None, ...]
+SAME_SHAPE = frozenset(
+    ["BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization", "LRN", "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Gelu", "Elu", "Mish", "Softmax", "LogSoftmax", "Dropout", "Identity", "Cast"]
+)
+"""Ops whose output has their first input's shape (used where ONNX shape inference gives none)."""
 
 
 def require_onnx() -> Any:
@@ -249,6 +253,9 @@ class Graph:
                 shapes[info.name] = shape
         for name, tensor in self.initializers.items():
             shapes[name] = tuple(int(d) for d in tensor.dims)
+        for node in self.nodes:  # ops ONNX may not infer (functions such as GroupNormalization) keep the shape
+            if node.op_type in SAME_SHAPE and node.inputs and node.outputs[0] not in shapes and node.inputs[0] in shapes:
+                shapes[node.outputs[0]] = shapes[node.inputs[0]]
         return shapes
 
     def _with_constants(self, model: Any, folded: dict[str, Any]) -> Any:

@@ -48,6 +48,14 @@ def layer_norm(node: Node, g: Graph) -> Result:
 
 @converter("GroupNormalization", since=18)
 def group_norm(node: Node, g: Graph) -> Result:
+    """-> ``groupnorm``: scale and bias per channel (opset 21, PyTorch's GroupNorm). Opset 18's
+    per-group scale has no PyTorch (or convcalc) counterpart unless groups = channels."""
+    channels = g.shape(node.inputs[0], node)[0]
+    if g.numel(node.inputs[1]) != channels:
+        raise Unmappable(
+            f"{node} has a scale of {g.numel(node.inputs[1])} elements (per group, opset 18);"
+            f" convcalc's groupnorm (as PyTorch's) has one per channel ({channels})."
+        )
     fields: dict[str, object] = {"num_groups": int(node.attr("num_groups"))}
     put(fields, "affine", g.is_param(node.inputs[1]), True)
     return single(node, g, "groupnorm", fields)
