@@ -111,20 +111,20 @@ def test_deform_conv_absorbs_its_offset_and_mask_convs() -> None:
         init("bo", 2 * g * k * k),
         init("wm", g * k * k, 4, k, k),
         init("bm", g * k * k),
-        init("w", 6, 4, k, k),
-        init("b", 6),
+        init("w", 2, 4, k, k),
+        init("b", 2),
     ]
-    proto = model(nodes, inits, [1, 4, 8, 8], ["y"])
+    proto = model(nodes, inits, [1, 4, 4, 4], ["y"])
     imported = import_model(proto)
     (layer,) = imported.layers
     assert layer.type == "deformable2d" and layer.fields["version"] == 2 and layer.fields["offset_groups"] == g
     assert imported.result.totals().params == sum(math.prod(t.dims) for t in inits)
-    assert imported.result.output_shape == run_shapes(proto, [1, 4, 8, 8])["y"]
+    assert imported.result.output_shape == run_shapes(proto, [1, 4, 4, 4])["y"]
     # an offset that does not come from a conv of the same input cannot be expressed
     nodes[0] = helper.make_node("Relu", ["x"], ["r"], "relu")
     nodes.insert(1, helper.make_node("Conv", ["r", "wo", "bo"], ["offset"], "offset_conv", kernel_shape=[k, k], pads=[1, 1, 1, 1]))
     with pytest.raises(SpecError, match=r"DeformConv node 'dcn': its offsets do not come from a Conv"):
-        import_model(model(nodes, inits, [1, 4, 8, 8], ["y"]))
+        import_model(model(nodes, inits, [1, 4, 4, 4], ["y"]))
 
 
 def test_lrn_reduce_mean_keepdims_and_split_with_sizes() -> None:
@@ -218,6 +218,28 @@ def test_ops_with_attributes_moved_to_inputs_across_opsets() -> None:
             ("relu6", {}),
             ("global_avgpool", {}),
         ]
+
+
+def test_channels_last_input_of_tensorflow_exports() -> None:
+    """tf2onnx-style NHWC input transposed to NCHW: the spec's input is channels_last, no row for it."""
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], "to_nchw", perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["t", "w", "b"], ["c"], "conv", kernel_shape=[3, 3], strides=[2, 2]),
+        helper.make_node("GlobalAveragePool", ["c"], ["p"], "gap"),
+        helper.make_node("Flatten", ["p"], ["f"], "flatten"),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["y"], "dense", transB=1),
+    ]
+    inits = [init("w", 8, 3, 3, 3), init("b", 8), init("fc_w", 4, 8), init("fc_b", 4)]
+    proto = model(nodes, inits, [1, 9, 11, 3], ["y"])
+    imported = check_against_reference(proto, [1, 9, 11, 3])
+    assert imported.spec["input"] == {"shape": "9x11x3", "layout": "channels_last"}
+    assert [r.name for r in imported.result.rows] == ["conv", "gap", "flatten", "dense"]
+    assert imported.result.rows[0].output_shape == (8, 4, 5)
+    assert imported.result.totals().params == sum(math.prod(t.dims) for t in inits)
+    conv = helper.make_node("Conv", ["x", "w", "b"], ["c"], "conv", kernel_shape=[3, 3])
+    mid = model([conv, helper.make_node("Transpose", ["c"], ["y"], "to_nhwc", perm=[0, 2, 3, 1])], inits[:2], [1, 3, 9, 9], ["y"])
+    with pytest.raises(SpecError, match=r"Transpose \(1 node: 'to_nhwc'\)"):
+        import_model(mid)
 
 
 def test_conv_transpose_output_shape() -> None:

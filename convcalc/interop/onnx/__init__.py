@@ -73,7 +73,7 @@ def import_model(
     model_name = name or _model_name(model, src)
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p)
     description = f"imported from {src} (ONNX opset {g.opset}{', ' + producer if producer else ''}) by convcalc import"
-    spec = build_spec(converted.layers, converted.input, g.shape(g.input), g.batch, model_name, description)
+    spec = build_spec(converted.layers, converted.input, g.shape(g.input), g.batch, model_name, description, g.layout)
     text = to_yaml(spec, [*notes])
     plain = strip_comments(spec)
     assert isinstance(plain, dict)

@@ -29,7 +29,13 @@ def shape_text(shape: tuple[int, ...] | list[int]) -> str:
 
 
 def build_spec(
-    layers: list[Layer], graph_input: str, in_shape: tuple[int, ...], batch: int, name: str, description: str
+    layers: list[Layer],
+    graph_input: str,
+    in_shape: tuple[int, ...],
+    batch: int,
+    name: str,
+    description: str,
+    layout: str = "channels_first",
 ) -> dict[str, object]:
     """The spec as a dict (``layers`` nested by module path); renames re-opened blocks ``x_2``."""
     root = Block("", "")
@@ -72,7 +78,12 @@ def build_spec(
     spec: dict[str, object] = {"name": name}
     if description:
         spec["description"] = description
-    spec["input"] = shape_text(in_shape) if batch == 1 else {"shape": shape_text(in_shape), "batch": batch}
+    given: dict[str, object] = {"shape": shape_text(in_shape)}
+    if batch != 1:
+        given["batch"] = batch
+    if layout != "channels_first":  # in_shape is then written as the model's input is: channels last
+        given["layout"] = layout
+    spec["input"] = given if len(given) > 1 else given["shape"]
     spec["layers"] = [_plain(item) for item in root.items]
     return spec
 

@@ -136,6 +136,7 @@ class Graph:
                     self.consumers.setdefault(name, []).append(node)
         self.values: dict[str, Any] = {}
         self.absorbed: set[str] = set()
+        self.layout = "channels_first"  # channels_last when the input is transposed NHWC -> NCHW first
         self.sequences: dict[str, tuple[str, int, list[int]]] = {}  # SplitToSequence output -> (source, axis, sizes)
         self._substituted: set[str] = set()
         self.shapes = self._infer(model)

@@ -25,6 +25,18 @@ def identity(node: Node, g: Graph) -> Result:
     return Alias(node.inputs[0])
 
 
+@converter("Transpose")
+def transpose(node: Node, g: Graph) -> Result:
+    """Only the NHWC -> NCHW transpose of a channels-last model's input (TensorFlow/Keras exports):
+    the spec's input becomes ``{shape: HxWxC, layout: channels_last}`` and the transpose disappears."""
+    rank = len(g.full_shape(node.inputs[0], node))
+    perm = [int(p) for p in node.attr("perm") or []]
+    if node.inputs[0] == g.input and perm == [0, rank - 1, *range(1, rank - 1)] and len(g.users(g.input)) == 1:
+        g.layout = "channels_last"
+        return Alias(node.inputs[0])
+    raise Unmappable(f"{node} permutes axes {perm}; convcalc keeps channels first (only a channels-last input is understood).")
+
+
 @converter("Dropout")
 def dropout(node: Node, g: Graph) -> Result:
     ratio = g.floats(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else None
