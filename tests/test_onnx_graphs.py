@@ -392,3 +392,10 @@ def test_check_against_by_order_for_unnamed_graphs(run_cli: Any, tmp_path: Path)
     assert f"{spec}:3: layer 'stem' / model 'conv': output shape: spec 4x8x8, model 4x6x6" in wrong.stdout
     assert "(ONNX node 'conv')" in wrong.stdout
     assert_bad(run_cli(["check", str(spec), str(spec), "--against", str(path)]), "one spec")
+
+
+def test_a_layer_convcalc_refuses_exits_2_naming_the_node(run_cli: Any, tmp_path: Path) -> None:
+    """ONNX allows pool padding larger than half the kernel; PyTorch (and convcalc) do not."""
+    extra = [helper.make_node("MaxPool", ["y"], ["m"], "wide_pad", kernel_shape=[2, 2], pads=[2, 2, 2, 2])]
+    path = small(tmp_path, extra=extra)
+    assert_bad(run_cli(["import", str(path)]), "cannot evaluate the imported layer", "(ONNX node 'wide_pad')")

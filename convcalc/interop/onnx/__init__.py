@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from convcalc.errors import ConvcalcError
+from convcalc.errors import ConvcalcError, SpecError
 
 if TYPE_CHECKING:
     from convcalc.interop.onnx.registry import Layer
@@ -98,13 +98,13 @@ def _evaluate(text: str, source: str, layers: list[Layer], g: object) -> NetResu
     assert isinstance(g, Graph)
     try:
         result = evaluate_network(parse_network(load_text(text, f"{source} (imported)"), f"{source} (imported)"))
-    except NetworkError as err:
+    except NetworkError as err:  # a layer convcalc refuses as exported (e.g. pool padding > kernel // 2)
         node = next((layer.node for layer in layers if layer.name == err.layer), None)
-        raise ConverterBug(
-            f"the spec imported from {source} does not evaluate: {err.message}"
-            + (f" (ONNX node '{node}')" if node else "")
-            + ". This is a bug in convcalc's ONNX import; please report it with the model.",
+        raise SpecError(
+            f"{source}: convcalc cannot evaluate the imported layer: {err.message}"
+            + (f" (ONNX node '{node}')" if node else ""),
             layer=err.layer,
+            hint="The model uses a configuration convcalc does not model; if the model is valid, please report it.",
         ) from None
     rows = {row.name: row for row in result.rows}
     for layer in layers:

@@ -11,7 +11,7 @@ from convcalc.interop.onnx.registry import Layer, Result, converter
 
 @converter("MaxPool", "AveragePool")
 def pool(node: Node, g: Graph) -> Result:
-    if len(node.outputs) > 1 and node.outputs[1]:
+    if len(node.outputs) > 1 and node.outputs[1] and (g.users(node.outputs[1]) or node.outputs[1] in g.outputs):
         raise Unmappable(f"{node} also returns indices (MaxUnpool), which convcalc does not model.")
     rank = spatial_rank(g, node.inputs[0], node)
     mode = "max" if node.op_type == "MaxPool" else "avg"
