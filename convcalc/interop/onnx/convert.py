@@ -29,7 +29,6 @@ class Converted:
 
     layers: list[Layer]
     input: str
-    unknown: list[tuple[Node, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -78,8 +77,8 @@ def convert(g: Graph, allow_unknown: bool = False) -> Converted:
     nodes = {n.name: n for n in g.data_nodes}
     layers = _reachable(layers, [resolve(o) for o in g.outputs])
     assign(layers, nodes, g)
-    ordered = order(layers, g.input)
-    converted = Converted(ordered, g.input, unknown)
+    ordered = order(layers)
+    converted = Converted(ordered, g.input)
     output = resolve(g.outputs[0]) if g.outputs else ""
     if ordered and ordered[-1].output != output:
         converted.notes.append(
@@ -130,7 +129,7 @@ def _reachable(layers: list[Layer], outputs: list[str]) -> list[Layer]:
     return [layer for layer in layers if id(layer) in keep] or layers
 
 
-def order(layers: list[Layer], graph_input: str) -> list[Layer]:
+def order(layers: list[Layer]) -> list[Layer]:
     """A topological order that keeps each module's layers together (so blocks nest cleanly):
     among the ready layers, the one sharing the longest module path with the last one wins,
     ties in graph order."""

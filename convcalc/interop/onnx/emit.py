@@ -64,7 +64,7 @@ def build_spec(
             stack.append(block)
         layer.name = _join(stack[-1].path, parts[-1])
         item: dict[str, object] = {"type": layer.type, "name": parts[-1]}
-        refs = [_ref(name, current, graph_input, stack, known, layers) for name in layer.inputs]
+        refs = [_ref(name, current, graph_input, stack, known) for name in layer.inputs]
         if layer.merge:
             item["inputs"] = refs
         elif refs[0] != "previous":
@@ -92,7 +92,7 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _ref(tensor: str, current: str, graph_input: str, stack: list[Block], known: dict[str, str], layers: list[Layer]) -> str:
+def _ref(tensor: str, current: str, graph_input: str, stack: list[Block], known: dict[str, str]) -> str:
     """The shortest reference to the layer producing ``tensor`` as seen from the innermost open block."""
     if tensor == current:
         return "previous"

@@ -109,7 +109,6 @@ class Graph:
     ) -> None:
         require_onnx()
         self.source = source
-        self.model = model
         graph = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         if len(graph.node) > MAX_NODES:

@@ -85,7 +85,3 @@ def lookup(op_type: str, opset: int) -> Converter | None:
             return entry.convert
     return None
 
-
-def supported() -> list[str]:
-    """Every op type with a converter."""
-    return sorted(_REGISTRY)
