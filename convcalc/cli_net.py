@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input.
 
         With --against MODEL.onnx, also compare the spec with the model layer by layer (by name, or
-        --by-order): type, output shape, params; totals and output shape.
+        --by-order): type, output shape, params, MACs, receptive field; totals and output shape.
         """
         cli.STATE["debug"] = cli.STATE["debug"] or debug
 
