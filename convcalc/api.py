@@ -21,7 +21,6 @@ FLOPs = 2 x MACs; transposed convolutions per input position; parameters as PyTo
 
 from __future__ import annotations
 
-import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -238,31 +237,5 @@ def from_torch(module: Any, example_input: Any, *, dynamo: bool = False, allow_u
     """
     return from_onnx(torch_to_onnx(module, example_input, dynamo=dynamo), allow_unknown=allow_unknown)
 
-
-class _CallableModule(types.ModuleType):
-    """The module ``convcalc.network`` doubles as the function :func:`network`.
-
-    ``convcalc.network`` is both a submodule (the spec format and its evaluation) and, as the issue
-    asks, the API function; once the submodule is imported, Python makes it the package attribute,
-    so the module itself is made callable and forwards to :func:`network`.
-    """
-
-    def __call__(
-        self, spec: str | Path | Mapping[str, object], *, in_shape: str | Sequence[int] | None = None, batch: int | None = None
-    ) -> NetworkReport:
-        return network(spec, in_shape=in_shape, batch=batch)
-
-
-def _callable_network_module() -> None:
-    import sys
-
-    import convcalc.network  # noqa: F401  (imported for its side effect in sys.modules)
-
-    module = sys.modules["convcalc.network"]
-    if not isinstance(module, _CallableModule):
-        module.__class__ = _CallableModule
-
-
-_callable_network_module()
 
 __all__ = ["LayerReport", "NetworkReport", "from_onnx", "from_torch", "layer", "network", "torch_to_onnx"]

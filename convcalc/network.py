@@ -39,9 +39,11 @@ import gc
 import glob
 import operator
 import re
+import sys
+import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from convcalc import rf
 from convcalc.engine import StageResult, Tensor, expand, walk
@@ -1544,6 +1546,18 @@ def check_exit_code(results: Sequence[CheckResult]) -> int:
         return 2
     return 1 if "fail" in statuses else 0
 
+
+class _CallableModule(types.ModuleType):
+    """``convcalc.network`` is this module and, called, the API function :func:`convcalc.api.network`
+    (once imported, a submodule is its package's attribute, so the module itself forwards the call)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from convcalc.api import network
+
+        return network(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "MAX_LAYERS",

@@ -48,9 +48,14 @@ def test_network_in_shape_replaces_the_input() -> None:
 
 
 def test_convcalc_network_is_still_the_module() -> None:
-    import convcalc.network as module
-
-    assert callable(module.parse_network) and callable(convcalc.network)
+    """``convcalc.network`` is both the submodule and the function, whichever is imported first."""
+    code = (
+        "import convcalc.network as module, convcalc\n"
+        "assert callable(module.parse_network)\n"
+        "print(convcalc.network({'input': 4, 'layers': [{'type': 'linear', 'out_features': 2}]}).params)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+    assert out.stdout.strip() == str(4 * 2 + 2)
 
 
 def test_import_convcalc_is_cheap() -> None:
