@@ -42,6 +42,7 @@ def build_spec(
     stack = [root]
     closed: set[str] = set()
     known: dict[str, str] = {}  # path of every evaluated row / closed block -> its output tensor
+    latest: dict[str, str] = {}  # tensor -> the last path known to produce it (a closed block over its last row)
     current = graph_input
     for layer in layers:
         parts = layer.name.split(".")
@@ -53,6 +54,7 @@ def build_spec(
             block = stack.pop()
             closed.add(block.path)
             known[block.path] = current
+            latest[current] = block.path
         for segment in scope[depth:]:
             parent = stack[-1]
             label, suffix = segment, 1
@@ -64,7 +66,7 @@ def build_spec(
             stack.append(block)
         layer.name = _join(stack[-1].path, parts[-1])
         item: dict[str, object] = {"type": layer.type, "name": parts[-1]}
-        refs = [_ref(name, current, graph_input, stack, known) for name in layer.inputs]
+        refs = [_ref(name, current, graph_input, stack, known, latest) for name in layer.inputs]
         if layer.merge:
             item["inputs"] = refs
         elif refs[0] != "previous":
@@ -74,6 +76,7 @@ def build_spec(
             item["#"] = layer.comment
         stack[-1].items.append(item)
         known[layer.name] = layer.output
+        latest[layer.output] = layer.name
         current = layer.output
     spec: dict[str, object] = {"name": name}
     if description:
@@ -92,13 +95,13 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _ref(tensor: str, current: str, graph_input: str, stack: list[Block], known: dict[str, str]) -> str:
+def _ref(tensor: str, current: str, graph_input: str, stack: list[Block], known: dict[str, str], latest: dict[str, str]) -> str:
     """The shortest reference to the layer producing ``tensor`` as seen from the innermost open block."""
     if tensor == current:
         return "previous"
     if tensor == graph_input:
         return INPUT
-    target = next(path for path, out in reversed(known.items()) if out == tensor)
+    target = latest[tensor]
     scope = stack[-1].path
     parts = target.split(".")
     for size in range(1, len(parts) + 1):
