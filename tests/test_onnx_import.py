@@ -166,3 +166,17 @@ def test_check_against_the_library_resnet18(run_cli: Any, tmp_path: Path) -> Non
     assert github.code == 1 and github.stdout.startswith("::error file=specs/resnet18.yaml,line=")
     junit = run_cli(["check", "specs/resnet18.yaml", "--against", str(changed), "--format", "junit"])
     assert junit.code == 1 and "<failure" in junit.stdout and "layer4.1.conv2" in junit.stdout
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "googlenet"])
+def test_library_specs_pass_against_their_torch_builds(name: str, run_cli: Any, tmp_path: Path) -> None:
+    """The reference library's specs against the torch builds of tests/test_library_imagenet.py, exported
+    by torch (MobileNetV2's dropout row has no node in an inference graph and is not a divergence)."""
+    import test_library_imagenet as library
+
+    torch.manual_seed(0)
+    model = getattr(library, f"build_{name}")().eval()
+    path = tmp_path / f"{name}.onnx"
+    path.write_bytes(export(model, torch.randn(1, 3, 224, 224), "torchscript").SerializeToString())
+    result = run_cli(["check", f"specs/{name}.yaml", "--against", str(path)])
+    assert result.code == 0, result.output

@@ -27,6 +27,11 @@ def family(row: LayerRow) -> tuple[tuple[str, object], ...]:
     )
 
 
+def _no_op(row: LayerRow) -> bool:
+    """Dropout and identity rows: nothing at inference, so an exported graph has no node for them."""
+    return all(s.op.op == "identity" for s in row.stages)
+
+
 def _shape(shape: Sequence[int]) -> str:
     return "x".join(str(s) for s in shape) if shape else "()"
 
@@ -110,11 +115,11 @@ def compare_networks(spec: NetResult, model: NetResult, nodes: dict[str, str], b
         by_name = {row.name: row for row in model.rows}
         pairs = [(row, by_name[row.name]) for row in spec.rows if row.name in by_name]
         for row in spec.rows:
-            if row.name not in by_name:
+            if row.name not in by_name and not _no_op(row):  # exporters drop dropout/identity at inference
                 add(f"layer '{row.name}'", ["in the spec but not in the model"], row.where, row.name, "")
         names = {row.name for row in spec.rows}
         for row in model.rows:
-            if row.name not in names:
+            if row.name not in names and not _no_op(row):
                 add(f"model layer '{row.name}'", [f"in the model{node_of(row)} but not in the spec"], Location(source), row.name, "")
     for spec_row, model_row in pairs:
         label = spec_row.name if spec_row.name == model_row.name else f"{spec_row.name}' / model '{model_row.name}"
