@@ -399,3 +399,24 @@ def test_a_layer_convcalc_refuses_exits_2_naming_the_node(run_cli: Any, tmp_path
     extra = [helper.make_node("MaxPool", ["y"], ["m"], "wide_pad", kernel_shape=[2, 2], pads=[2, 2, 2, 2])]
     path = small(tmp_path, extra=extra)
     assert_bad(run_cli(["import", str(path)]), "cannot evaluate the imported layer", "(ONNX node 'wide_pad')")
+
+
+def test_empty_files_two_inputs_and_nothing_to_import_exit_2(run_cli: Any, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    assert_bad(run_cli(["import", str(empty)]), "not an ONNX model")
+    noise = tmp_path / "noise.onnx"
+    noise.write_bytes(bytes(range(256)) * 4)
+    assert_bad(run_cli(["import", str(noise)]), "not an ONNX model")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "z"], ["y"], "add")],
+        "two",
+        [helper.make_tensor_value_info("x", F, [1, 3, 4, 4]), helper.make_tensor_value_info("z", F, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", F, None)],
+    )
+    two = tmp_path / "two.onnx"
+    two.write_bytes(helper.make_model(graph).SerializeToString())
+    assert_bad(run_cli(["import", str(two)]), "has one input; this model has 2 ('x', 'z')")
+    only_identity = tmp_path / "identity.onnx"
+    only_identity.write_bytes(model([helper.make_node("Identity", ["x"], ["y"], "id")], [], [1, 3, 4, 4], ["y"]).SerializeToString())
+    assert_bad(run_cli(["import", str(only_identity)]), "nothing to import")
