@@ -1,6 +1,8 @@
-"""The network commands: ``net`` (evaluate a spec) and ``check`` (the expectations specs state, for CI).
+"""The network commands: ``net`` (evaluate a spec) and ``check`` (the expectations specs state, for CI;
+``--against MODEL.onnx`` also compares the spec with a model).
 
-Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod:`convcalc.render`.
+Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod:`convcalc.render`,
+the comparison with a model in :mod:`convcalc.interop.compare`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from convcalc.cli.options import DebugOpt, FmtOpt, guarded
+from convcalc.errors import SpecError
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
@@ -27,6 +30,11 @@ NetBatchOpt = Annotated[
         "--batch", "-b", min=1, help="Batch size (default: the spec's): scales MACs and activations.", show_default=False
     ),
 ]
+AgainstOpt = Annotated[
+    Optional[str],
+    typer.Option("--against", metavar="MODEL.onnx", help="Compare the spec with an ONNX model.", show_default=False),
+]
+ByOrderOpt = Annotated[bool, typer.Option("--by-order", help="With --against: match layers by position, not by name.")]
 
 
 @guarded
@@ -51,12 +59,29 @@ def net_command(
 
 
 @guarded
-def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, debug: DebugOpt = False) -> None:
-    """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input."""
+def check_command(
+    specs: SpecsArg,
+    fmt: CheckFmtOpt = CheckFormat.text,
+    against: AgainstOpt = None,
+    by_order: ByOrderOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input.
+
+    With --against MODEL.onnx, also compare the spec with the model layer by layer (by name, or
+    --by-order): type, output shape, params, MACs, receptive field; totals and output shape.
+    """
     from convcalc.network.check import check, check_exit_code
     from convcalc.render.check import render_check
 
-    results = check(specs)
+    if against is None:
+        results = check(specs)
+    elif len(specs) == 1:
+        from convcalc.interop.compare import against as compare_against
+
+        results = [compare_against(specs[0], against, by_order=by_order)]
+    else:
+        raise SpecError(f"--against compares one spec with the model, got {len(specs)} specs.", hint="Pass a single SPEC.")
     typer.echo(render_check(results, fmt))
     code = check_exit_code(results)
     if code:

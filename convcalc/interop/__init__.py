@@ -1,0 +1,1 @@
+"""Interoperability with other tools: ONNX import and spec-vs-model comparison (optional packages imported lazily)."""
