@@ -30,6 +30,7 @@ from convcalc.parse.values import format_shape
 if TYPE_CHECKING:
     from convcalc.engine import LayerResult
     from convcalc.network.result import LayerRow, NetResult
+    from convcalc.report import Costs
 
 
 def _shape_text(shape: str | Sequence[int]) -> str:
@@ -56,19 +57,26 @@ class LayerReport:
         return self.result.output_shape
 
     @property
+    def costs(self) -> Costs:
+        """Parameters once, MACs and the other counts for the whole batch (:class:`convcalc.report.Costs`)."""
+        from convcalc.report import costs
+
+        return costs(self.result.stages, self.batch)
+
+    @property
     def params(self) -> int:
         """Learnable parameters (weights + biases), as ``sum(p.numel() for p in module.parameters())``."""
-        return sum(s.stats.params for s in self.result.stages)
+        return self.costs.params
 
     @property
     def macs(self) -> int:
         """Multiply-accumulates for the whole batch."""
-        return self.batch * sum(s.stats.macs for s in self.result.stages)
+        return self.costs.macs
 
     @property
     def flops(self) -> int:
         """``2 x macs``."""
-        return 2 * self.macs
+        return self.costs.flops
 
     def to_dict(self) -> dict[str, object]:
         """Exactly the JSON of ``convcalc layer TYPE ... --format json``."""
