@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from convcalc.cli.options import DebugOpt, guarded
-from convcalc.errors import SpecError
+from convcalc.cli.options import DebugOpt, guarded, write_file
 
 ModelArg = Annotated[str, typer.Argument(metavar="MODEL.onnx", help="The ONNX model to import.")]
 OutputOpt = Annotated[
@@ -53,12 +51,9 @@ def import_command(
     if output is None:
         typer.echo(imported.text, nl=False)
         return
-    try:
-        Path(output).write_text(imported.text, encoding="utf-8")
-    except OSError as err:
-        raise SpecError(f"cannot write {output!r}: {err.strerror or err}.") from None
+    write_file(imported.text, output)
     totals = imported.result.totals()
-    typer.echo(f"wrote {output}: {totals.layers} layers, params {totals.params:,}, MACs {totals.macs:,}")
+    typer.echo(f"{output}: {totals.layers} layers, params {totals.params:,}, MACs {totals.macs:,}")
 
 
 COMMANDS: dict[str, Callable[..., None]] = {"import": import_command}
