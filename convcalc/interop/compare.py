@@ -11,13 +11,14 @@ JUnit XML) and exit codes apply unchanged: 0 agree, 1 differ, 2 bad input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from convcalc.errors import ConvcalcError, Location
 from convcalc.network.check import CheckResult
 from convcalc.network.evaluate import evaluate_network
+from convcalc.network.library import resolve
 from convcalc.network.result import Expectation, LayerRow, NetResult, NetworkError
-from convcalc.network.spec import load_network
+from convcalc.network.spec import load_network, override
 
 MAX_DIVERGENCES = 20
 """Divergent layers listed before the rest are summed up in one line."""
@@ -63,13 +64,22 @@ def _field(row: LayerRow) -> str:
     return "x".join(rf.fmt(a.size) for a in row.field) if row.field else ""
 
 
-def against(spec_path: str, model: object, *, by_order: bool = False, allow_unknown: bool = False) -> CheckResult:
-    """Check ``spec_path``'s own expectations and compare it with ``model`` (an .onnx path or ModelProto)."""
+def against(
+    spec_path: str,
+    model: object,
+    *,
+    by_order: bool = False,
+    allow_unknown: bool = False,
+    in_shape: str | None = None,
+    values: Mapping[str, object] | None = None,
+) -> CheckResult:
+    """Check ``spec_path``'s own expectations (a file or a library name; ``in_shape``/``values`` as
+    :func:`~convcalc.network.spec.override`) and compare it with ``model`` (an .onnx path or ModelProto)."""
     from convcalc.interop.onnx import import_model
 
     model_name = str(model) if not hasattr(model, "graph") else "<ModelProto>"
     try:
-        spec = load_network(spec_path)
+        spec = override(load_network(resolve(spec_path)[0]), in_shape, values)
     except ConvcalcError as err:
         return CheckResult(spec_path, spec_path, error=err)
     label = f"{spec.name} vs {model_name}"
