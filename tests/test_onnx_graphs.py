@@ -386,6 +386,8 @@ def test_check_against_by_order_for_unnamed_graphs(run_cli: Any, tmp_path: Path)
     by_name = run_cli(["check", str(spec), "--against", str(path)])
     assert by_name.code == 1 and "in the spec but not in the model" in by_name.stdout
     assert run_cli(["check", str(spec), "--against", str(path), "--by-order"]).code == 0
+    resized = run_cli(["check", str(spec), "--against", str(path), "--by-order", "--in", "3x10x10"])  # --in applies to the spec
+    assert resized.code == 1 and "output shape: spec 4x8x8, model 4x6x6" in resized.stdout
     spec.write_text(spec.read_text().replace("kernel_size: 3", "kernel_size: 3, padding: 1"))
     wrong = run_cli(["check", str(spec), "--against", str(path), "--by-order"])
     assert wrong.code == 1
