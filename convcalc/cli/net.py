@@ -12,7 +12,7 @@ from typing import Annotated, Optional, cast
 
 import typer
 
-from convcalc.cli.options import DebugOpt, guarded, write_file
+from convcalc.cli.options import DebugOpt, Mode, ModeOpt, guarded, write_file
 from convcalc.errors import SpecError
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
@@ -75,6 +75,7 @@ def net_command(
     depth: DepthOpt = None,
     batch: NetBatchOpt = None,
     output: OutputOpt = None,
+    mode: ModeOpt = Mode.eval,
     list_library: ListOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -102,7 +103,7 @@ def net_command(
         typer.echo(f"convcalc: {note}", err=True)
     network = override(load_network(path), in_shape, parse_set(list(set_values or [])))
     try:
-        result = evaluate_network(network, batch=batch)
+        result = evaluate_network(network, batch=batch, mode=mode.value)
     except NetworkError as err:
         if err.partial.rows:
             _emit(render_network(err.partial, fmt, depth), output)
@@ -136,6 +137,7 @@ def check_command(
     fmt: CheckFmtOpt = CheckFormat.text,
     against: AgainstOpt = None,
     by_order: ByOrderOpt = False,
+    mode: ModeOpt = Mode.eval,
     debug: DebugOpt = False,
 ) -> None:
     """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input.
@@ -150,11 +152,11 @@ def check_command(
 
     values = parse_set(list(set_values or []))
     if against is None:
-        results = check(specs, in_shape, values)
+        results = check(specs, in_shape, values, mode.value)
     elif len(specs) == 1:
         from convcalc.interop.compare import against as compare_against
 
-        results = [compare_against(specs[0], against, by_order=by_order, in_shape=in_shape, values=values)]
+        results = [compare_against(specs[0], against, by_order=by_order, in_shape=in_shape, values=values, mode=mode.value)]
     else:
         raise SpecError(f"--against compares one spec with the model, got {len(specs)} specs.", hint="Pass a single SPEC.")
     typer.echo(render_check(results, fmt))

@@ -17,7 +17,7 @@ from convcalc.errors import ConvcalcError, Location
 from convcalc.network.check import CheckResult
 from convcalc.network.evaluate import evaluate_network
 from convcalc.network.library import resolve
-from convcalc.network.result import Expectation, LayerRow, NetResult, NetworkError
+from convcalc.network.result import EVAL, Expectation, LayerRow, NetResult, NetworkError
 from convcalc.network.spec import load_network, override
 
 MAX_DIVERGENCES = 20
@@ -72,6 +72,7 @@ def against(
     allow_unknown: bool = False,
     in_shape: str | None = None,
     values: Mapping[str, object] | None = None,
+    mode: str = EVAL,
 ) -> CheckResult:
     """Check ``spec_path``'s own expectations (a file or a library name; ``in_shape``/``values`` as
     :func:`~convcalc.network.spec.override`) and compare it with ``model`` (an .onnx path or ModelProto)."""
@@ -84,7 +85,7 @@ def against(
         return CheckResult(spec_path, spec_path, error=err)
     label = f"{spec.name} vs {model_name}"
     try:
-        result = evaluate_network(spec)
+        result = evaluate_network(spec, mode=mode)
     except NetworkError as err:
         return CheckResult(spec_path, label, tuple(err.partial.expectations), err.cause)
     try:
