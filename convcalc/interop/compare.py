@@ -4,7 +4,9 @@ that ships, layer by layer.
 Rows are matched by name (``by_order``: by position, for graphs without module names) and
 compared on their type (the primitive operations they expand to, so ``depthwise2d`` and a grouped
 ``conv2d`` agree), output shape, parameters, MACs and receptive field (a dilation changes no count); then the totals (params, MACs) and the network's
-output shape. Every comparison is an :class:`~convcalc.network.result.Expectation` of one
+output shape. Layers that do not run in the evaluation mode (``training_only`` auxiliary heads in
+``eval``) have no node in an exported inference graph: they are not compared, nor are their
+parameters in the total. Every comparison is an :class:`~convcalc.network.result.Expectation` of one
 :class:`~convcalc.network.check.CheckResult`, so the ``check`` renderers (text, GitHub annotations,
 JUnit XML) and exit codes apply unchanged: 0 agree, 1 differ, 2 bad input.
 """
@@ -100,6 +102,9 @@ def compare_networks(spec: NetResult, model: NetResult, nodes: dict[str, str], b
     """Layer-by-layer and total comparisons (the first :data:`MAX_DIVERGENCES` divergent layers listed)."""
     source = spec.spec.source
     checks: list[Expectation] = []
+    # an exported inference graph has no node (nor weights) for what does not run in this mode (auxiliary heads)
+    spec_rows = [row for row in spec.rows if spec.runs(row)]
+    absent_params = sum(row.params for row in spec.rows if not spec.runs(row))
     failures = 0
 
     def add(what: str, problems: list[str], where: Location | None, layer: str | None, passed: str) -> None:
@@ -116,19 +121,19 @@ def compare_networks(spec: NetResult, model: NetResult, nodes: dict[str, str], b
         return f" (ONNX node '{node}')" if node else ""
 
     if by_order:
-        pairs = list(zip(spec.rows, model.rows, strict=False))
-        if len(spec.rows) != len(model.rows):
+        pairs = list(zip(spec_rows, model.rows, strict=False))
+        if len(spec_rows) != len(model.rows):
             add(
                 "layer count",
-                [f"spec {len(spec.rows)} layers, model {len(model.rows)}"],
+                [f"spec {len(spec_rows)} layers, model {len(model.rows)}"],
                 Location(source),
                 None,
                 "",
             )
     else:
         by_name = {row.name: row for row in model.rows}
-        pairs = [(row, by_name[row.name]) for row in spec.rows if row.name in by_name]
-        for row in spec.rows:
+        pairs = [(row, by_name[row.name]) for row in spec_rows if row.name in by_name]
+        for row in spec_rows:
             if row.name not in by_name and not _no_op(row):  # exporters drop dropout/identity at inference
                 add(f"layer '{row.name}'", ["in the spec but not in the model"], row.where, row.name, "")
         names = {row.name for row in spec.rows}
@@ -142,9 +147,10 @@ def compare_networks(spec: NetResult, model: NetResult, nodes: dict[str, str], b
             problems[-1] += node_of(model_row)
         add(f"layer '{label}'", problems, spec_row.where, spec_row.name, f"{spec_row.type} {_shape(spec_row.output_shape)} agrees")
     ours, theirs = spec.totals(), model.totals()
-    for key in ("params", "macs"):
-        a, b = getattr(ours, key), getattr(theirs, key)
-        add(f"total {key}", [] if a == b else [f"spec {a:,}, model {b:,}"], spec.spec.where, None, f"{a:,} agree")
+    without = f" (without the {absent_params:,} params of training-only layers, absent from an inference graph)" if absent_params else ""
+    for key, a, b in (("params", ours.params - absent_params, theirs.params), ("macs", ours.macs, theirs.macs)):
+        note = without if key == "params" else ""
+        add(f"total {key}", [] if a == b else [f"spec {a:,}{note}, model {b:,}"], spec.spec.where, None, f"{a:,} agree{note}")
     a_out, b_out = _shape(spec.output_shape), _shape(model.output_shape)
     add("output shape", [] if a_out == b_out else [f"spec {a_out}, model {b_out}"], spec.spec.where, None, f"{a_out} agrees")
     if failures > MAX_DIVERGENCES:
