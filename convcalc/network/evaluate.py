@@ -48,7 +48,7 @@ from convcalc.network.spec import (
     location_of,
     mapping_of,
 )
-from convcalc.parse.layer import parse_layer
+from convcalc.parse.layer import LayerSpec, parse_layer
 from convcalc.parse.located import LineDict, line_of, line_of_item
 from convcalc.parse.values import parse_axes
 from convcalc.primitives.base import Shape, Stage
@@ -646,7 +646,7 @@ class _Evaluator:
         stages, notes = expand(spec, source.shape)
         flat = self.prefix(stages, path, current)
         results = walk(flat, {current: source})
-        return self.record(path, spec.kind, flat, results, notes, where)
+        return self.record(path, spec.kind, flat, results, notes, where, spec)
 
     @staticmethod
     def prefix(stages: Sequence[Stage], path: str, current: str) -> list[Stage]:
@@ -696,7 +696,14 @@ class _Evaluator:
         return self.reasons.get(tensor, NOT_TRACKED)
 
     def record(
-        self, path: str, type_name: str, stages: list[Stage], results: list[StageResult], notes: tuple[str, ...], where: Location
+        self,
+        path: str,
+        type_name: str,
+        stages: list[Stage],
+        results: list[StageResult],
+        notes: tuple[str, ...],
+        where: Location,
+        spec: LayerSpec | None = None,
     ) -> str:
         if len(self.result.rows) >= MAX_LAYERS:
             raise LimitError(f"the network expands to more than {MAX_LAYERS:,} layers.", hint="Lower a repeat count.")
@@ -723,6 +730,7 @@ class _Evaluator:
             where=where,
             stages=tuple(results),
             training_only=training,
+            spec=spec,
         )
         self.result.rows.append(row)
         return out
