@@ -17,7 +17,7 @@ from typing import NamedTuple, cast
 
 from convcalc import rf
 from convcalc.engine import StageResult, Tensor, expand, walk
-from convcalc.errors import ConvcalcError, LimitError, Location, ShapeError, SpecError, did_you_mean
+from convcalc.errors import ConvcalcError, LimitError, Location, ShapeError, SpecError, check_printable, did_you_mean
 from convcalc.kinds import lookup
 from convcalc.kinds.base import Kind, normalise_name
 from convcalc.network.expressions import substitute, with_lines
@@ -34,8 +34,10 @@ from convcalc.network.spec import (
     BLOCK_KEYS,
     ITEM_KEYS,
     LAYER_EXPECT,
+    MAX_CALLS,
     MAX_LAYERS,
     MAX_NESTING,
+    MAX_PASSES,
     MAX_REPEAT,
     MERGES,
     REFS,
@@ -49,7 +51,7 @@ from convcalc.network.spec import (
 )
 from convcalc.parse.layer import parse_layer
 from convcalc.parse.located import LineDict, line_of, line_of_item
-from convcalc.parse.values import parse_axes
+from convcalc.parse.values import check_digits, parse_axes
 from convcalc.primitives.base import Shape, Stage
 from convcalc.report import EXACT, NO_AXES, NOT_TRACKED, field_status, sum_costs
 
@@ -150,6 +152,8 @@ class _Evaluator:
         self.counters: dict[str, int] = {}
         self.pending: list[tuple[str, dict[str, int | None]]] = []
         self.defaults_cache: dict[str, dict[str, object]] = {}
+        self.passes = 0
+        self.calls = 0
 
     def run(self) -> NetResult:
         scope = Scope("", dict(self.spec.variables), INPUT_TENSOR)
@@ -218,6 +222,7 @@ class _Evaluator:
 
     @staticmethod
     def check_name(name: str) -> None:
+        check_printable(name, "the name")
         if not name or "." in name or "/" in name or name in REFS:
             raise SpecError(
                 f"the name '{name}' is not allowed.", hint="Names may not contain '.' or '/' nor be 'input' or 'previous'."
@@ -241,10 +246,21 @@ class _Evaluator:
         """Where an item is written: its own line (mappings), else the line of its list entry."""
         return Location(self.spec.source, line_of(raw) if isinstance(raw, dict) else line)
 
+    def count_pass(self, where: Location) -> None:
+        """Count one item evaluated (repetitions and skipped items too): the work, not only the rows."""
+        self.passes += 1
+        if self.passes > MAX_PASSES:
+            raise LimitError(
+                f"evaluating the network takes more than {MAX_PASSES:,} item passes (repeats or skipped items nested in repeats?).",
+                where=where,
+                hint="Lower the repeat counts; a 'when' that is false still costs a pass.",
+            )
+
     def item(self, raw: object, scope: Scope, current: str, line: int | None = None) -> str:
         where = self.where(raw, line)
         path: str | None = None
         try:
+            self.count_pass(where)
             mapping = self.as_item(raw, where)
             if mapping.get("name") is not None:
                 self.check_name(str(mapping["name"]))
@@ -313,6 +329,7 @@ class _Evaluator:
             item = with_lines(mapping, values)
             if i == 0:
                 item.lines.update({k: line for k in first if (line := line_of(first, k)) is not None})
+            self.count_pass(where)
             iteration = Scope(path, {**scope.variables, "i": i}, current, scope.depth + 1, scope.calls)
             if "when" in item and not substitute(item["when"], self.variables(iteration, current)):
                 continue
@@ -499,6 +516,12 @@ class _Evaluator:
                 )
         self.fill_defaults(template, args, current)
         self.check_depth(scope, template.name)
+        self.calls += 1
+        if self.calls > MAX_CALLS:
+            raise LimitError(
+                f"the network makes more than {MAX_CALLS:,} template calls (a template calling itself more than once?).",
+                hint="A recursive template needs a 'when' that stops it after a few calls.",
+            )
         self.add_block(path, template.name, where)
         inner = scope.child(path, current, {**self.spec.variables, **args}, call=template.name)
         return self.sequence(template.body, inner, current)
@@ -781,6 +804,10 @@ def parse_count(value: object, key: str, where: Location) -> int:
         return value
     text = str(value).replace(",", "").replace("_", "").strip()
     if isinstance(value, str) and text.isdigit():
+        try:
+            check_digits(text, key)
+        except ConvcalcError as err:
+            raise err.with_context(where=where) from None
         return int(text)
     raise SpecError(f"'{key}' must be a whole number >= 0, got {value!r}.", where=where)
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from convcalc.errors import LimitError, SpecError, did_you_mean
-from convcalc.parse.located import LineDict
+from convcalc.parse.located import LineDict, LineList
 
 MAX_EXPRESSION = 200
 """Longest template expression, in characters."""
@@ -138,6 +138,8 @@ def substitute(value: object, variables: Mapping[str, object]) -> object:
     """
     if isinstance(value, str):
         return _substitute_text(value, variables) if "$" in value else value
+    if isinstance(value, (LineDict, LineList)) and not value.dynamic:
+        return value  # nothing to substitute (known when loaded: shared YAML values are not re-walked)
     if isinstance(value, list):
         return [substitute(v, variables) for v in value]
     if isinstance(value, dict):
@@ -153,8 +155,19 @@ def _substitute_text(text: str, variables: Mapping[str, object]) -> object:
     if body.startswith("${") and body.endswith("}"):
         body = body[2:-1]
     expression = _DOLLAR.sub("", body)
-    if "$" in expression or not expression.strip():
-        raise SpecError(f"'{text}' is not a template expression.", hint="Write $name or an expression such as $width * 4.")
+    stray = re.search(r"\$(\S?)", expression)
+    if stray is not None or not expression.strip():
+        what = (
+            f"'$' must be followed by a parameter name, not {stray.group(1)!r}"
+            if stray is not None and stray.group(1)
+            else "'$' must be followed by a parameter name"
+            if stray is not None
+            else "it has nothing after the '$'"
+        )
+        raise SpecError(
+            f"'{text}' is not a template expression: {what}.",
+            hint="Write $name or an expression such as $width * 4 (names start with a letter or _; a number needs no $).",
+        )
     return evaluate_expression(expression, variables)
 
 
