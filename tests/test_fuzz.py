@@ -14,6 +14,7 @@ below as an ``@example``.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -83,7 +84,7 @@ def mutated_specs(draw: st.DrawFn) -> str:
         if op == "drop" and isinstance(parent, dict):
             del parent[last]
         elif op == "replace":
-            parent[last] = draw(st.sampled_from(HOSTILE))
+            parent[last] = copy.deepcopy(draw(st.sampled_from(HOSTILE)))  # HOSTILE itself stays intact
         elif op == "duplicate" and isinstance(parent, list):
             parent.insert(last, parent[last])
         elif op == "repeat" and isinstance(parent[last], dict):
@@ -157,20 +158,29 @@ def lowered_limits() -> Iterator[None]:
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(text=mutated_specs(), fmt=st.sampled_from(FORMATS), command=st.sampled_from(["net", "check"]))
-@example(text="input: 3x8x8\nlayers:\n  - {type: relu, repeat: " + "9" * 5000 + "}\n", fmt="json", command="net")
-@example(text="input: 3x8x8\nlayers:\n  - {type: upsample, scale_factor: 1e-100000000}\n", fmt="table", command="net")
-@example(text="input: 2001-12-14\nlayers: [relu]\n", fmt="json", command="net")
-@example(text="input: 3x8x8\nlayers:\n  - {type: relu, name: \"\\e]0;t\\a\"}\n", fmt="csv", command="net")
+@given(
+    text=mutated_specs(),
+    fmt=st.sampled_from(FORMATS),
+    command=st.sampled_from(["net", "check"]),
+    batch=st.sampled_from([None, "0", "-1", "8", "16777217", "9" * 41, "9" * 4299, "x"]),
+)
+@example(text="input: 3x8x8\nlayers:\n  - {type: relu, repeat: " + "9" * 5000 + "}\n", fmt="json", command="net", batch=None)
+@example(text="input: 3x8x8\nlayers:\n  - {type: upsample, scale_factor: 1e-100000000}\n", fmt="table", command="net", batch=None)
+@example(text="input: 2001-12-14\nlayers: [relu]\n", fmt="json", command="net", batch=None)
+@example(text="input: 3x8x8\nlayers: [relu]\n", fmt="json", command="net", batch="9" * 4299)
+@example(text="input: 3x8x8\nlayers:\n  - {type: relu, name: \"\\e]0;t\\a\"}\n", fmt="csv", command="net", batch=None)
 @example(text="input: 3x8x8\nlayers:\n  - {repeat: 100, layers: [{repeat: 100, layers: [{type: relu, repeat: 100, when: false}]}]}\n",
-         fmt="json", command="net")  # fmt: skip
+         fmt="json", command="net", batch=None)  # fmt: skip
 @example(text="input: 3x8x8\ndefine:\n  t:\n    params: {d: 0}\n    layers:\n      - {type: t, d: $d + 1, when: $d < 30}\n"
-         "      - {type: t, d: $d + 1, when: $d < 30}\nlayers: [t]\n", fmt="json", command="check")  # fmt: skip
-@example(text="a: &a [*a]\n", fmt="json", command="net")
-@example(text="input: 3x8x8\nlayers: [relu]\n? [a]\n: 1\n", fmt="json", command="net")
-def test_mutated_specs_never_crash(run_cli: Any, lowered_limits: None, text: str, fmt: str, command: str) -> None:
+         "      - {type: t, d: $d + 1, when: $d < 30}\nlayers: [t]\n", fmt="json", command="check", batch=None)  # fmt: skip
+@example(text="a: &a [*a]\n", fmt="json", command="net", batch=None)
+@example(text="input: 3x8x8\nlayers: [relu]\n? [a]\n: 1\n", fmt="json", command="net", batch=None)
+def test_mutated_specs_never_crash(
+    run_cli: Any, lowered_limits: None, text: str, fmt: str, command: str, batch: str | None
+) -> None:
     assume(_SPEC_CLOCK.within_budget())
-    args = [command, "-"] + (["--format", fmt] if command == "net" else [])
+    args = [command, "-"] + (["--batch", batch] if batch is not None and command == "net" else [])
+    args += ["--format", fmt] if command == "net" else []
     _check(run_cli, args, input=text)
 
 

@@ -303,3 +303,19 @@ def test_json_output_of_a_limit_error_is_not_written(run_cli, tmp_path: Path) ->
     assert result.code == 2
     if result.stdout.strip():
         json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["net", "specs/resnet18.yaml", "--batch", "9" * 4299],
+        ["compare", "conv2d", "--in", "3x8x8", "-o", "4", "-k", "3", "--batch", "9" * 4299],
+        ["net", "specs/resnet18.yaml", "--batch", "100000000"],
+    ],
+    ids=["net", "compare", "net-over-max-dim"],
+)
+def test_a_huge_batch_flag_is_bad_input(run_cli, args: list[str]) -> None:
+    result = run_cli([a.replace("specs/", f"{REPO}/specs/") for a in args])
+    assert result.code == 2, result.output
+    assert "'batch'" in result.stderr and "internal error" not in result.output
+    assert len(result.stderr) < 300  # the message does not quote thousands of digits

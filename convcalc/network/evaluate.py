@@ -51,7 +51,7 @@ from convcalc.network.spec import (
 )
 from convcalc.parse.layer import parse_layer
 from convcalc.parse.located import LineDict, line_of, line_of_item
-from convcalc.parse.values import check_digits, parse_axes
+from convcalc.parse.values import check_digits, parse_axes, parse_int
 from convcalc.primitives.base import Shape, Stage
 from convcalc.report import EXACT, NO_AXES, NOT_TRACKED, field_status, sum_costs
 
@@ -833,8 +833,9 @@ def evaluate_network(spec: NetworkSpec, *, batch: int | None = None) -> NetResul
     objects (freed by reference counting) and full collections re-traversing the growing heap
     doubled the time of a 10,000-layer network. It is restored afterwards.
     """
+    batch = spec.batch if batch is None else parse_int(batch, "batch")
     with _gc_paused():
-        return _Evaluator(spec, spec.batch if batch is None else batch).run()
+        return _Evaluator(spec, batch).run()
 
 
 @contextlib.contextmanager

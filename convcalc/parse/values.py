@@ -57,6 +57,8 @@ def _int(value: object, field: str, *, minimum: int) -> int:
     if isinstance(value, bool):
         raise SpecError(f"'{field}' must be an integer, got the boolean {value!r}.")
     if isinstance(value, int):
+        if abs(value) >= 10**MAX_DIGITS:  # an int from a flag or a computation: its text is not at hand
+            raise LimitError(f"'{field}' is a number of more than {MAX_DIGITS} digits.", hint="Write a smaller number.")
         number = value
     elif (isinstance(value, float) and value.is_integer()) or (
         isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(?:_\d+)*\s*", value)
