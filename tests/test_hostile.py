@@ -125,13 +125,33 @@ def test_stdin_read_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     class Endless:
         """``yes |``: any read returns what was asked for; an unbounded read() never returns."""
 
-        def read(self, size: int = -1) -> str:
+        def read(self, size: int = -1) -> bytes:
             assert size >= 0, "stdin read without a limit"
-            return "y" * size
+            assert size <= loader.MAX_BYTES + 1, f"read {size} bytes, more than the limit + 1"
+            return b"y" * size
 
-    monkeypatch.setattr(sys, "stdin", Endless())
+    class Stdin:
+        buffer = Endless()
+
+        def read(self, size: int = -1) -> str:
+            raise AssertionError("characters read: the byte limit would not hold for multi-byte text")
+
+    monkeypatch.setattr(sys, "stdin", Stdin())
     with pytest.raises(LimitError, match="larger than"):
         loader.read_stdin()
+
+
+def test_stdin_that_is_not_utf8_is_bad_input() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "convcalc", "net", "-"],
+        input=b"input: \xff\xfe\n",
+        capture_output=True,
+        check=False,
+        timeout=TIMEOUT,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2 and b"<stdin>" in done.stderr and b"Traceback" not in done.stderr, done.stderr
 
 
 # -- numbers whose size hides work --------------------------------------------------------------------
@@ -171,13 +191,15 @@ def test_a_huge_integer_on_the_command_line_is_bad_input(run_cli, args: list[str
         (f"input: 3x8x8\nlayers:\n  - {{type: relu, repeat: {HUGE}}}\n", "repeat", 3),
         (f"input: 3x8x8\nlayers:\n  - {{type: relu, repeat: '{HUGE}'}}\n", "repeat", 3),
         (f"input: 3x8x8\nlayers: [relu]\nexpect: {{params: '{HUGE}'}}\n", "params", 3),
+        (f"input: 3x8x8\nlayers:\n  - {{type: conv2d, out_channels: '${{{'9' * 150}}}', kernel_size: 3}}\n", "", 3),
     ],
-    ids=["field", "repeat", "repeat-string", "expect"],
+    ids=["field", "repeat", "repeat-string", "expect", "expression"],
 )
 def test_a_huge_integer_in_a_spec_is_bad_input(run_cli, tmp_path: Path, text: str, field: str, line: int) -> None:
     result = run_cli(["net", write(tmp_path, text)])
     assert result.code == 2, result.output
-    assert f"spec.yaml:{line}" in result.stderr and f"'{field}'" in result.stderr and "digits" in result.stderr
+    assert f"spec.yaml:{line}" in result.stderr and f"'{field}" in result.stderr
+    assert "digits" in result.stderr or "2^62" in result.stderr
 
 
 def test_check_goes_on_after_a_spec_with_a_huge_integer(run_cli, tmp_path: Path) -> None:

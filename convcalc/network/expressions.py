@@ -61,6 +61,8 @@ def _parse_expression(text: str) -> ast.Expression:
             )
         if isinstance(node, ast.Constant) and (not isinstance(node.value, int) or isinstance(node.value, bool)):
             raise SpecError(f"'{text}' contains the literal {node.value!r}; only integers are allowed.")
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and abs(node.value) > MAX_VALUE:
+            raise LimitError(f"'{text}' contains a number beyond ±2^62.")
     return tree
 
 

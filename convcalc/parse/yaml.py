@@ -206,9 +206,14 @@ def read_stdin() -> str:
     """The text of standard input, read once per stream: ``-`` may be loaded twice in one command
     (``run`` first looks whether a file is a network, then loads it), and a stream reads only once."""
     if not _STDIN or _STDIN[0][0] is not sys.stdin:
-        text = sys.stdin.read(MAX_BYTES + 1)
-        if len(text) > MAX_BYTES:
+        raw = getattr(sys.stdin, "buffer", None)  # bytes: at most the limit + 1 byte, whatever the encoding
+        data = raw.read(MAX_BYTES + 1) if raw is not None else sys.stdin.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
             raise LimitError(f"<stdin> is larger than {MAX_BYTES:,} bytes.")
+        try:
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+        except UnicodeDecodeError as err:
+            raise SpecError(f"cannot read <stdin>: {err}.", hint="Specs are UTF-8 text.") from None
         _STDIN[:] = [(sys.stdin, text)]
     return _STDIN[0][1]
 
