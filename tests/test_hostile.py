@@ -238,13 +238,12 @@ def test_errors_in_input_and_keys_name_the_line(run_cli, tmp_path: Path, text: s
     assert "datetime" not in result.stderr
 
 
-@pytest.mark.parametrize(("expression", "must"), [("$2 * 3", "not '2'"), ("$ * 3", "followed by a parameter name"), ("$", "")])
-def test_a_dollar_without_a_name_says_what_is_wrong(run_cli, tmp_path: Path, expression: str, must: str) -> None:
+@pytest.mark.parametrize("expression", ["$2 * 3", "$ * 3", "$"])
+def test_a_dollar_without_a_name_says_what_is_wrong(run_cli, tmp_path: Path, expression: str) -> None:
     spec = write(tmp_path, f"input: 3x8x8\nlayers:\n  - {{type: conv2d, out_channels: '{expression}', kernel_size: 3}}\n")
     result = run_cli(["net", spec])
     assert result.code == 2, result.output
-    assert "spec.yaml:3" in result.stderr and must in result.stderr
-    assert "'$' must be followed by a parameter name" in result.stderr or "nothing after the '$'" in result.stderr
+    assert "spec.yaml:3" in result.stderr and "'$' must start a name" in result.stderr
 
 
 # -- output hygiene ---------------------------------------------------------------------------------

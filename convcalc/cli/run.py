@@ -53,6 +53,10 @@ MemOpt = Annotated[
 
 def _is_network(target: str) -> bool:
     """A path to a YAML file (or ``-``, standard input) whose top level has ``layers``."""
+    from convcalc.network.library import is_name, library_specs
+
+    if is_name(target) and not Path(target).is_file() and target in library_specs():
+        return True
     if not (target == "-" or target.endswith((".yaml", ".yml")) or Path(target).is_file()):
         return False
     from convcalc.parse.yaml import load_file
@@ -91,7 +95,12 @@ def run_command(
     cfg = Config(1, dtype.value, seed, repeats, warmup, threads, verify, budget)
     show = fmt is Format.table
     if target is not None and spec is None and _is_network(target):
-        report = session.run_network(target, cfg, batch=batch, in_shape=in_shape, show_progress=show)
+        from convcalc.network.library import resolve
+
+        path, note = resolve(target)
+        if note:
+            typer.echo(f"convcalc: {note}", err=True)
+        report = session.run_network(path, cfg, batch=batch, in_shape=in_shape, values=flags, show_progress=show)  # --set: variables
     else:
         request = build_request(
             target, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
