@@ -10,7 +10,7 @@ from typing import Annotated, Optional, cast
 
 import typer
 
-from convcalc.cli.options import DebugOpt, guarded, write_file
+from convcalc.cli.options import DebugOpt, Mode, ModeOpt, guarded, write_file
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
@@ -67,6 +67,7 @@ def net_command(
     depth: DepthOpt = None,
     batch: NetBatchOpt = None,
     output: OutputOpt = None,
+    mode: ModeOpt = Mode.eval,
     list_library: ListOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -94,7 +95,7 @@ def net_command(
         typer.echo(f"convcalc: {note}", err=True)
     network = override(load_network(path), in_shape, parse_set(list(set_values or [])))
     try:
-        result = evaluate_network(network, batch=batch)
+        result = evaluate_network(network, batch=batch, mode=mode.value)
     except NetworkError as err:
         if err.partial.rows:
             _emit(render_network(err.partial, fmt, depth), output)
@@ -126,6 +127,7 @@ def check_command(
     in_shape: NetInOpt = None,
     set_values: NetSetOpt = None,
     fmt: CheckFmtOpt = CheckFormat.text,
+    mode: ModeOpt = Mode.eval,
     debug: DebugOpt = False,
 ) -> None:
     """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input.
@@ -135,7 +137,7 @@ def check_command(
     from convcalc.parse.layer import parse_set
     from convcalc.render.check import render_check
 
-    results = check(specs, in_shape, parse_set(list(set_values or [])))
+    results = check(specs, in_shape, parse_set(list(set_values or [])), mode.value)
     typer.echo(render_check(results, fmt))
     code = check_exit_code(results)
     if code:

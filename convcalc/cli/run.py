@@ -19,6 +19,8 @@ from convcalc.cli.options import (
     FmtOpt,
     InOpt,
     LayoutOpt,
+    Mode,
+    ModeOpt,
     SpecOpt,
     guarded,
     with_layer_flags,
@@ -82,6 +84,7 @@ def run_command(
     verify: VerifyOpt = False,
     max_memory: MemOpt = None,
     fmt: FmtOpt = Format.table,
+    mode: ModeOpt = Mode.eval,
     debug: DebugOpt = False,
 ) -> None:
     """Execute a layer or a network on random tensors with NumPy: confirm every predicted shape,
@@ -100,7 +103,7 @@ def run_command(
         path, note = resolve(target)
         if note:
             typer.echo(f"convcalc: {note}", err=True)
-        report = session.run_network(path, cfg, batch=batch, in_shape=in_shape, values=flags, show_progress=show)  # --set: variables
+        report = session.run_network(path, cfg, batch=batch, in_shape=in_shape, values=flags, show_progress=show, mode=mode.value)  # --set: variables
     else:
         request = build_request(
             target, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None

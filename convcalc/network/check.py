@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from convcalc.errors import ConvcalcError
 from convcalc.network.evaluate import evaluate_network
 from convcalc.network.library import resolve
-from convcalc.network.result import Expectation, NetworkError
+from convcalc.network.result import EVAL, Expectation, NetworkError
 from convcalc.network.spec import load_network, override
 
 
@@ -30,7 +30,9 @@ class CheckResult:
         return "fail" if any(not e.ok for e in self.expectations) else "pass"
 
 
-def check_file(path: str, in_shape: str | None = None, values: Mapping[str, object] | None = None) -> CheckResult:
+def check_file(
+    path: str, in_shape: str | None = None, values: Mapping[str, object] | None = None, mode: str = EVAL
+) -> CheckResult:
     """Evaluate one spec (a file or a library name; ``in_shape``/``values``: see
     :func:`~convcalc.network.spec.override`) and check its expectations; errors are captured, never raised."""
     try:
@@ -38,7 +40,7 @@ def check_file(path: str, in_shape: str | None = None, values: Mapping[str, obje
     except ConvcalcError as err:
         return CheckResult(path, path, error=err)
     try:
-        result = evaluate_network(spec)
+        result = evaluate_network(spec, mode=mode)
     except NetworkError as err:
         return CheckResult(path, spec.name, tuple(err.partial.expectations), err.cause)
     return CheckResult(path, spec.name, tuple(result.expectations))
@@ -56,9 +58,11 @@ def expand_paths(patterns: Sequence[str]) -> Iterator[str]:
                 yield path
 
 
-def check(patterns: Sequence[str], in_shape: str | None = None, values: Mapping[str, object] | None = None) -> list[CheckResult]:
+def check(
+    patterns: Sequence[str], in_shape: str | None = None, values: Mapping[str, object] | None = None, mode: str = EVAL
+) -> list[CheckResult]:
     """Check every spec matched by ``patterns`` (globs and library names allowed)."""
-    return [check_file(path, in_shape, values) for path in expand_paths(patterns)]
+    return [check_file(path, in_shape, values, mode) for path in expand_paths(patterns)]
 
 
 def check_exit_code(results: Sequence[CheckResult]) -> int:
