@@ -44,11 +44,12 @@ MAX_REPEAT = MAX_LAYERS
 """Largest ``repeat`` count (a larger one could never fit in :data:`MAX_LAYERS`)."""
 MAX_NESTING = 32
 """Deepest nesting of blocks and template calls (recursive templates stop here)."""
-MAX_PASSES = 10 * MAX_LAYERS
+MAX_PASSES = 4 * MAX_LAYERS
 """Most items evaluated, repetitions and skipped items (``when`` false) included: loops that
-produce no layer are work too."""
-MAX_CALLS = MAX_LAYERS
-"""Most template calls (a template calling itself twice makes 2^depth calls)."""
+produce no layer are work too (a network of :data:`MAX_LAYERS` layers needs fewer)."""
+MAX_CALLS = MAX_LAYERS // 2
+"""Most template calls (a template calling itself twice makes 2^depth calls); a call costs tens
+of microseconds, so this bounds a hostile spec to seconds and leaves a call per two layers."""
 MAX_INCLUDE_DEPTH = 8
 """Deepest chain of ``include`` (a file including a file including ...)."""
 MAX_INCLUDE_FILES = 64
