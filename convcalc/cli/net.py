@@ -1,16 +1,19 @@
-"""The network commands: ``net`` (evaluate a spec) and ``check`` (the expectations specs state, for CI).
+"""The network commands: ``net`` (evaluate a spec), ``check`` (the expectations specs state, for CI)
+and ``export`` (the spec as PyTorch code).
 
-Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod:`convcalc.render`.
+Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod:`convcalc.render`,
+code generation and the peer counters' conventions in :mod:`convcalc.interop`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Annotated, Optional, cast
 
 import typer
 
-from convcalc.cli.options import DebugOpt, Mode, ModeOpt, guarded, write_file
+from convcalc.cli.options import DebugOpt, Mode, ModeOpt, PeersOpt, guarded, write_file
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
@@ -51,6 +54,15 @@ NetBatchOpt = Annotated[
 ]
 
 
+class ExportTarget(str, Enum):
+    """What ``convcalc export`` writes."""
+
+    pytorch = "pytorch"
+
+
+ToOpt = Annotated[ExportTarget, typer.Option("--to", help="Target framework.")]
+
+
 def _emit(text: str, output: str | None) -> None:
     if output is None:
         typer.echo(text)
@@ -69,13 +81,15 @@ def net_command(
     output: OutputOpt = None,
     mode: ModeOpt = Mode.eval,
     list_library: ListOpt = False,
+    peers: PeersOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
 
     SPEC may name a library spec (a local file of that name wins; a note on standard error says
     which was used). On an error the table (or report) is written up to the failing layer, then
-    the error (exit 2).
+    the error (exit 2). --peers adds each popular counter's total and how it is built (JSON:
+    always in totals.peers).
     """
     from convcalc.errors import SpecError
     from convcalc.network.evaluate import evaluate_network
@@ -85,6 +99,11 @@ def net_command(
     from convcalc.parse.layer import parse_set
     from convcalc.render.network import render_network
 
+    if peers and fmt is Format.html:
+        raise SpecError(
+            "--peers adds a text table, which the html report has no place for.",
+            hint="Use --peers with --format table, markdown or csv, or read totals.peers from --format json.",
+        )
     if list_library:
         _emit(_library_listing(fmt), output)
         return
@@ -100,7 +119,14 @@ def net_command(
         if err.partial.rows:
             _emit(render_network(err.partial, fmt, depth), output)
         raise err.cause from None
-    _emit(render_network(result, fmt, depth), output)
+    text = render_network(result, fmt, depth)
+    if peers and fmt is not Format.json:
+        from convcalc.interop.peers import peer_totals
+        from convcalc.render.peers import render_peers
+
+        totals = peer_totals([(row.type, row.stages) for row in result.rows], result.batch)
+        text += "\n\n" + render_peers(totals, result.batch * result.totals().macs, result.batch)
+    _emit(text, output)
 
 
 def _library_listing(fmt: Format) -> str:
@@ -144,4 +170,32 @@ def check_command(
         raise typer.Exit(code)
 
 
-COMMANDS: dict[str, Callable[..., None]] = {"net": net_command, "check": check_command}
+@guarded
+def export_command(spec: SpecArg, to: ToOpt = ExportTarget.pytorch, output: OutputOpt = None, debug: DebugOpt = False) -> None:
+    """Write the network as code: one standalone PyTorch module (nn.Module class, build(), INPUT_SHAPE).
+
+    Module paths equal the spec's layer paths; a layer type PyTorch cannot express is an error (exit 2).
+    """
+    from convcalc.errors import SpecError
+    from convcalc.interop.torch_export import export_pytorch
+    from convcalc.network.evaluate import evaluate_file
+    from convcalc.network.library import resolve
+    from convcalc.network.result import NetworkError
+
+    if spec is None:
+        raise SpecError("no spec given.", hint="convcalc export SPEC (a file or a library name; 'convcalc net --list' lists them).")
+    path, note = resolve(spec)
+    if note:
+        typer.echo(f"convcalc: {note}", err=True)
+    try:
+        result = evaluate_file(path)
+    except NetworkError as err:
+        raise err.cause from None
+    source = export_pytorch(result)
+    if output is None:
+        typer.echo(source, nl=False)
+    else:
+        write_file(source, output)
+
+
+COMMANDS: dict[str, Callable[..., None]] = {"net": net_command, "check": check_command, "export": export_command}

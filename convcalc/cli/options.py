@@ -144,6 +144,9 @@ class Mode(str, Enum):
 ModeOpt = Annotated[
     Mode, typer.Option("--mode", help="eval: training-only items (aux heads) count params only; train: their work too.")
 ]
+PeersOpt = Annotated[
+    bool, typer.Option("--peers", help="Also print what torchinfo, fvcore, ptflops, thop, torchscan, FlopCounterMode report.")
+]
 DilationOpt = Annotated[Optional[str], typer.Option("--dilation", "-d", help=DILATION.help, show_default=False)]
 OutputPaddingOpt = Annotated[Optional[str], typer.Option("--output-padding", help=OUTPUT_PADDING.help, show_default=False)]
 

@@ -50,7 +50,7 @@ from convcalc.network.spec import (
     location_of,
     mapping_of,
 )
-from convcalc.parse.layer import parse_layer
+from convcalc.parse.layer import LayerSpec, parse_layer
 from convcalc.parse.located import LineDict, line_of, line_of_item
 from convcalc.parse.values import check_digits, parse_axes, parse_int
 from convcalc.primitives.base import Shape, Stage
@@ -669,7 +669,7 @@ class _Evaluator:
         stages, notes = expand(spec, source.shape)
         flat = self.prefix(stages, path, current)
         results = walk(flat, {current: source})
-        return self.record(path, spec.kind, flat, results, notes, where)
+        return self.record(path, spec.kind, flat, results, notes, where, spec)
 
     @staticmethod
     def prefix(stages: Sequence[Stage], path: str, current: str) -> list[Stage]:
@@ -719,7 +719,14 @@ class _Evaluator:
         return self.reasons.get(tensor, NOT_TRACKED)
 
     def record(
-        self, path: str, type_name: str, stages: list[Stage], results: list[StageResult], notes: tuple[str, ...], where: Location
+        self,
+        path: str,
+        type_name: str,
+        stages: list[Stage],
+        results: list[StageResult],
+        notes: tuple[str, ...],
+        where: Location,
+        spec: LayerSpec | None = None,
     ) -> str:
         if len(self.result.rows) >= MAX_LAYERS:
             raise LimitError(f"the network expands to more than {MAX_LAYERS:,} layers.", hint="Lower a repeat count.")
@@ -746,6 +753,7 @@ class _Evaluator:
             where=where,
             stages=tuple(results),
             training_only=training,
+            spec=spec,
         )
         self.result.rows.append(row)
         return out

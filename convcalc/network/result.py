@@ -9,6 +9,7 @@ from convcalc import rf
 from convcalc.engine import StageResult, Tensor
 from convcalc.errors import ConvcalcError, Location
 from convcalc.network.spec import NetworkSpec
+from convcalc.parse.layer import LayerSpec
 from convcalc.primitives.base import Shape, Stage, numel
 from convcalc.report import EXACT, CostFields, Costs, sum_costs
 
@@ -48,6 +49,8 @@ class LayerRow(CostFields):
     training_only: bool = False
     """Part of a ``training_only`` item (an auxiliary head): in eval mode its costs hold its
     params only (:data:`EVAL`)."""
+    spec: LayerSpec | None = None
+    """The resolved layer (every field, defaults included); None for merges and folded blocks."""
 
     @property
     def activations(self) -> int:
