@@ -9,6 +9,7 @@ fraction of peak = that / the machine's measured NumPy matmul peak (:mod:`convca
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
