@@ -23,6 +23,8 @@ from convcalc.cli.options import (
     guarded,
     with_layer_flags,
 )
+from convcalc.errors import SpecError
+from convcalc.parse.values import Layout
 from convcalc.render.table import Format
 
 
@@ -61,6 +63,18 @@ def _is_network(target: str) -> bool:
     return isinstance(data, dict) and "layers" in data
 
 
+def _refuse_layer_flags(target: str, flags: dict[str, object], layout: Layout | None) -> None:
+    """A network run takes every layer from its spec: a layer flag would be silently ignored, so refuse it."""
+    own = {f.name for f in LAYER_FIELDS}
+    given = [f"--{name.replace('_', '-')}" if name in own else f"--set {name}=..." for name in flags]
+    given += ["--layout"] if layout is not None else []
+    if given:
+        raise SpecError(
+            f"{', '.join(given)}: layer flags do not apply to a network run ({target} is a network spec).",
+            hint="Edit the layers in the spec, or run one layer: 'convcalc run TYPE --in CxHxW -o ... -k ...'.",
+        )
+
+
 @guarded
 @with_layer_flags(LAYER_FIELDS, after="in_shape")
 def run_command(
@@ -91,6 +105,7 @@ def run_command(
     cfg = Config(1, dtype.value, seed, repeats, warmup, threads, verify, budget)
     show = fmt is Format.table
     if target is not None and spec is None and _is_network(target):
+        _refuse_layer_flags(target, flags or {}, layout)
         report = session.run_network(target, cfg, batch=batch, in_shape=in_shape, show_progress=show)
     else:
         request = build_request(
