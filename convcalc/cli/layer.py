@@ -18,6 +18,7 @@ from convcalc.cli.options import (
     SpecOpt,
     TypeArg,
     guarded,
+    warn,
     with_layer_flags,
 )
 from convcalc.render.table import Format
@@ -58,6 +59,7 @@ def view_command(view: str) -> Callable[..., None]:
         request = build_request(
             type_name, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
         )
+        warn(request.warnings)
         result = evaluate_layer(request.spec, request.shape)
         table = layer_table(result, view, request.batch, request.layout, explain)
         typer.echo(render(fmt, table, layer_to_dict(result, request.batch)))

@@ -57,6 +57,12 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def warn(messages: Sequence[str]) -> None:
+    """Print each message to stderr as ``warning: ...`` (standard output stays the report)."""
+    for message in dict.fromkeys(messages):
+        sys.stderr.write(f"warning: {message}\n")
+
+
 def guarded(command: Callable[P, None]) -> Callable[P, None]:
     """Decorate a command: a :class:`~convcalc.errors.ConvcalcError` becomes its message and exit
     code, any other exception (a bug) exit 3 with one line; ``--debug`` re-raises both. A command

@@ -21,6 +21,7 @@ from convcalc.cli.options import (
     LayoutOpt,
     SpecOpt,
     guarded,
+    warn,
     with_layer_flags,
 )
 from convcalc.errors import SpecError
@@ -111,6 +112,7 @@ def run_command(
         request = build_request(
             target, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
         )
+        warn(request.warnings)
         report = session.run_layer(request, cfg, show)
     typer.echo(session.render_report(report, fmt.value))
     session.raise_if_failed(report)
