@@ -5,6 +5,7 @@ Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Annotated, Optional
 
@@ -52,12 +53,20 @@ def net_command(
 
 @guarded
 def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, debug: DebugOpt = False) -> None:
-    """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input."""
+    """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input.
+
+    A spec without expectations is reported (a warning). When $GITHUB_STEP_SUMMARY names a file
+    (GitHub Actions), a Markdown summary table is appended to it.
+    """
     from convcalc.network.check import check, check_exit_code
-    from convcalc.render.check import render_check
+    from convcalc.render.check import render_check, render_check_summary
 
     results = check(specs)
     typer.echo(render_check(results, fmt))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as out:
+            out.write(render_check_summary(results))
     code = check_exit_code(results)
     if code:
         raise typer.Exit(code)
