@@ -51,8 +51,16 @@ def net_command(
     typer.echo(render_network(result, fmt, depth))
 
 
+UpdateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--update", help="First write each spec's current totals and output shape as its 'expect' block (the rest of the file kept)."
+    ),
+]
+
+
 @guarded
-def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, debug: DebugOpt = False) -> None:
+def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, update: UpdateOpt = False, debug: DebugOpt = False) -> None:
     """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input.
 
     A spec without expectations is reported (a warning). When $GITHUB_STEP_SUMMARY names a file
@@ -61,6 +69,12 @@ def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, debug: D
     from convcalc.network.check import check, check_exit_code
     from convcalc.render.check import render_check, render_check_summary
 
+    if update:
+        from convcalc.network.check import expand_paths
+        from convcalc.network.update import update_file
+
+        for path in expand_paths(specs):
+            typer.echo(update_file(path), err=fmt is not CheckFormat.text)
     results = check(specs)
     typer.echo(render_check(results, fmt))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
