@@ -248,3 +248,54 @@ def test_check_update_refuses_a_bad_spec_untouched(run_cli, tmp_path: Path) -> N
     assert result.code == 2 and "Traceback" not in result.output
     assert spec.read_text() == text
     assert run_cli(["check", "--update", "-"], input=text).code == 2
+
+
+# -- tables fit the terminal ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["net", str(SPECS / "resnet50.yaml")], ["types"], ["net", str(SPECS / "inception_v3.yaml")]])
+def test_tables_fit_80_columns(run_cli, args: list[str]) -> None:
+    narrow = run_cli(args, columns=80)
+    assert narrow.code == 0, narrow.stderr
+    too_long = [line for line in narrow.stdout.splitlines() if len(line) > 80]
+    assert too_long == []
+    assert "hidden to fit 80 columns" in narrow.stdout
+
+
+def test_narrow_types_keeps_every_word_of_each_summary(run_cli) -> None:
+    from convcalc.kinds.base import all_kinds
+
+    words = run_cli(["types"], columns=80).stdout.split()
+    for kind in all_kinds():
+        assert " ".join(kind.summary.split()) in " ".join(words), kind.name
+
+
+def test_narrow_network_keeps_names_and_totals(run_cli) -> None:
+    narrow = run_cli(["net", str(SPECS / "resnet50.yaml")], columns=80).stdout
+    wide = run_cli(["net", str(SPECS / "resnet50.yaml")]).stdout
+    assert "params: 25,557,032" in narrow  # torchvision ResNet50_Weights num_params
+    wide_names = [line.split()[0] for line in wide.split("\n\n")[0].splitlines()[2:]]
+    narrow_names = [line.split()[0] for line in narrow.split("\n\n")[0].splitlines()[2:] if not line.startswith((" ", "("))]
+    assert narrow_names == wide_names
+
+
+def test_wide_terminals_keep_the_full_table(run_cli) -> None:
+    for args in (["net", str(SPECS / "resnet50.yaml")], ["types"]):
+        assert run_cli(args, columns=1000).stdout == run_cli(args).stdout
+    assert "centre" in run_cli(["net", str(SPECS / "resnet50.yaml")], columns=1000).stdout
+
+
+def test_aligned_drops_in_order_then_folds() -> None:
+    from convcalc.render.table import aligned
+
+    headers = ["a", "b", "c", "long"]
+    rows = [["1", "22", "333", "one two three four five six seven"]]
+    full = aligned(headers, rows)
+    assert max(map(len, full)) == 1 + 2 + 2 + 2 + 3 + 2 + 33
+    no_b = aligned(headers, rows, width=42, drop=(1, 2))
+    assert no_b[0].split() == ["a", "c", "long"] and "hidden to fit 42 columns: b;" in " ".join(no_b[2:])
+    folded = aligned(headers, rows, width=26, drop=(1, 2), fold=3)
+    note = next(i for i, line in enumerate(folded) if line.startswith("(hidden"))
+    body = folded[1:note]
+    assert all(len(line) <= 26 for line in folded)
+    assert " ".join(" ".join(line.split()[1:]) if i == 0 else line.strip() for i, line in enumerate(body)) == rows[0][3]

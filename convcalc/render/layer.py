@@ -122,7 +122,7 @@ def rf_table(result: LayerResult) -> Table:
 
 def types_table(kinds: Sequence[Kind], formulas: bool) -> Table:
     """Every kind with its aliases and fields (and formulas)."""
-    table = Table(["type", "aliases", "fields", "what it is"])
+    table = Table(["type", "aliases", "fields", "what it is"], drop=(1, 2), fold=3)
     for kind in kinds:
         fields = ", ".join(f.name + ("*" if f.required else "") for f in kind.fields)
         table.rows.append([kind.name, ", ".join(kind.aliases), fields, kind.summary])
