@@ -299,3 +299,67 @@ def test_aligned_drops_in_order_then_folds() -> None:
     body = folded[1:note]
     assert all(len(line) <= 26 for line in folded)
     assert " ".join(" ".join(line.split()[1:]) if i == 0 else line.strip() for i, line in enumerate(body)) == rows[0][3]
+
+
+# -- shell completion -------------------------------------------------------------------------------
+
+
+def _complete(words: str, cwd: Path | None = None) -> list[str]:
+    """What bash completion offers for ``words`` (the last word is the one being completed), through
+    typer's completion protocol in a fresh process, as the installed shell hook asks."""
+    import subprocess
+    import sys
+
+    parts = words.split(" ")
+    env = {
+        **os.environ,
+        "_CONVCALC_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(parts) - 1),
+        "PYTHONPATH": str(SPECS.parent),
+    }
+    code = "from convcalc.cli.app import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=cwd or SPECS.parent, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_completion_commands() -> None:
+    assert _complete("convcalc sh") == ["shape"]
+    assert {"net", "check", "run", "types", "compare"} <= set(_complete("convcalc "))
+
+
+def test_completion_type_names() -> None:
+    offered = _complete("convcalc shape sep")
+    assert offered == ["separable1d", "separable2d", "separable3d"]
+    assert "maxpool2d" in _complete("convcalc layer max")
+    assert "depthwise2d" in _complete("convcalc run dep")
+
+
+def test_completion_set_field_names() -> None:
+    assert _complete("convcalc shape conv2d --set ker") == ["kernel_size="]
+    offered = _complete("convcalc shape deformable2d --set off")
+    assert offered == ["offset_groups="]
+    # without a type: every field of every type
+    assert "output_size=" in _complete("convcalc shape --set out")
+
+
+def test_completion_spec_paths(tmp_path: Path) -> None:
+    offered = _complete("convcalc net specs/res")
+    assert offered == ["specs/resnet18.yaml", "specs/resnet50.yaml", "specs/resnext50_32x4d.yaml"]
+    assert "specs/examples/tiny_resnet.yaml" in _complete("convcalc check specs/examples/")
+    assert "specs/vgg16.yaml" in _complete("convcalc run specs/v")
+    (tmp_path / "mine.yaml").write_text(NO_EXPECT)
+    (tmp_path / "notes.txt").write_text("")
+    elsewhere = _complete("convcalc net ", cwd=tmp_path)
+    assert "mine.yaml" in elsewhere and "notes.txt" not in elsewhere
+    assert str(SPECS / "resnet50.yaml") in elsewhere  # the shipped library from any directory
+
+
+def test_install_completion_is_offered(run_cli) -> None:
+    help_text = run_cli(["--help"]).stdout
+    assert "--install-completion" in help_text and "--show-completion" in help_text
+    script = run_cli(["--show-completion", "bash"])
+    assert script.code == 0 and "_CONVCALC_COMPLETE" in script.stdout

@@ -11,12 +11,17 @@ from typing import Annotated, Optional
 
 import typer
 
+from convcalc.cli.complete import spec_paths
 from convcalc.cli.options import DebugOpt, FmtOpt, guarded
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
-SpecArg = Annotated[str, typer.Argument(metavar="SPEC", help="Network spec (YAML); '-' reads standard input.")]
-SpecsArg = Annotated[list[str], typer.Argument(metavar="SPEC...", help="Spec files or globs such as 'specs/*.yaml'.")]
+SpecArg = Annotated[
+    str, typer.Argument(metavar="SPEC", help="Network spec (YAML); '-' reads standard input.", autocompletion=spec_paths)
+]
+SpecsArg = Annotated[
+    list[str], typer.Argument(metavar="SPEC...", help="Spec files or globs such as 'specs/*.yaml'.", autocompletion=spec_paths)
+]
 CheckFmtOpt = Annotated[CheckFormat, typer.Option("--format", "-f", help="text, github (Actions annotations) or junit (XML).")]
 DepthOpt = Annotated[
     Optional[int],

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional, ParamSpec, get_type_hints
 
 import typer
 
+from convcalc.cli import complete
 from convcalc.errors import ConvcalcError
 from convcalc.kinds.base import (
     BIAS,
@@ -92,13 +93,25 @@ def guarded(command: Callable[P, None]) -> Callable[P, None]:
 # -- options shared by several command groups -------------------------------------------------------
 
 TypeArg = Annotated[
-    Optional[str], typer.Argument(metavar="TYPE", help="Layer type, e.g. conv2d (see 'convcalc types').", show_default=False)
+    Optional[str],
+    typer.Argument(
+        metavar="TYPE",
+        help="Layer type, e.g. conv2d (see 'convcalc types').",
+        show_default=False,
+        autocompletion=complete.type_names,
+    ),
 ]
 InOpt = Annotated[
     Optional[str], typer.Option("--in", "-i", help="Input shape, channels first: CxL, CxHxW or CxDxHxW.", show_default=False)
 ]
 SetOpt = Annotated[
-    Optional[list[str]], typer.Option("--set", help="Any other field as name=value (repeatable).", show_default=False)
+    Optional[list[str]],
+    typer.Option(
+        "--set",
+        help="Any other field as name=value (repeatable).",
+        show_default=False,
+        autocompletion=complete.field_assignments,
+    ),
 ]
 BatchOpt = Annotated[
     Optional[int],

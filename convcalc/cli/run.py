@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from convcalc.cli.complete import layer_or_spec
 from convcalc.cli.options import (
     LAYER_FIELDS,
     BatchOpt,
@@ -36,7 +37,12 @@ class DType(str, Enum):
 
 TargetArg = Annotated[
     Optional[str],
-    typer.Argument(metavar="TARGET", help="A layer type (with flags or --spec) or a network spec file.", show_default=False),
+    typer.Argument(
+        metavar="TARGET",
+        help="A layer type (with flags or --spec) or a network spec file.",
+        show_default=False,
+        autocompletion=layer_or_spec,
+    ),
 ]
 DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Floating-point type of the random tensors.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random inputs and weights.")]
