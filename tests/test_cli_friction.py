@@ -363,3 +363,24 @@ def test_install_completion_is_offered(run_cli) -> None:
     assert "--install-completion" in help_text and "--show-completion" in help_text
     script = run_cli(["--show-completion", "bash"])
     assert script.code == 0 and "_CONVCALC_COMPLETE" in script.stdout
+
+
+def test_check_update_edits_values_in_place(run_cli, tmp_path: Path) -> None:
+    spec = tmp_path / "inplace.yaml"
+    head = "input: 3x8x8\nlayers:\n  - {type: conv2d, out_channels: 4, kernel_size: 3}\n"
+    spec.write_text(head + "expect:\n    receptive_field: [3, 3]   # kept\n    params: 7   # from the paper\n    macs: 3_888\n")
+    assert run_cli(["check", "--update", str(spec)]).code == 0
+    # the wrong params replaced with its comment; macs held (3_888 kept as written); the
+    # receptive field kept; the missing output shape added with the block's indentation
+    assert spec.read_text() == head + (
+        "expect:\n    receptive_field: [3, 3]   # kept\n    params: 112   # from the paper\n    macs: 3_888\n"
+        "    output_shape: [4, 6, 6]\n"
+    )
+    assert run_cli(["check", str(spec)]).code == 0
+
+
+def test_check_update_rewrites_a_flow_style_block(run_cli, tmp_path: Path) -> None:
+    spec = tmp_path / "flow.yaml"
+    spec.write_text(NO_EXPECT + "expect: {params: 1}  # one line\n")
+    assert run_cli(["check", "--update", str(spec)]).code == 0
+    assert spec.read_text() == NO_EXPECT + "expect:\n  output_shape: [4, 6, 6]\n  params: 112\n  macs: 3888\n"

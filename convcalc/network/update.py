@@ -9,23 +9,35 @@ order, number spellings) stays as it was.
 from __future__ import annotations
 
 import re
+from collections.abc import Set
 from pathlib import Path
 
 from convcalc.errors import Location, SpecError
 from convcalc.network.result import NetResult, NetworkError
 from convcalc.parse.located import LineDict
 
-UPDATED = ("output_shape", "params", "macs")
-"""The expectations ``--update`` writes (network totals per sample, the output in the spec's layout)."""
+WRITTEN = ("output_shape", "params", "macs")
+"""The expectations ``--update`` always writes (network totals per sample; the output shape in the
+spec's layout). ``flops`` is updated too when the spec states it; other keys (``max_*`` budgets,
+``receptive_field``) are kept as written."""
 
 _EXPECT_KEY = re.compile(r"""^(expect|'expect'|"expect")[ \t]*:""")
+_VALUE_LINE = re.compile(
+    r"^(?P<head>[ \t]+(?P<key>[A-Za-z_]+)[ \t]*:[ \t]*)(?P<value>[^#\r\n]*?)(?P<tail>[ \t]+#[^\r\n]*)?(?P<end>\r?\n)?$"
+)
+"""One ``  key: value  # comment`` line of a block mapping."""
 
 
-def expect_lines(result: NetResult) -> list[str]:
-    """The new ``expect`` block, one text line each."""
+def current_values(result: NetResult) -> dict[str, str]:
+    """The values ``--update`` may write, as YAML text."""
     totals = result.totals()
     shape = result.spec.to_layout(result.output_shape)
-    return ["expect:", f"  output_shape: [{', '.join(map(str, shape))}]", f"  params: {totals.params}", f"  macs: {totals.macs}"]
+    return {
+        "output_shape": f"[{', '.join(map(str, shape))}]",
+        "params": str(totals.params),
+        "macs": str(totals.macs),
+        "flops": str(totals.flops),
+    }
 
 
 def _block_end(lines: list[str], start: int, key_lines: dict[str, int]) -> int:
@@ -38,16 +50,42 @@ def _block_end(lines: list[str], start: int, key_lines: dict[str, int]) -> int:
     return end
 
 
-def updated_text(text: str, data: LineDict, block: list[str], source: str) -> str:
-    """``text`` with its top-level ``expect`` block replaced by ``block`` (appended when absent)."""
+def _edit_block(
+    block: list[str], start: int, expect: object, values: dict[str, str], holding: Set[str], newline: str
+) -> list[str] | None:
+    """``block`` (the lines of ``expect:`` and its entries, the first at file line index ``start``)
+    with the value of each written key that does not hold replaced where it stands (its comment
+    kept; one that holds keeps its spelling, e.g. ``25_557_032``) and the missing ones appended; None when the block is not one ``key: value`` line per such key (flow style,
+    multi-line values): the caller then rewrites the whole block."""
+    if not isinstance(expect, LineDict) or block[0].split(":", 1)[1].split("#", 1)[0].strip():
+        return None
+    out = list(block)
+    indent = "  "
+    for key in [k for k in expect if k in values and k not in holding]:
+        index = expect.lines.get(key, 0) - 1 - start
+        match = _VALUE_LINE.match(out[index]) if 0 < index < len(out) else None
+        if match is None or match["key"] != key or not match["value"].strip():
+            return None
+        out[index] = match["head"] + values[key] + (match["tail"] or "") + (match["end"] or "")
+        indent = out[index][: len(out[index]) - len(out[index].lstrip())]
+    if not out[-1].endswith(("\n", "\r")):
+        out[-1] += newline
+    return out + [f"{indent}{key}: {values[key]}{newline}" for key in WRITTEN if key not in expect]
+
+
+def updated_text(
+    text: str, data: LineDict, values: dict[str, str], source: str, holding: Set[str] = frozenset()
+) -> str:
+    """``text`` with the top-level ``expect`` block updated to ``values`` in place (appended when
+    absent); the expectations in ``holding`` already hold and keep their text."""
     lines = text.splitlines(keepends=True)
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-    new = [line + newline for line in block]
+    fresh = [f"expect:{newline}", *(f"  {key}: {values[key]}{newline}" for key in WRITTEN)]
     if "expect" not in data.lines:
         if lines and not lines[-1].endswith(("\n", "\r")):
             lines[-1] += newline
         separator = [newline] if lines and lines[-1].strip() else []
-        return "".join([*lines, *separator, *new])
+        return "".join([*lines, *separator, *fresh])
     start = data.lines["expect"] - 1
     if not _EXPECT_KEY.match(lines[start]):
         raise SpecError(
@@ -55,7 +93,9 @@ def updated_text(text: str, data: LineDict, block: list[str], source: str) -> st
             where=Location(source, start + 1),
             hint="Write the spec's top level in block style ('expect:' at column 0), or update the numbers by hand.",
         )
-    return "".join([*lines[:start], *new, *lines[_block_end(lines, start, data.lines) :]])
+    end = _block_end(lines, start, data.lines)
+    edited = _edit_block(lines[start:end], start, data["expect"], values, holding, newline)
+    return "".join([*lines[:start], *(fresh if edited is None else edited), *lines[end:]])
 
 
 def update_file(path: str) -> str:
@@ -77,8 +117,8 @@ def update_file(path: str) -> str:
     data = load_text(text, path)
     if not isinstance(data, LineDict):
         raise SpecError(f"{path} is not a mapping at the top level.", where=Location(path, 1))
-    block = expect_lines(result)
-    dropped = [key for key in (spec.expect or {}) if key not in UPDATED]
-    file.write_bytes(updated_text(text, data, block, path).encode("utf-8"))
-    note = f" (replaced: {', '.join(dropped)})" if dropped else ""
-    return f"updated {path}: " + ", ".join(line.strip() for line in block[1:]) + note
+    values = current_values(result)
+    holding = {e.what for e in result.expectations if e.ok}
+    file.write_bytes(updated_text(text, data, values, path, holding).encode("utf-8"))
+    written = [key for key in values if key in WRITTEN or key in (spec.expect or {})]
+    return f"updated {path}: " + ", ".join(f"{key} {values[key]}" for key in written)
