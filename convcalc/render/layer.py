@@ -19,8 +19,9 @@ from convcalc.report import Costs, costs, stage_statuses
 
 
 def rf_summary(field: rf.Field | None, status: str) -> str:
-    """``7x7 /2`` (size per axis, effective stride per axis), or the status of an unknown field."""
-    if field is None:
+    """``7x7 /2`` (size per axis, effective stride per axis), or the status of an unknown field (or of
+    a field without spatial axes: a flat vector)."""
+    if field is None or not field:
         return status
     sizes = "x".join(rf.fmt(a.size) for a in field)
     jumps = "x".join(rf.fmt(a.jump) if a.jump.denominator == 1 else f"({rf.fmt(a.jump)})" for a in field)
