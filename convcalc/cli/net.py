@@ -13,6 +13,7 @@ import typer
 
 from convcalc.cli.complete import spec_paths
 from convcalc.cli.options import DebugOpt, FmtOpt, guarded
+from convcalc.errors import ConvcalcError
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
@@ -79,7 +80,11 @@ def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, update: 
         from convcalc.network.update import update_file
 
         for path in expand_paths(specs):
-            typer.echo(update_file(path), err=fmt is not CheckFormat.text)
+            try:
+                message = update_file(path)
+            except ConvcalcError as err:  # this spec stays as it is; the check below reports it
+                message = f"not updated {path}: {err}"
+            typer.echo(message, err=fmt is not CheckFormat.text)
     results = check(specs)
     typer.echo(render_check(results, fmt))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")

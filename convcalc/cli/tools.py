@@ -124,7 +124,14 @@ def compare_output(types: list[str], flags: Mapping[str, object], shape_text: st
     if shape_text is None:
         raise SpecError("compare needs an input shape.", hint="Add --in CxHxW, e.g. --in 3x7x7.")
     rank = len(parse_axes(shape_text, "input")) - 1
-    kinds = [lookup(name) for name in types or DEFAULT_COMPARE.get(rank, ())]
+    names = types or list(DEFAULT_COMPARE.get(rank, ()))
+    if not names:
+        raise SpecError(
+            f"compare has no standard set of types for the input {shape_text} ({rank} spatial axes).",
+            hint=f"Name the types to compare, or give a shape with 1 to 3 spatial sizes such as --in 3x7x7"
+            f" (standard sets: {', '.join(f'{r}D' for r in sorted(DEFAULT_COMPARE))}).",
+        )
+    kinds = [lookup(name) for name in names]
     unique = list({kind.name: kind for kind in kinds}.values())
     notes = [f"{name} given {count} times: compared once." for name, count in Counter(k.name for k in kinds).items() if count > 1]
     labels = {kind.name: kind.name for kind in unique}
