@@ -31,10 +31,13 @@ sys.exit(code)
 """
 
 
-def run_probe(args: list[str], *flags: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_probe(
+    args: list[str], *flags: str, stdin: str | None = None, watch: tuple[str, ...] = HEAVY
+) -> subprocess.CompletedProcess[str]:
+    """Run the app in a fresh interpreter; its stderr ends with which of the ``watch`` modules were loaded."""
     env = {k: v for k, v in os.environ.items() if k != "CONVCALC_DEBUG"}
     return subprocess.run(
-        [sys.executable, *flags, "-c", PROBE.format(args=args, heavy=HEAVY)],
+        [sys.executable, *flags, "-c", PROBE.format(args=args, heavy=watch)],
         capture_output=True,
         text=True,
         input=stdin,
@@ -74,6 +77,13 @@ def test_importtime_confirms_it():
     assert "convcalc.cli" in modules and "typer" in modules  # the probe sees real imports
     offenders = sorted(m for m in modules if m.split(".")[0] in HEAVY)
     assert offenders == [], offenders
+
+
+def test_pictures_and_the_html_report_stay_off_the_arithmetic_path():
+    watch = ("convcalc.engine", "convcalc.draw", "convcalc.draw.svg", "convcalc.render.html", "convcalc.render.network")
+    proc = run_probe(SHAPE, watch=watch)
+    assert proc.returncode == 0, proc.stderr
+    assert heavy_loaded(proc) == ["convcalc.engine"]  # the probe sees convcalc's own modules
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "csv", "markdown"])

@@ -26,6 +26,7 @@ GROUPS = {
     "types": "tools", "compare": "tools", "solve": "tools", "overlap": "tools",
     "net": "net", "check": "net",
     "run": "run", "peak": "run",
+    "draw": "draw",
 }  # fmt: skip
 """Command name -> the module of :mod:`convcalc.cli` that defines it (in ``--help`` order)."""
 

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from convcalc.cli.complete import spec_paths
-from convcalc.cli.options import DebugOpt, FmtOpt, guarded
+from convcalc.cli.options import DebugOpt, guarded, write_file
 from convcalc.errors import ConvcalcError
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
@@ -28,6 +28,12 @@ DepthOpt = Annotated[
     Optional[int],
     typer.Option("--depth", min=1, help="Fold blocks nested deeper than N levels into one row.", show_default=False),
 ]
+NetFmtOpt = Annotated[
+    Format, typer.Option("--format", "-f", help="Output format (html: a self-contained report, best with -o FILE).")
+]
+OutputOpt = Annotated[
+    Optional[str], typer.Option("--output", "-o", help="Write the output to this file instead of stdout.", show_default=False)
+]
 NetBatchOpt = Annotated[
     Optional[int],
     typer.Option(
@@ -36,13 +42,25 @@ NetBatchOpt = Annotated[
 ]
 
 
+def _emit(text: str, output: str | None) -> None:
+    if output is None:
+        typer.echo(text)
+    else:
+        write_file(text + "\n", output)
+
+
 @guarded
 def net_command(
-    spec: SpecArg, fmt: FmtOpt = Format.table, depth: DepthOpt = None, batch: NetBatchOpt = None, debug: DebugOpt = False
+    spec: SpecArg,
+    fmt: NetFmtOpt = Format.table,
+    depth: DepthOpt = None,
+    batch: NetBatchOpt = None,
+    output: OutputOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
 
-    On an error the table is printed up to the failing layer, then the error (exit 2).
+    On an error the table (or report) is written up to the failing layer, then the error (exit 2).
     """
     from convcalc.network.evaluate import evaluate_file
     from convcalc.network.result import NetworkError
@@ -52,9 +70,9 @@ def net_command(
         result = evaluate_file(spec, batch=batch)
     except NetworkError as err:
         if err.partial.rows:
-            typer.echo(render_network(err.partial, fmt, depth))
+            _emit(render_network(err.partial, fmt, depth), output)
         raise err.cause from None
-    typer.echo(render_network(result, fmt, depth))
+    _emit(render_network(result, fmt, depth), output)
 
 
 UpdateOpt = Annotated[

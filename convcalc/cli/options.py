@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional, ParamSpec, get_type_hints
 import typer
 
 from convcalc.cli import complete
-from convcalc.errors import ConvcalcError
+from convcalc.errors import ConvcalcError, SpecError
 from convcalc.kinds.base import (
     BIAS,
     DEPTH_MULTIPLIER,
@@ -34,7 +34,7 @@ from convcalc.kinds.base import (
 from convcalc.kinds.factorised import VARIANT
 from convcalc.parse.layer import parse_set
 from convcalc.parse.values import Layout
-from convcalc.render.table import Format
+from convcalc.render.table import Format, table_format
 
 P = ParamSpec("P")
 
@@ -62,6 +62,17 @@ def warn(messages: Sequence[str]) -> None:
     """Print each message to stderr as ``warning: ...`` (standard output stays the report)."""
     for message in dict.fromkeys(messages):
         sys.stderr.write(f"warning: {message}\n")
+
+
+def write_file(text: str, path: str) -> None:
+    """Write ``text`` to ``path`` (``-o/--output``) and say so on stderr; an unwritable path is bad
+    input (exit 2), not a crash."""
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as err:
+        raise SpecError(f"cannot write {path}: {err.strerror or err}.", hint="Check the directory exists and is writable.") from None
+    sys.stderr.write(f"wrote {path} ({len(text.encode()):,} bytes)\n")
 
 
 def guarded(command: Callable[P, None]) -> Callable[P, None]:
@@ -123,7 +134,21 @@ LayoutOpt = Annotated[
 SpecOpt = Annotated[
     Optional[str], typer.Option("--spec", help="Single-layer YAML spec ('-' reads stdin); flags override it.", show_default=False)
 ]
-FmtOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+def _table_format(value: Format) -> str:
+    """Refuse a network-only format while parsing, before a command spends any work (exit 2).
+    Returns the raw choice: typer converts what a callback returns to the enum once more."""
+    try:
+        return table_format(value).value
+    except SpecError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
+FmtOpt = Annotated[
+    Format, typer.Option("--format", "-f", callback=_table_format, help="Output format (html: only 'convcalc net').")
+]
+"""The format of a table report; ``net`` takes every :class:`~convcalc.render.table.Format` (its own option)."""
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
 DilationOpt = Annotated[Optional[str], typer.Option("--dilation", "-d", help=DILATION.help, show_default=False)]
 OutputPaddingOpt = Annotated[Optional[str], typer.Option("--output-padding", help=OUTPUT_PADDING.help, show_default=False)]

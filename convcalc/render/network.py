@@ -1,4 +1,4 @@
-"""Render evaluated networks: table, JSON, CSV, Markdown.
+"""Render evaluated networks: table, JSON, CSV, Markdown, and (in :mod:`convcalc.render.html`) HTML.
 
 Numbers stay exact integers everywhere except the compact table cells (``26.7M``). ``batch``
 scales MACs, FLOPs, other operations and activations, never parameters. Tables are aligned here,
@@ -313,11 +313,19 @@ def render_table(result: NetResult, depth: int | None = None) -> str:
     return "\n\n".join("\n".join(fold_lines(section, width, "    ")) for section in sections if section)
 
 
+def render_html(result: NetResult, depth: int | None = None) -> str:
+    """A self-contained HTML report (:func:`convcalc.render.html.render_html`, imported for this format only)."""
+    from convcalc.render import html
+
+    return html.render_html(result, depth)
+
+
 NET_RENDERERS: dict[Format, Callable[[NetResult, int | None], str]] = {
     Format.table: render_table,
     Format.json: render_json,
     Format.csv: render_csv,
     Format.markdown: render_markdown,
+    Format.html: render_html,
 }
 
 

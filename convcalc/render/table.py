@@ -11,17 +11,22 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+from convcalc.errors import SpecError
 from convcalc.parse.values import Layout, format_shape, from_channels_first
 from convcalc.render.units import human
 
 
 class Format(str, Enum):
-    """Output formats of every report (layers, networks, run); ``check`` has its own (:class:`convcalc.render.check.CheckFormat`)."""
+    """Output formats of every report (layers, networks, run); ``check`` has its own (:class:`convcalc.render.check.CheckFormat`).
+
+    ``html`` is a network report only (:mod:`convcalc.render.html`): a table of one layer has no
+    page to fill, so :data:`TABLE_FORMATS` (what :func:`render` takes) leaves it out."""
 
     table = "table"
     json = "json"
     csv = "csv"
     markdown = "markdown"
+    html = "html"
 
 
 Cell = str | int
@@ -179,10 +184,23 @@ def to_json(data: object) -> str:
 
 RENDERERS: dict[Format, Callable[[Table], str]] = {Format.table: text, Format.csv: csv_text, Format.markdown: markdown}
 
+TABLE_FORMATS: tuple[Format, ...] = tuple(f for f in Format if f is Format.json or f in RENDERERS)
+"""The formats of a :class:`Table` report (single layers, tools, run): JSON and the :data:`RENDERERS`."""
+
+
+def table_format(fmt: Format) -> Format:
+    """``fmt`` if a :class:`Table` report has it (:data:`TABLE_FORMATS`); a network-only format is bad input (exit 2)."""
+    if fmt not in TABLE_FORMATS:
+        raise SpecError(
+            f"{fmt.value} is a format of network reports only.",
+            hint=f"Use {', '.join(f.value for f in TABLE_FORMATS)} here, or 'convcalc net SPEC --format {fmt.value} -o FILE'.",
+        )
+    return fmt
+
 
 def render(fmt: Format, table: Table, data: object) -> str:
-    """``data`` for JSON, ``table`` for the others."""
-    return to_json(data) if fmt is Format.json else RENDERERS[fmt](table)
+    """``data`` for JSON, ``table`` for the others (:func:`table_format` refuses the rest)."""
+    return to_json(data) if table_format(fmt) is Format.json else RENDERERS[fmt](table)
 
 
 def shape_text(shape: Sequence[int], layout: str = Layout.channels_first) -> str:
