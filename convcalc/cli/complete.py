@@ -38,7 +38,7 @@ def field_assignments(ctx: Any, incomplete: str) -> list[tuple[str, str]]:
     from convcalc.kinds.base import all_kinds, lookup
 
     params = getattr(ctx, "params", None) or {}
-    given = params.get("type_name") or params.get("target")
+    given = params.get("type_name") or params.get("target") or params.get("what")
     kinds = all_kinds()
     if given:
         with contextlib.suppress(SpecError):  # an unknown type: offer every field
@@ -86,3 +86,9 @@ def spec_paths(incomplete: str) -> list[str]:
 def layer_or_spec(incomplete: str) -> list[str | tuple[str, str]]:
     """``run TARGET``: a layer type or a network spec."""
     return [*type_names(incomplete), *spec_paths(incomplete)]
+
+
+def type_or_rf(incomplete: str) -> list[str | tuple[str, str]]:
+    """``draw TYPE|rf``: a layer type, or ``rf`` (a unit's receptive field in a network)."""
+    rf: list[str | tuple[str, str]] = [("rf", "the receptive field of one unit of a network spec")]
+    return [*(rf if "rf".startswith(incomplete) else []), *type_names(incomplete)]
