@@ -48,7 +48,7 @@ def types_output(name: str | None, formulas: bool, fmt: Format) -> str:
         data: object = [_kind_dict(k) for k in kinds]
         return render(fmt, types_table(kinds, formulas), data)
     kind = lookup(name)
-    table = Table(["field", "aliases", "default", "meaning"], title=f"{kind.name}: {kind.summary}")
+    table = Table(["field", "aliases", "default", "meaning"], title=f"{kind.name}: {kind.summary}", drop=(1,), fold=3)
     for f in kind.fields:
         table.rows.append([f.name, ", ".join(f.aliases), default_text(f.default), f.help])
     table.notes = [

@@ -129,15 +129,16 @@ CHANNELS_LIKE = 4
 def layout_doubt(rank: int | None, shape: Shape, shape_text: object) -> str | None:
     """A warning when a channels-first ``shape`` looks written channels-last: the layer has
     ``rank`` spatial axes, the last size is a typical channel count (<= 4) and every other size is
-    larger (``224x224x3`` is 224 channels of 224x3, which is rarely meant)."""
+    more than twice that (``224x224x3`` is 224 channels of 224x3, which is rarely meant).
+    Not asked when the layout is given (flag or spec)."""
     if rank is None or rank < 1 or len(shape) != rank + 1 or shape[-1] > CHANNELS_LIKE:
         return None
     if min(shape[:-1]) <= CHANNELS_LIKE * 2:
         return None
     moved = "x".join(map(str, (shape[-1], *shape[:-1])))
     return (
-        f"--in {shape_text} reads channels first: {shape[0]} channels of {'x'.join(map(str, shape[1:]))}. "
-        f"If the channels are last, write --in {moved} or add --layout channels_last."
+        f"the input {shape_text} reads channels first: {shape[0]} channels of {'x'.join(map(str, shape[1:]))}. "
+        f"If the channels are last, write {moved} or add --layout channels_last."
     )
 
 
