@@ -128,7 +128,7 @@ def test_compare_never_repeats_a_label(run_cli) -> None:
     assert "compared once" in text
 
 
-@pytest.mark.parametrize("flags", [["-o", "5"], ["-k", "3", "-s", "2"], ["--set", "groups=2"], ["--layout", "channels_last"]])
+@pytest.mark.parametrize("flags", [["-o", "5"], ["-k", "3", "-s", "2"], ["--groups", "2"], ["--layout", "channels_last"]])
 def test_run_refuses_layer_flags_on_a_network(run_cli, flags: list[str]) -> None:
     result = run_cli(["run", str(SPECS / "vgg16.yaml"), *flags])
     assert result.code == 2
@@ -355,7 +355,8 @@ def test_completion_spec_paths(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("")
     elsewhere = _complete("convcalc net ", cwd=tmp_path)
     assert "mine.yaml" in elsewhere and "notes.txt" not in elsewhere
-    assert str(SPECS / "resnet50.yaml") in elsewhere  # the shipped library from any directory
+    assert "resnet50" in elsewhere  # the shipped library by name, from any directory
+    assert _complete("convcalc net resn", cwd=tmp_path) == ["resnet50"]
 
 
 def test_install_completion_is_offered(run_cli) -> None:

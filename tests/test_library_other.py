@@ -694,11 +694,6 @@ def _leading_number(cell: str) -> int:
     return int(found.group().replace(",", ""))
 
 
-NEEDS_ISSUE_9 = {"efficientnet_b0", "mobilenet_v3_large"}
-"""Specs written with expressions convcalc evaluates only once issue 9 lands: until then their rows
-are compared with the specs' ``expect`` totals (which tests/test_library_zoo.py checks against torch)."""
-
-
 def test_library_table_matches_the_specs() -> None:
     """specs/README.md, "Reference library": one row per top-level spec (these networks and the
     ImageNet ones), and its convcalc columns are the specs' totals."""
@@ -710,14 +705,8 @@ def test_library_table_matches_the_specs() -> None:
         name = re.search(r"\(([\w.]+)\.yaml\)", cells[0])
         assert name, line
         names.append(name.group(1))
-        if name.group(1) in NEEDS_ISSUE_9:
-            data, _ = load_file(spec_path(name.group(1)))
-            expect = data["expect"]  # type: ignore[index]
-            params, macs = (int(str(expect[key]).replace("_", "")) for key in ("params", "macs"))
-        else:
-            totals = evaluate(name.group(1)).totals()
-            params, macs = totals.params, totals.macs
-        assert _leading_number(cells[2]) == params, line
-        assert _leading_number(cells[4]) == macs, line
+        totals = evaluate(name.group(1)).totals()
+        assert _leading_number(cells[2]) == totals.params, line
+        assert _leading_number(cells[4]) == totals.macs, line
     assert sorted(names) == sorted(p.stem for p in SPECS.glob("*.yaml"))
     assert set(NAMES) <= set(names)

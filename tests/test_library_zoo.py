@@ -15,10 +15,8 @@ The torch side is ``tests/torch_zoo.py``: ``torch.nn`` builds with torchvision's
     torch leaf names a convcalc row with the same output shape, every row is covered), each
     leaf's ``sum(p.numel())`` and ``FlopCounterMode`` MACs equal to the row's params and MACs.
 
-The specs use expressions issue 9 adds (string literals and comparisons, conditional
-expressions, ``max``, ``make_divisible``, ``${...}`` in names). Until it lands, the tests that
-evaluate a spec that cannot be evaluated yet are marked xfail; densenet121 evaluates today but its
-``denselayer${i + 1}`` names are taken literally, so only its name-by-name test is marked.
+The specs use expressions issue 9 added (string literals and comparisons, conditional
+expressions, ``max``, ``make_divisible``, ``${...}`` in names, skipped items taking no position).
 """
 
 from __future__ import annotations
@@ -45,21 +43,6 @@ PUBLISHED = {
     "mobilenet_v3_large": (5_483_032, "0.217", "0.22"),  # MobileNet_V3_Large_Weights (V1 and V2)
     "densenet121": (7_978_856, "2.834", "2.83"),  # DenseNet121_Weights.IMAGENET1K_V1
 }
-NOT_EVALUABLE = {"efficientnet_b0", "mobilenet_v3_large"}
-"""Specs that convcalc cannot evaluate before issue 9 (expressions it refuses)."""
-NAMES_NEED_ISSUE_9 = {"densenet121"}
-"""Specs that evaluate today with the right totals but not yet with torchvision's names."""
-XFAIL = pytest.mark.xfail(reason="needs issue 9 expressions", strict=False)
-
-
-def spec_cases(*, by_name: bool = False) -> list[object]:
-    """The three names, xfail where the spec cannot be evaluated (or, ``by_name``, not yet named right)."""
-    return [
-        pytest.param(name, marks=[XFAIL] if name in NOT_EVALUABLE or (by_name and name in NAMES_NEED_ISSUE_9) else [], id=name)
-        for name in ZOO
-    ]
-
-
 class TorchFacts(NamedTuple):
     params: int
     macs: int
@@ -134,7 +117,7 @@ def test_spec_expectations_are_the_torch_numbers(name: str) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", spec_cases())
+@pytest.mark.parametrize("name", list(ZOO))
 def test_spec_passes_its_expectations(name: str) -> None:
     result = check_file(spec(name))
     assert result.error is None, f"{name}: {result.error}"
@@ -143,7 +126,7 @@ def test_spec_passes_its_expectations(name: str) -> None:
     assert {"params", "macs", "output_shape"} <= {e.what for e in result.expectations}
 
 
-@pytest.mark.parametrize("name", spec_cases())
+@pytest.mark.parametrize("name", list(ZOO))
 def test_spec_totals_equal_the_torch_build(name: str, run_cli: Callable[..., object]) -> None:
     doc = net_doc(name, run_cli)
     facts = torch_facts(name)
@@ -153,7 +136,7 @@ def test_spec_totals_equal_the_torch_build(name: str, run_cli: Callable[..., obj
     assert _shape(doc["output_shape"]) == (1000,)
 
 
-@pytest.mark.parametrize("name", spec_cases(by_name=True))
+@pytest.mark.parametrize("name", list(ZOO))
 def test_spec_agrees_with_the_torch_build_layer_by_layer(name: str, run_cli: Callable[..., object]) -> None:
     rows = rows_of(net_doc(name, run_cli))
     facts = torch_facts(name)
@@ -167,3 +150,35 @@ def test_spec_agrees_with_the_torch_build_layer_by_layer(name: str, run_cli: Cal
         if (int(by_name[leaf]["params"]), int(by_name[leaf]["macs"])) != (facts.leaf_params[leaf], facts.leaf_macs[leaf])  # type: ignore[call-overload]
     ]
     assert not wrong, "\n".join(wrong[:20])
+
+
+def test_mobilenet_v3_width_multiplier_by_set_equals_the_torch_build(run_cli: Callable[..., object]) -> None:
+    """``--set width_mult=0.75``: every width through torchvision's ``adjust_channels``
+    (``_make_divisible(c * width_mult, 8)``, 0.75 exactly), the squeeze from the adjusted width, the
+    last channel ``adjust_channels(1280)``; the torch build scales the same table."""
+    import json
+    from fractions import Fraction
+
+    import torch
+    from torch import nn
+    from torch_zoo import MOBILENET_V3_BN_EPS, MOBILENET_V3_LARGE, conv_norm_act, inverted_residual_v3, make_divisible
+
+    def adjust(c: int) -> int:
+        return make_divisible(c * Fraction(3, 4), 8)
+
+    table = [(adjust(cin), k, adjust(e), adjust(c), se, act, s) for cin, k, e, c, se, act, s, _ in MOBILENET_V3_LARGE]
+    last_in, last_channel = table[-1][3], adjust(1280)
+    model = nn.Sequential(
+        conv_norm_act(3, table[0][0], 3, 2, activation=nn.Hardswish, eps=MOBILENET_V3_BN_EPS),
+        *(inverted_residual_v3(*row) for row in table),
+        conv_norm_act(last_in, 6 * last_in, 1, activation=nn.Hardswish, eps=MOBILENET_V3_BN_EPS),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6 * last_in, last_channel), nn.Hardswish(), nn.Linear(last_channel, 1000),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    macs, _ = flop_counter_macs(model, INPUT)
+    result = run_cli(["net", "mobilenet_v3_large", "--set", "width_mult=0.75", "--format", "json"])
+    assert result.code == 0, result.output  # type: ignore[attr-defined]
+    doc = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert total(doc, "params") == sum(p.numel() for p in model.parameters())
+    assert total(doc, "macs") == macs
+    assert all(e["skipped"] for e in doc["expectations"])  # stated for width 1.0

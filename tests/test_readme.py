@@ -29,13 +29,7 @@ def console_examples() -> list[tuple[str, str]]:
 
 
 EXAMPLES = console_examples()
-NEEDS_ISSUE_9 = {"convcalc check 'specs/*.yaml' --format github"}
-"""Commands over the whole library, which holds specs written with expressions issue 9 adds
-(specs/efficientnet_b0.yaml, specs/mobilenet_v3_large.yaml): exit 2 until it lands."""
-CASES = [
-    pytest.param(c, e, id=c, marks=[pytest.mark.xfail(reason="needs issue 9 expressions", strict=False)] if c in NEEDS_ISSUE_9 else [])
-    for c, e in EXAMPLES
-]
+CASES = [pytest.param(c, e, id=c) for c, e in EXAMPLES]
 
 
 def test_the_readme_has_examples_and_two_setup_commands() -> None:

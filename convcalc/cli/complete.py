@@ -14,13 +14,6 @@ if TYPE_CHECKING:
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
-def library() -> Path:
-    """The shipped network specs (the repository's ``specs/``), offered wherever a SPEC is completed."""
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[2] / "specs"
-
-
 def type_names(incomplete: str) -> list[tuple[str, str]]:
     """Every layer type whose name starts with ``incomplete`` (case-insensitive), with its summary."""
     from convcalc.kinds.base import all_kinds
@@ -58,9 +51,8 @@ def _shown(path: Path) -> str:
 
 
 def spec_paths(incomplete: str) -> list[str]:
-    """YAML files and directories starting with ``incomplete``, and the shipped specs whose path
-    (relative to the working directory when under it) starts with it; with nothing typed yet, the
-    shipped specs are offered from any directory."""
+    """YAML files and directories starting with ``incomplete``, and the shipped library's specs
+    whose name (``res`` -> ``resnet50``) or path starts with it, from any directory."""
     from pathlib import Path
 
     base = Path(incomplete).expanduser()
@@ -74,12 +66,12 @@ def spec_paths(incomplete: str) -> list[str]:
                 found[text + ("/" if entry.is_dir() else "")] = None
     except OSError:
         pass
-    shipped = library()
-    if shipped.is_dir():
-        for spec in sorted(shipped.glob("*.yaml")):
-            shown = _shown(spec)
-            if shown.startswith(incomplete):
-                found[shown] = None
+    from convcalc.network.library import library_specs
+
+    for name, spec in library_specs().items():  # by name (convcalc net resnet50) and by path
+        for text in (name, _shown(spec)):
+            if text.startswith(incomplete):
+                found[text] = None
     return list(found)
 
 

@@ -7,22 +7,38 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Annotated, Optional
+from typing import Annotated, Optional, cast
 
 import typer
 
 from convcalc.cli.complete import spec_paths
 from convcalc.cli.options import DebugOpt, guarded, write_file
-from convcalc.errors import ConvcalcError
+from convcalc.errors import ConvcalcError, SpecError
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
 SpecArg = Annotated[
-    str, typer.Argument(metavar="SPEC", help="Network spec (YAML); '-' reads standard input.", autocompletion=spec_paths)
+    Optional[str],
+    typer.Argument(
+        metavar="SPEC",
+        help="Network spec (YAML), or a library name such as resnet50; '-' reads standard input.",
+        show_default=False,
+        autocompletion=spec_paths,
+    ),
 ]
 SpecsArg = Annotated[
-    list[str], typer.Argument(metavar="SPEC...", help="Spec files or globs such as 'specs/*.yaml'.", autocompletion=spec_paths)
+    list[str],
+    typer.Argument(metavar="SPEC...", help="Spec files, globs such as 'specs/*.yaml', or library names.", autocompletion=spec_paths),
 ]
+NetInOpt = Annotated[
+    Optional[str],
+    typer.Option("--in", "-i", help="A new input shape (e.g. 3x512x512), in the spec's layout.", show_default=False),
+]
+NetSetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override a top-level variable: name=value (repeatable).", show_default=False),
+]
+ListOpt = Annotated[bool, typer.Option("--list", help="List the reference library: name, input, params, MACs, source.")]
 CheckFmtOpt = Annotated[CheckFormat, typer.Option("--format", "-f", help="text, github (Actions annotations) or junit (XML).")]
 DepthOpt = Annotated[
     Optional[int],
@@ -51,28 +67,64 @@ def _emit(text: str, output: str | None) -> None:
 
 @guarded
 def net_command(
-    spec: SpecArg,
+    spec: SpecArg = None,
+    in_shape: NetInOpt = None,
+    set_values: NetSetOpt = None,
     fmt: NetFmtOpt = Format.table,
     depth: DepthOpt = None,
     batch: NetBatchOpt = None,
     output: OutputOpt = None,
+    list_library: ListOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
 
-    On an error the table (or report) is written up to the failing layer, then the error (exit 2).
+    SPEC may name a library spec (a local file of that name wins; a note on standard error says
+    which was used). On an error the table (or report) is written up to the failing layer, then
+    the error (exit 2).
     """
-    from convcalc.network.evaluate import evaluate_file
+    from convcalc.errors import SpecError
+    from convcalc.network.evaluate import evaluate_network
+    from convcalc.network.library import resolve
     from convcalc.network.result import NetworkError
+    from convcalc.network.spec import load_network, override
+    from convcalc.parse.layer import parse_set
     from convcalc.render.network import render_network
 
+    if list_library:
+        _emit(_library_listing(fmt), output)
+        return
+    if spec is None:
+        raise SpecError("no spec given.", hint="convcalc net SPEC (a file or a library name; 'convcalc net --list' lists them).")
+    path, note = resolve(spec)
+    if note:
+        typer.echo(f"convcalc: {note}", err=True)
+    network = override(load_network(path), in_shape, parse_set(list(set_values or [])))
     try:
-        result = evaluate_file(spec, batch=batch)
+        result = evaluate_network(network, batch=batch)
     except NetworkError as err:
         if err.partial.rows:
             _emit(render_network(err.partial, fmt, depth), output)
         raise err.cause from None
     _emit(render_network(result, fmt, depth), output)
+
+
+def _library_listing(fmt: Format) -> str:
+    """One row per library spec: name, input, params, MACs (evaluated now) and the file."""
+    from convcalc.network.evaluate import evaluate_network
+    from convcalc.network.library import library_specs
+    from convcalc.network.spec import load_network
+    from convcalc.render.table import Cell, Table, render, shape_text
+
+    entries: list[dict[str, object]] = []
+    for name, path in library_specs().items():
+        spec = load_network(str(path))
+        totals = evaluate_network(spec).totals()
+        entries.append(
+            {"name": name, "input": shape_text(spec.input_shape, spec.layout), "params": totals.params, "macs": totals.macs, "source": str(path)}
+        )
+    cells: list[list[Cell]] = [[cast(Cell, v) for v in e.values()] for e in entries]
+    return render(fmt, Table(["name", "input", "params", "macs", "source"], cells, title="convcalc reference library"), entries)
 
 
 UpdateOpt = Annotated[
@@ -84,26 +136,39 @@ UpdateOpt = Annotated[
 
 
 @guarded
-def check_command(specs: SpecsArg, fmt: CheckFmtOpt = CheckFormat.text, update: UpdateOpt = False, debug: DebugOpt = False) -> None:
+def check_command(
+    specs: SpecsArg,
+    in_shape: NetInOpt = None,
+    set_values: NetSetOpt = None,
+    fmt: CheckFmtOpt = CheckFormat.text,
+    update: UpdateOpt = False,
+    debug: DebugOpt = False,
+) -> None:
     """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input.
 
-    A spec without expectations is reported (a warning). When $GITHUB_STEP_SUMMARY names a file
-    (GitHub Actions), a Markdown summary table is appended to it.
-    """
+    With --in or --set, expectations the change makes inapplicable are reported as skipped. A spec
+    without expectations is reported (a warning). When $GITHUB_STEP_SUMMARY names a file (GitHub
+    Actions), a Markdown summary table is appended to it."""
     from convcalc.network.check import check, check_exit_code
+    from convcalc.parse.layer import parse_set
     from convcalc.render.check import render_check, render_check_summary
 
     if update:
         from convcalc.network.check import expand_paths
         from convcalc.network.update import update_file
 
+        if in_shape is not None or set_values:
+            raise SpecError(
+                "--update writes the totals of the spec as it is written; --in and --set would change them.",
+                hint="Drop --in/--set (or edit the spec's input and variables first).",
+            )
         for path in expand_paths(specs):
             try:
                 message = update_file(path)
             except ConvcalcError as err:  # this spec stays as it is; the check below reports it
                 message = f"not updated {path}: {err}"
             typer.echo(message, err=fmt is not CheckFormat.text)
-    results = check(specs)
+    results = check(specs, in_shape, parse_set(list(set_values or [])))
     typer.echo(render_check(results, fmt))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:

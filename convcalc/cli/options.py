@@ -180,6 +180,13 @@ def flag_annotation(field: FieldDef) -> object:
     return Annotated[Optional[str], typer.Option(long, *short, help=help_text, show_default=False)]
 
 
+class LayerFlags(dict[str, object]):
+    """Field name -> raw value, as a command decorated by :func:`with_layer_flags` receives them;
+    ``flagged`` names the ones given by their own flag (``-k 3``) rather than ``--set``."""
+
+    flagged: frozenset[str] = frozenset()
+
+
 def with_layer_flags(fields: Sequence[FieldDef], *, after: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command one option per field (inserted after its parameter ``after``) plus ``--set``;
     the command receives the given ones as ``flags`` (field name -> raw value; ``--set`` pairs included).
@@ -199,7 +206,8 @@ def with_layer_flags(fields: Sequence[FieldDef], *, after: str) -> Callable[[Cal
 
         @functools.wraps(command)
         def with_flags(**kwargs: Any) -> None:
-            flags = {f.name: kwargs.pop(f.name) for f in fields if kwargs.get(f.name) is not None}
+            flags = LayerFlags({f.name: kwargs.pop(f.name) for f in fields if kwargs.get(f.name) is not None})
+            flags.flagged = frozenset(flags)
             kwargs = {k: v for k, v in kwargs.items() if k not in {f.name for f in fields}}
             flags.update(parse_set(list(kwargs.pop("set_fields", None) or [])))
             command(flags=flags, **kwargs)

@@ -5,7 +5,7 @@ Thin typer wrappers over :mod:`convcalc.execute.session`; NumPy is imported only
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -62,6 +62,10 @@ MemOpt = Annotated[
 
 def _is_network(target: str) -> bool:
     """A path to a YAML file (or ``-``, standard input) whose top level has ``layers``."""
+    from convcalc.network.library import is_name, library_specs
+
+    if is_name(target) and not Path(target).is_file() and target in library_specs():
+        return True
     if not (target == "-" or target.endswith((".yaml", ".yml")) or Path(target).is_file()):
         return False
     from convcalc.parse.yaml import load_file
@@ -70,16 +74,18 @@ def _is_network(target: str) -> bool:
     return isinstance(data, dict) and "layers" in data
 
 
-def _refuse_layer_flags(target: str, flags: dict[str, object], layout: Layout | None) -> None:
-    """A network run takes every layer from its spec: a layer flag would be silently ignored, so refuse it."""
-    own = {f.name for f in LAYER_FIELDS}
-    given = [f"--{name.replace('_', '-')}" if name in own else f"--set {name}=..." for name in flags]
-    given += ["--layout"] if layout is not None else []
+def _network_values(target: str, flags: Mapping[str, object], layout: Layout | None) -> dict[str, object]:
+    """The ``--set`` pairs of a network run (the spec's variables); a layer flag (``-o``, ``-k``,
+    ``--layout``, ...) would be silently ignored there, so it is refused."""
+    flagged: frozenset[str] = getattr(flags, "flagged", frozenset())
+    given = [f"--{name.replace('_', '-')}" for name in flags if name in flagged] + (["--layout"] if layout is not None else [])
     if given:
         raise SpecError(
             f"{', '.join(given)}: layer flags do not apply to a network run ({target} is a network spec).",
-            hint="Edit the layers in the spec, or run one layer: 'convcalc run TYPE --in CxHxW -o ... -k ...'.",
+            hint="Change the spec's variables with --set NAME=VALUE, edit its layers, "
+            "or run one layer: 'convcalc run TYPE --in CxHxW -o ... -k ...'.",
         )
+    return {name: value for name, value in flags.items() if name not in flagged}
 
 
 @guarded
@@ -112,8 +118,13 @@ def run_command(
     cfg = Config(1, dtype.value, seed, repeats, warmup, threads, verify, budget)
     show = fmt is Format.table
     if target is not None and spec is None and _is_network(target):
-        _refuse_layer_flags(target, flags or {}, layout)
-        report = session.run_network(target, cfg, batch=batch, in_shape=in_shape, show_progress=show)
+        from convcalc.network.library import resolve
+
+        values = _network_values(target, flags or {}, layout)
+        path, note = resolve(target)
+        if note:
+            typer.echo(f"convcalc: {note}", err=True)
+        report = session.run_network(path, cfg, batch=batch, in_shape=in_shape, values=values, show_progress=show)
     else:
         request = build_request(
             target, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from convcalc.engine import StageResult, evaluate_layer
@@ -19,9 +19,9 @@ from convcalc.errors import CheckFailure, SpecError
 from convcalc.execute.peak import peak_gflops
 from convcalc.execute.runner import Config, RunOutcome, StageRun, median, run_stages
 from convcalc.network.evaluate import INPUT_TENSOR, evaluate_network
-from convcalc.network.spec import load_network
+from convcalc.network.spec import load_network, override
 from convcalc.parse.layer import LayerRequest
-from convcalc.parse.values import format_shape, parse_shape
+from convcalc.parse.values import format_shape
 from convcalc.primitives.base import Shape
 from convcalc.render.table import Format, Table, render
 
@@ -152,12 +152,18 @@ def run_layer(request: LayerRequest, cfg: Config, show_progress: bool) -> Report
     return Report(request.spec.name, cfg, peak_gflops(cfg.threads, cfg.dtype), rows, outcome)
 
 
-def run_network(path: str, cfg: Config, *, batch: int | None, in_shape: str | None, show_progress: bool) -> Report:
-    """Execute a network spec (``in_shape`` overrides its input, e.g. a reduced size for CI;
-    ``batch`` overrides the spec's)."""
-    spec = load_network(path)
-    if in_shape is not None:
-        spec = dataclasses.replace(spec, input_shape=parse_shape(in_shape))
+def run_network(
+    path: str,
+    cfg: Config,
+    *,
+    batch: int | None,
+    in_shape: str | None,
+    show_progress: bool,
+    values: Mapping[str, object] | None = None,
+) -> Report:
+    """Execute a network spec (``in_shape`` overrides its input, e.g. a reduced size for CI,
+    ``values`` its top-level variables: :func:`~convcalc.network.spec.override`; ``batch`` the spec's)."""
+    spec = override(load_network(path), in_shape, values)
     batch = spec.batch if batch is None else batch
     cfg = dataclasses.replace(cfg, batch=batch)
     result = evaluate_network(spec, batch=batch)

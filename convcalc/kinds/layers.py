@@ -47,7 +47,7 @@ from convcalc.primitives.reshape import ChannelSlice, Flatten, chunk_bounds
 
 def _number(value: object, name: str) -> float:
     """Any real number (fields that change no count, such as ``eps``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Fraction)):
         raise SpecError(f"'{name}' must be a number, got {value!r}.")
     try:
         return float(value)
@@ -67,7 +67,7 @@ def _dim(value: object, name: str) -> int:
 
 
 def _ratio(item: object, name: str) -> Fraction:
-    if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+    if isinstance(item, bool) or not isinstance(item, (int, float, str, Fraction)):
         raise SpecError(f"'{name}' must be a positive number, got {item!r}.")
     try:
         value = Fraction(str(item).strip())

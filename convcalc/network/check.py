@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import glob
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from convcalc.errors import ConvcalcError
 from convcalc.network.evaluate import evaluate_network
+from convcalc.network.library import resolve
 from convcalc.network.result import Expectation, NetworkError
-from convcalc.network.spec import load_network
+from convcalc.network.spec import load_network, override
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,12 @@ class CheckResult:
         return self.error is None and not self.expectations
 
 
-def check_file(path: str) -> CheckResult:
-    """Evaluate one spec and check its expectations; errors are captured, never raised."""
+def check_file(path: str, in_shape: str | None = None, values: Mapping[str, object] | None = None) -> CheckResult:
+    """Evaluate one spec (a file or a library name; ``in_shape``/``values``: see
+    :func:`~convcalc.network.spec.override`) and check its expectations; errors are captured, never raised."""
     start = time.perf_counter()
     try:
-        spec = load_network(path)
+        spec = override(load_network(resolve(path)[0]), in_shape, values)
     except ConvcalcError as err:
         return CheckResult(path, path, error=err, seconds=time.perf_counter() - start)
     try:
@@ -64,9 +66,9 @@ def expand_paths(patterns: Sequence[str]) -> Iterator[str]:
                 yield path
 
 
-def check(patterns: Sequence[str]) -> list[CheckResult]:
-    """Check every spec matched by ``patterns`` (globs allowed)."""
-    return [check_file(path) for path in expand_paths(patterns)]
+def check(patterns: Sequence[str], in_shape: str | None = None, values: Mapping[str, object] | None = None) -> list[CheckResult]:
+    """Check every spec matched by ``patterns`` (globs and library names allowed)."""
+    return [check_file(path, in_shape, values) for path in expand_paths(patterns)]
 
 
 def check_exit_code(results: Sequence[CheckResult]) -> int:

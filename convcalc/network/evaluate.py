@@ -103,6 +103,11 @@ def _located(err: ConvcalcError, layer: str | None, where: Location) -> Convcalc
     return err
 
 
+def _computed(name: object) -> bool:
+    """Whether a ``name`` is an expression or holds ``${...}`` (evaluated per item)."""
+    return isinstance(name, str) and "$" in name
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -142,6 +147,8 @@ class _Evaluator:
 
     def __init__(self, spec: NetworkSpec, batch: int) -> None:
         self.spec = spec
+        self.source = spec.source
+        """The file of the items being evaluated (a template's body is in the file defining it)."""
         self.result = NetResult(spec, batch)
         self.tensors: dict[str, Tensor] = {INPUT_TENSOR: Tensor(spec.input_shape, rf.identity_field(len(spec.input_shape) - 1))}
         self.reasons: dict[str, str] = {}
@@ -202,7 +209,7 @@ class _Evaluator:
         """User names of the items (duplicates refused), to tell forward references from unknown ones."""
         names: dict[str, int | None] = {}
         for raw in items:
-            if not isinstance(raw, dict) or raw.get("name") is None:
+            if not isinstance(raw, dict) or raw.get("name") is None or _computed(raw["name"]):
                 continue
             name, line = str(raw["name"]), line_of(raw)
             if name in names:
@@ -210,7 +217,7 @@ class _Evaluator:
                 raise SpecError(
                     f"the name '{name}' is used twice in one block" + (f" (first at line {first})." if first else "."),
                     layer=_join(scope.path, name),
-                    where=Location(self.spec.source, line),
+                    where=Location(self.source, line),
                     hint="Names must be unique among siblings.",
                 )
             names[name] = line
@@ -239,26 +246,45 @@ class _Evaluator:
 
     def where(self, raw: object, line: int | None = None) -> Location:
         """Where an item is written: its own line (mappings), else the line of its list entry."""
-        return Location(self.spec.source, line_of(raw) if isinstance(raw, dict) else line)
+        return Location(self.source, line_of(raw) if isinstance(raw, dict) else line)
 
     def item(self, raw: object, scope: Scope, current: str, line: int | None = None) -> str:
+        """Evaluate one item. An item skipped by ``when`` takes neither a name nor a position."""
         where = self.where(raw, line)
         path: str | None = None
         try:
             mapping = self.as_item(raw, where)
-            if mapping.get("name") is not None:
-                self.check_name(str(mapping["name"]))
-                path = _join(scope.path, str(mapping["name"]))
-                self.counters[scope.path] = self.counters.get(scope.path, 0) + 1
-            elif "repeat" in mapping or "type" in mapping:
-                path = _join(scope.path, self.auto_name(scope.path))
             if "repeat" in mapping:
-                return self.repeat(mapping, cast(str, path), scope, current, where)
+                if _computed(mapping.get("name")):
+                    return self.repeat(mapping, None, scope, current, where)
+                path = self.item_path(mapping, scope, current) or _join(scope.path, self.auto_name(scope.path))
+                return self.repeat(mapping, path, scope, current, where)
             if "when" in mapping and not substitute(mapping["when"], self.variables(scope, current)):
                 return current
+            path = self.item_path(mapping, scope, current)
+            if path is None and "type" in mapping:
+                path = _join(scope.path, self.auto_name(scope.path))
             return self.single(mapping, path, scope, current, where)
         except ConvcalcError as err:
             raise _located(err, path or scope.path or None, where) from None
+
+    def item_path(self, mapping: Mapping[str, object], scope: Scope, current: str) -> str | None:
+        """The path of a named item (``name`` may be computed: ``$t``, ``"denselayer${i + 1}"``);
+        a name takes the place of a position, so the positions after it keep counting."""
+        raw = mapping.get("name")
+        if raw is None:
+            return None
+        value = substitute(raw, self.variables(scope, current)) if _computed(raw) else raw
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise SpecError(
+                f"the name {raw!r} evaluates to {value!r}, not a name.",
+                where=location_of(self.source, mapping, "name"),
+                hint='Names are text: name: "block${i + 1}".',
+            )
+        name = str(value)
+        self.check_name(name)
+        self.counters[scope.path] = self.counters.get(scope.path, 0) + 1
+        return _join(scope.path, name)
 
     @staticmethod
     def check_depth(scope: Scope, opening: str) -> None:
@@ -293,18 +319,23 @@ class _Evaluator:
 
     # -- repeat --------------------------------------------------------------------------------------
 
-    def repeat(self, mapping: Mapping[str, object], path: str, scope: Scope, current: str, where: Location) -> str:
+    def repeat(self, mapping: Mapping[str, object], path: str | None, scope: Scope, current: str, where: Location) -> str:
+        """``repeat: n``: repetitions ``path.0`` ... ``path.n-1``, or, when ``path`` is None (a
+        computed ``name`` such as ``"denselayer${i + 1}"``), each repetition named by its own
+        name directly in the enclosing block (``i`` is visible while the name is evaluated)."""
         variables = self.variables(scope, current)
         self.check_depth(scope, "repeat")
-        at = location_of(self.spec.source, mapping, "repeat")
+        at = location_of(self.source, mapping, "repeat")
         count = parse_count(substitute(mapping["repeat"], variables), "repeat", at)
         if count > MAX_REPEAT or len(self.result.rows) + count > MAX_LAYERS:
             raise LimitError(f"repeat: {count:,} would exceed the limit of {MAX_LAYERS:,} layers.", where=at)
         first = mapping_of(substitute(mapping.get("first") or {}, variables), "'first'", where)
         each = self.each(mapping, count, variables, where)
-        self.claim(path, where)
-        self.result.blocks[path] = BlockInfo(path, f"{self.describe(mapping)} x{count}", where)
-        base = {k: v for k, v in mapping.items() if k not in ("repeat", "first", "each", "name", "expect")}
+        if path is not None:
+            self.claim(path, where)
+            self.result.blocks[path] = BlockInfo(path, f"{self.describe(mapping)} x{count}", where)
+        keep = ("name",) if path is None else ()
+        base = {k: v for k, v in mapping.items() if k not in ("repeat", "first", "each", "name", "expect") or k in keep}
         start = len(self.result.rows)
         for i in range(count):
             values = {**base, **(first if i == 0 else {}), **{k: v[i] for k, v in each.items()}}
@@ -313,15 +344,18 @@ class _Evaluator:
             item = with_lines(mapping, values)
             if i == 0:
                 item.lines.update({k: line for k in first if (line := line_of(first, k)) is not None})
-            iteration = Scope(path, {**scope.variables, "i": i}, current, scope.depth + 1, scope.calls)
+            namespace = scope.path if path is None else path
+            iteration = Scope(namespace, {**scope.variables, "i": i}, current, scope.depth + 1, scope.calls)
             if "when" in item and not substitute(item["when"], self.variables(iteration, current)):
                 continue
             before = len(self.result.rows)
-            current = self.single(item, _join(path, str(i)), iteration, current, where)
+            child = self.item_path(item, iteration, current) if path is None else _join(path, str(i))
+            current = self.single(item, child, iteration, current, where)
             if i == 1 and not each and "when" not in base:
                 self.check_projection(count, len(self.result.rows) - before, at)
-        self.names[path] = current
-        self.check_layer_expect(mapping, path, current, start, where)
+        if path is not None:
+            self.names[path] = current
+        self.check_layer_expect(mapping, path or f"repeat at line {where.line}", current, start, where)
         return current
 
     def check_projection(self, count: int, per: int, at: Location) -> None:
@@ -341,7 +375,7 @@ class _Evaluator:
             if not isinstance(values, list) or len(values) != count:
                 raise SpecError(
                     f"'each: {key}' must be a list of {count} values (one per repetition).",
-                    where=location_of(self.spec.source, each, key),
+                    where=location_of(self.source, each, key),
                 )
             out[key] = values
         return out
@@ -385,7 +419,7 @@ class _Evaluator:
             if key not in allowed:
                 raise SpecError(
                     f"a '{structure}' block has no key '{key}'.{did_you_mean(key, allowed)}",
-                    where=location_of(self.spec.source, mapping, key),
+                    where=location_of(self.source, mapping, key),
                     hint=f"Its keys: {', '.join(allowed)}.",
                 )
         self.check_depth(scope, structure)
@@ -408,17 +442,17 @@ class _Evaluator:
         if isinstance(value, str) and value.startswith("$"):
             value = substitute(value, variables)
         if not isinstance(value, list):
-            raise SpecError(f"'{key}' must be a list of layers.", where=location_of(self.spec.source, mapping, key))
+            raise SpecError(f"'{key}' must be a list of layers.", where=location_of(self.source, mapping, key))
         return value
 
     def merge_kind(self, mapping: Mapping[str, object], default: str | None, variables: Mapping[str, object]) -> str:
         value = mapping.get("merge", default)
         if value is None:
-            raise SpecError("branches need 'merge: add', 'concat' or 'multiply'.", where=location_of(self.spec.source, mapping))
+            raise SpecError("branches need 'merge: add', 'concat' or 'multiply'.", where=location_of(self.source, mapping))
         merge = normalise_name(str(substitute(value, variables)))
         if merge not in MERGES:
             raise SpecError(
-                f"'merge' must be add, concat or multiply, got {value!r}.", where=location_of(self.spec.source, mapping, "merge")
+                f"'merge' must be add, concat or multiply, got {value!r}.", where=location_of(self.source, mapping, "merge")
             )
         return merge
 
@@ -465,14 +499,14 @@ class _Evaluator:
             return out
         elif isinstance(shortcut, list):
             other = self.sub_sequence(
-                shortcut, "shortcut", "shortcut", inner, current, location_of(self.spec.source, mapping, "shortcut")
+                shortcut, "shortcut", "shortcut", inner, current, location_of(self.source, mapping, "shortcut")
             )
         elif isinstance(shortcut, Mapping):
             other = self.item(shortcut, inner, current)
         else:
             raise SpecError(
                 f"'shortcut' must be identity/true, none/false, a list of layers or one item, got {shortcut!r}.",
-                where=location_of(self.spec.source, mapping, "shortcut"),
+                where=location_of(self.source, mapping, "shortcut"),
             )
         return self.merge_stage(merge, _join(inner.path, self.auto_name(inner.path, merge)), [out, other], where)
 
@@ -486,7 +520,7 @@ class _Evaluator:
             if key not in template.params:
                 raise SpecError(
                     f"template '{template.name}' has no parameter '{key}'.{did_you_mean(key, list(template.params))}",
-                    where=location_of(self.spec.source, mapping, key),
+                    where=location_of(self.source, mapping, key),
                     hint=f"Its parameters: {', '.join(template.params) or 'none'} (defined at {template.where}).",
                 )
             args[key] = substitute(value, variables)
@@ -501,7 +535,11 @@ class _Evaluator:
         self.check_depth(scope, template.name)
         self.add_block(path, template.name, where)
         inner = scope.child(path, current, {**self.spec.variables, **args}, call=template.name)
-        return self.sequence(template.body, inner, current)
+        caller, self.source = self.source, template.where.file
+        try:
+            return self.sequence(template.body, inner, current)
+        finally:
+            self.source = caller
 
     def fill_defaults(self, template: Template, args: dict[str, object], current: str) -> None:
         """Add the defaults of the parameters missing from ``args``, evaluated like arguments.
@@ -525,7 +563,7 @@ class _Evaluator:
                 except ConvcalcError as err:
                     raise type(err)(
                         f"the default of parameter '{key}' of template '{template.name}' ({default!r}): {err.message}",
-                        where=location_of(self.spec.source, template.params, key),
+                        where=location_of(template.where.file, template.params, key),
                         hint=err.hint,
                     ) from None
             known[key] = args[key]
@@ -607,7 +645,7 @@ class _Evaluator:
             if key not in ("type", "inputs", *ITEM_KEYS):
                 raise SpecError(
                     f"a {type_name} merge has no field '{key}'.",
-                    where=location_of(self.spec.source, mapping, key),
+                    where=location_of(self.source, mapping, key),
                     hint="It takes 'inputs'.",
                 )
         refs = substitute(mapping.get("inputs"), variables)
@@ -685,7 +723,7 @@ class _Evaluator:
         if expect is None:
             return
         expect = mapping_of(expect, "'expect'", where)
-        check_keys(expect, LAYER_EXPECT, f"the 'expect' of layer '{path}'", self.spec.source)
+        check_keys(expect, LAYER_EXPECT, f"the 'expect' of layer '{path}'", self.source)
         rows = self.result.rows[start:]
         actual: dict[str, object] = {
             "shape": self.spec.to_layout(self.tensors[out].shape),
@@ -693,12 +731,15 @@ class _Evaluator:
             "macs": sum(r.macs for r in rows),
         }
         for key, wanted in expect.items():
-            at = location_of(self.spec.source, expect, key)
+            at = location_of(self.source, expect, key)
             self.result.expectations.append(self.compare(f"layer '{path}' {key}", key, wanted, actual[key], at, path))
 
     def compare(
         self, what: str, key: str, wanted: object, actual: object, where: Location, layer: str | None = None
     ) -> Expectation:
+        if key in self.spec.skipped:
+            message = f"{what}: skipped, the spec states it for its own input and variables (not {self.spec.overridden})"
+            return Expectation(what, True, message, where, layer, skipped=True)
         if key.endswith("shape"):
             try:
                 target: object = tuple(parse_axes(wanted, key))
@@ -740,7 +781,7 @@ class _Evaluator:
             "receptive_field": sizes,
         }
         for key, wanted in expect.items():
-            at = location_of(self.spec.source, expect, key)
+            at = location_of(self.source, expect, key)
             self.result.expectations.append(self.compare(key, key, wanted, actual[key], at))
 
 

@@ -68,6 +68,8 @@ class Expectation:
     message: str
     where: Location | None
     layer: str | None = None
+    skipped: bool = False
+    """Not checked: the spec's number is for its own input or variables (``--in``/``--set`` changed them)."""
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,10 @@ class NetResult:
     @property
     def failed(self) -> list[Expectation]:
         return [e for e in self.expectations if not e.ok]
+
+    @property
+    def skipped(self) -> list[Expectation]:
+        return [e for e in self.expectations if e.skipped]
 
 
 class NetworkError(ConvcalcError):

@@ -25,15 +25,16 @@ A network is a sequence of items::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import cast
 
-from convcalc.errors import Location, SpecError, did_you_mean
+from convcalc.errors import ConvcalcError, LimitError, Location, SpecError, did_you_mean
 from convcalc.kinds import all_kinds, lookup
 from convcalc.network.expressions import NAME_PATTERN
 from convcalc.parse.located import line_of, type_name
 from convcalc.parse.values import LAYOUTS, from_channels_first, parse_axes, parse_int, to_channels_first
-from convcalc.parse.yaml import load_file
+from convcalc.parse.yaml import load_file, load_text
 from convcalc.primitives.base import Shape
 from convcalc.primitives.merge import Add, Concat, Multiply
 
@@ -43,6 +44,10 @@ MAX_REPEAT = MAX_LAYERS
 """Largest ``repeat`` count (a larger one could never fit in :data:`MAX_LAYERS`)."""
 MAX_NESTING = 32
 """Deepest nesting of blocks and template calls (recursive templates stop here)."""
+MAX_INCLUDE_DEPTH = 8
+"""Deepest chain of ``include`` (a file including a file including ...)."""
+MAX_INCLUDE_FILES = 64
+"""Most distinct files one spec may include, directly or not."""
 
 
 MERGES: dict[str, type[Add] | type[Concat] | type[Multiply]] = {"add": Add, "concat": Concat, "multiply": Multiply}
@@ -50,7 +55,7 @@ BLOCK_KEYS = ("layers", "branches", "residual")
 ITEM_KEYS = ("name", "input", "repeat", "first", "each", "when", "expect")
 """Keys every item may carry; a layer's other keys are its fields, a template call's its arguments."""
 BLOCK_EXTRA = {"layers": (), "branches": ("merge",), "residual": ("shortcut", "merge")}
-TOP_KEYS = ("name", "description", "input", "defaults", "variables", "define", "layers", "expect")
+TOP_KEYS = ("name", "description", "include", "input", "defaults", "variables", "define", "layers", "expect")
 REFS = ("previous", "input")
 LAYER_EXPECT = ("shape", "params", "macs")
 NET_EXPECT = ("output_shape", "params", "macs", "flops", "max_params", "max_macs", "max_flops", "receptive_field")
@@ -85,6 +90,10 @@ class NetworkSpec:
     kind_defaults: Mapping[str, Mapping[str, object]]
     expect: Mapping[str, object] | None
     where: Location
+    skipped: frozenset[str] = frozenset()
+    """``expect`` keys that no longer apply after :func:`override` (reported as skipped)."""
+    overridden: str = ""
+    """What :func:`override` changed, for the skipped expectations' message."""
 
     def to_layout(self, shape: Sequence[int]) -> Shape:
         """Channels first -> the spec's layout."""
@@ -213,7 +222,9 @@ def parse_network(data: object, source: str) -> NetworkSpec:
     if not isinstance(layers, list) or not layers:
         raise SpecError("'layers' must be a non-empty list.", where=location_of(source, top, "layers"))
     shape, layout, batch = parse_input(top["input"], source, location_of(source, top, "input"))
-    variables = dict(mapping_of(top.get("variables") or {}, "'variables'", where))
+    templates: dict[str, Template] = {}
+    variables: dict[str, object] = {}
+    _gather(top, source, _Includes(), templates, variables)
     flat, per_kind = _parse_defaults(top.get("defaults") or {}, source, location_of(source, top, "defaults"))
     expect = top.get("expect")
     if expect is not None:
@@ -225,13 +236,124 @@ def parse_network(data: object, source: str) -> NetworkSpec:
         layout=layout,
         batch=batch,
         layers=layers,
-        templates=_parse_templates(top.get("define") or {}, source, location_of(source, top, "define")),
+        templates=templates,
         variables=variables,
         defaults=flat,
         kind_defaults=per_kind,
         expect=cast("Mapping[str, object] | None", expect),
         where=where,
     )
+
+
+@dataclass
+class _Includes:
+    """What :func:`_gather` has seen: the chain of files being read (cycles), every file read
+    (a file included twice by different routes is read once), where each name was defined."""
+
+    chain: tuple[str, ...] = ()
+    seen: set[str] = field(default_factory=set)
+    origin: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def _gather(top: Mapping[str, object], source: str, state: _Includes, templates: dict[str, Template], variables: dict[str, object]) -> None:
+    """``include: [a.yaml, ...]``: the included files' ``define`` and ``variables`` first (depth
+    first, paths relative to the including file), then this file's. A name defined in two files
+    is an error naming both; cycles and chains deeper than :data:`MAX_INCLUDE_DEPTH` are refused."""
+    here = location_of(source, top, "include")
+    entries = top.get("include") or []
+    if isinstance(entries, str):
+        entries = [entries]
+    if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):
+        raise SpecError("'include' must be a list of spec file paths.", where=here, hint="Example: include: [include/backbone.yaml].")
+    me = _identity(source)
+    chain = (*state.chain, me)
+    for entry in cast(list[str], entries):
+        path = (Path(source).parent if Path(source).is_file() else Path.cwd()) / entry
+        key = _identity(str(path))
+        if key in chain:
+            cycle = " -> ".join(Path(c).name for c in (*chain[chain.index(key):], key))
+            raise SpecError(f"'include' makes a cycle: {cycle}.", where=here, hint="Move the shared definitions into a third file.")
+        if len(chain) > MAX_INCLUDE_DEPTH:
+            raise LimitError(f"'include' nests deeper than {MAX_INCLUDE_DEPTH} files.", where=here)
+        if key in state.seen:
+            continue
+        state.seen.add(key)
+        if len(state.seen) > MAX_INCLUDE_FILES:
+            raise LimitError(f"the spec includes more than {MAX_INCLUDE_FILES} files.", where=here)
+        try:
+            data, included = load_file(str(path))
+        except ConvcalcError as err:
+            raise err.with_context(where=here) from None
+        inner = mapping_of(data, "an included spec", Location(included, 1))
+        check_keys(inner, TOP_KEYS, "an included spec", included)
+        _gather(inner, included, _Includes(chain, state.seen, state.origin), templates, variables)
+    where = location_of(source, top)
+    for name, template in _parse_templates(top.get("define") or {}, source, location_of(source, top, "define")).items():
+        _claim(state, "template", name, source, template.where)
+        templates[name] = template
+    for name, value in mapping_of(top.get("variables") or {}, "'variables'", where).items():
+        _claim(state, "variable", name, source, location_of(source, top.get("variables"), name))
+        variables[name] = value
+
+
+def _identity(source: str) -> str:
+    """A file's identity for cycle checks (its resolved path; ``<stdin>`` as is)."""
+    path = Path(source)
+    return str(path.resolve()) if path.is_file() else source
+
+
+def _claim(state: _Includes, what: str, name: str, source: str, where: Location) -> None:
+    first = state.origin.setdefault((what, name), source)
+    if first != source:
+        raise SpecError(
+            f"the {what} '{name}' is defined both in {first} and in {source}.",
+            where=where,
+            hint="Rename one of them (names brought in by 'include' share one namespace).",
+        )
+
+
+INPUT_DEPENDENT = frozenset({"shape", "output_shape", "macs", "flops", "max_macs", "max_flops", "receptive_field"})
+"""Expectations that change with the input's spatial size (params do not)."""
+
+
+def override(spec: NetworkSpec, in_shape: str | None = None, values: Mapping[str, object] | None = None) -> NetworkSpec:
+    """``--in SHAPE`` (a new input, in the spec's layout) and ``--set name=value`` (a new value of a
+    top-level variable, read as a YAML scalar: ``8``, ``0.75``, ``true``, ``relu``).
+
+    Expectations that no longer apply are marked skipped: those that depend on the spatial size
+    when only that changed; all of them when the channels, the rank or a variable changed.
+    """
+    changes: list[str] = []
+    everything = False
+    shape = spec.input_shape
+    if in_shape is not None:
+        shape = to_channels_first(parse_axes(in_shape, "--in"), spec.layout)
+        if len(shape) != len(spec.input_shape):
+            raise SpecError(
+                f"--in {in_shape} has {len(shape)} sizes; the spec's input {'x'.join(map(str, spec.input_shape))} has {len(spec.input_shape)}.",
+                hint="Give a shape of the same rank (channels first unless the spec says channels_last).",
+            )
+        if shape != spec.input_shape:
+            changes.append(f"--in {in_shape}")
+            everything = shape[0] != spec.input_shape[0]
+    variables = dict(spec.variables)
+    for name, raw in (values or {}).items():
+        text = str(raw)
+        if name not in variables:
+            known = ", ".join(sorted(variables)) or "none"
+            raise SpecError(
+                f"--set {name}: the spec has no top-level variable '{name}'.{did_you_mean(name, list(variables))}",
+                hint=f"Its variables: {known}.",
+            )
+        value = load_text(text, "--set") if text.strip() else text
+        if value != variables[name]:
+            variables[name] = value
+            changes.append(f"--set {name}={text}")
+            everything = True
+    if not changes:
+        return spec
+    expect = {*NET_EXPECT, *LAYER_EXPECT} if everything else INPUT_DEPENDENT
+    return replace(spec, input_shape=shape, variables=variables, skipped=frozenset(expect), overridden=", ".join(changes))
 
 
 def load_network(path: str) -> NetworkSpec:

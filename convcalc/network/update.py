@@ -102,11 +102,13 @@ def update_file(path: str) -> str:
     """Evaluate the spec at ``path`` and write its totals as its ``expect`` block; returns a line
     saying what was written. Bad input (or a spec that does not evaluate) raises, the file untouched."""
     from convcalc.network.evaluate import evaluate_network
+    from convcalc.network.library import resolve
     from convcalc.network.spec import load_network
     from convcalc.parse.yaml import load_text
 
     if path == "-":
         raise SpecError("--update needs a spec file, not standard input.", hint="Name the file: convcalc check --update FILE.")
+    path = resolve(path)[0]  # a library name updates its file
     spec = load_network(path)
     try:
         result = evaluate_network(spec)

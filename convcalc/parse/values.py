@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from fractions import Fraction
 from typing import Union
 
 from convcalc.errors import LimitError, SpecError
@@ -34,6 +35,13 @@ def _int(value: object, field: str, *, minimum: int) -> int:
         raise SpecError(f"'{field}' must be an integer, got the boolean {value!r}.")
     if isinstance(value, int):
         number = value
+    elif isinstance(value, Fraction):  # an expression's exact result (``${c * 0.75}``)
+        if value.denominator != 1:
+            raise SpecError(
+                f"'{field}' must be an integer, but its expression gives {value.numerator}/{value.denominator}.",
+                hint="Sizes must end as whole numbers: round with // or make_divisible(v, 8).",
+            )
+        number = value.numerator
     elif (isinstance(value, float) and value.is_integer()) or (
         isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(?:_\d+)*\s*", value)
     ):

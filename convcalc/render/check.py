@@ -46,8 +46,10 @@ def render_check_text(results: Sequence[CheckResult]) -> str:
         if r.unchecked:
             out.append(f"WARN  {label}: {NO_EXPECTATIONS.format(file=r.file)}")
             continue
+        skipped = sum(1 for e in r.expectations if e.skipped)
         if r.status == "pass":
-            out.append(f"PASS  {label}: {len(r.expectations)} expectation(s) hold")
+            more = f", {skipped} skipped (they state the spec's own input and variables)" if skipped else ""
+            out.append(f"PASS  {label}: {len(r.expectations) - skipped} expectation(s) hold{more}")
             continue
         out.append(f"{r.status.upper():5} {label}")
         out += [f"  {_line(e.where)}: {e.message}" for e in r.expectations if not e.ok]
@@ -120,7 +122,7 @@ def render_check_junit(results: Sequence[CheckResult]) -> str:
         suite = ET.SubElement(root, "testsuite", name=f"{file} ({r.name})", time=f"{r.seconds:.6f}")
         error_where = r.error.where if r.error is not None else None
         cases = [("evaluates", True, "", r.error, error_where, r.seconds)] + [
-            (e.what, e.ok, f"{_line(e.where)}: {e.message}", None, e.where, 0.0) for e in r.expectations
+            (e.what, e.ok, f"{_line(e.where)}: {e.message}", None, e.where, 0.0) for e in r.expectations if not e.skipped
         ]
         counts = {"tests": len(cases), "failures": 0, "errors": 0, "skipped": 0}
         for name, ok, message, error, where, seconds in cases:

@@ -119,7 +119,7 @@ def net_to_dict(result: NetResult, depth: int | None = None) -> dict[str, object
         ],
         "heaviest": [{"name": r.name, "type": r.type, "macs": batch * r.macs, "params": r.params} for r in result.heaviest()],
         "expectations": [
-            {"what": e.what, "ok": e.ok, "message": e.message, "line": e.where.line if e.where else None}
+            {"what": e.what, "ok": e.ok, "skipped": e.skipped, "message": e.message, "line": e.where.line if e.where else None}
             for e in result.expectations
         ],
         "warnings": result.warnings(),
@@ -297,9 +297,11 @@ def _heaviest_lines(result: NetResult) -> list[str]:
 def _check_lines(result: NetResult) -> list[str]:
     if not result.expectations:
         return []
-    failed = result.failed
-    holding = len(result.expectations) - len(failed)
-    return [f"expectations: {holding} of {len(result.expectations)} hold", *(f"  {e.where}: {e.message}" for e in failed)]
+    failed, skipped = result.failed, result.skipped
+    checked = len(result.expectations) - len(skipped)
+    head = f"expectations: {checked - len(failed)} of {checked} hold" + (f", {len(skipped)} skipped" if skipped else "")
+    note = [f"  skipped: the spec states them for its own input and variables (not {result.spec.overridden})"] if skipped else []
+    return [head, *(f"  {e.where}: {e.message}" for e in failed), *note]
 
 
 def render_table(result: NetResult, depth: int | None = None) -> str:
