@@ -385,3 +385,17 @@ def test_check_update_rewrites_a_flow_style_block(run_cli, tmp_path: Path) -> No
     spec.write_text(NO_EXPECT + "expect: {params: 1}  # one line\n")
     assert run_cli(["check", "--update", str(spec)]).code == 0
     assert spec.read_text() == NO_EXPECT + "expect:\n  output_shape: [4, 6, 6]\n  params: 112\n  macs: 3888\n"
+
+
+def test_check_update_refuses_overrides(run_cli, tmp_path: Path) -> None:
+    spec = tmp_path / "one.yaml"
+    spec.write_text(NO_EXPECT)
+    result = run_cli(["check", "--update", str(spec), "--in", "3x16x16"])
+    assert result.code == 2 and "--update" in result.stderr
+    assert spec.read_text() == NO_EXPECT
+
+
+def test_run_set_on_a_network_is_a_variable_not_a_layer_flag(run_cli) -> None:
+    result = run_cli(["run", str(SPECS / "vgg16.yaml"), "--set", "nonexistent=3"])
+    assert result.code == 2
+    assert "layer flags do not apply" not in result.stderr and "variable" in result.stderr
