@@ -18,10 +18,14 @@ from convcalc.primitives.base import Op, OpStats, Shape, Stage
 
 
 class Tensor(NamedTuple):
-    """A named tensor of the graph: its shape and the receptive field of its units (None: data-dependent)."""
+    """A named tensor of the graph: its shape and the local receptive field of its units (None:
+    unknown, or no local path); ``context``: a path through a global reduction reaches them;
+    ``local``: a spatially local path does (False: they see global context only), :mod:`convcalc.rf`."""
 
     shape: Shape
     field: rf.Field | None
+    context: bool = False
+    local: bool = True
 
 
 class StageResult(NamedTuple):
@@ -35,21 +39,47 @@ class StageResult(NamedTuple):
     stats: OpStats
     field: rf.Field | None
     aligned: bool = True
+    context: bool = False
+    local: bool = True
 
     @property
     def output(self) -> Shape:
         return self.stats.output
 
+    @property
+    def tensor(self) -> Tensor:
+        return Tensor(self.output, self.field, self.context, self.local)
 
-def _field(op: Op, stats: OpStats, fields: list[rf.Field | None]) -> tuple[rf.Field | None, bool]:
+
+class Reach(NamedTuple):
+    """What the units of a stage's output see: :class:`Tensor`'s field, alignment, context, local."""
+
+    field: rf.Field | None
+    aligned: bool = True
+    context: bool = False
+    local: bool = True
+
+
+def reach(op: Op, stats: OpStats, sources: Sequence[Tensor]) -> Reach:
+    """The field of a stage's output from its inputs (:mod:`convcalc.rf`): a global reduction
+    leaves global context only; otherwise the field follows the inputs a local path reaches
+    (a merge takes theirs, :func:`convcalc.rf.merge`) and the context mark is passed on."""
+    if stats.global_reduction:
+        return Reach(None, context=True, local=False)
+    context = any(t.context for t in sources)
+    local = [t for t in sources if t.local]
+    if not local:
+        return Reach(None, context=context, local=False)
+    fields = [t.field for t in local]
     if any(f is None for f in fields):
-        return None, True
+        return Reach(None, context=context)
     known = [f for f in fields if f is not None]
     if op.merge:
-        return rf.merge(known)
+        merged, aligned = rf.merge(known)
+        return Reach(merged, aligned, context)
     if stats.rf is None:
-        return None, True
-    return rf.apply(known[0], stats.rf), True
+        return Reach(None, context=context)
+    return Reach(rf.apply(known[0], stats.rf), True, context)
 
 
 def _analyse_op(op: Op, shapes: tuple[Shape, ...]) -> OpStats:
@@ -67,8 +97,7 @@ def evaluate(stage: Stage, tensors: Mapping[str, Tensor]) -> StageResult:
     sources = [tensors[name] for name in stage.inputs]
     shapes = tuple(t.shape for t in sources)
     stats = stage.op.analyse(shapes, stage.inputs) if stage.op.merge else _analyse(stage.op, shapes)
-    field, aligned = _field(stage.op, stats, [t.field for t in sources])
-    return StageResult(stage.name, stage.label or stage.op.describe(), stage.op, stage.inputs, shapes, stats, field, aligned)
+    return StageResult(stage.name, stage.label or stage.op.describe(), stage.op, stage.inputs, shapes, stats, *reach(stage.op, stats, sources))
 
 
 def walk(stages: Sequence[Stage], sources: Mapping[str, Tensor]) -> list[StageResult]:
@@ -77,7 +106,7 @@ def walk(stages: Sequence[Stage], sources: Mapping[str, Tensor]) -> list[StageRe
     results = []
     for stage in stages:
         result = evaluate(stage, tensors)
-        tensors[stage.name] = Tensor(result.output, result.field)
+        tensors[stage.name] = result.tensor
         results.append(result)
     return results
 

@@ -27,22 +27,40 @@ DATA_DEPENDENT = "data-dependent"
 """The sampling positions come from the data (deformable convolution's offsets)."""
 NOT_TRACKED = "not tracked"
 """convcalc does not track it (non-integer resampling ratios, uneven adaptive windows; the op's note says which)."""
-FIELD_STATUSES = (EXACT, NO_AXES, DATA_DEPENDENT, NOT_TRACKED)
-"""The receptive-field vocabulary of every report (a new status, e.g. global context, is one more entry)."""
+GLOBAL_ONLY = "global context"
+"""No spatially local path reaches the units: they see the whole input through a global reduction
+only (a global pooling, and what is computed from it alone, e.g. upsampled back), :mod:`convcalc.rf`."""
+FIELD_STATUSES = (EXACT, NO_AXES, DATA_DEPENDENT, NOT_TRACKED, GLOBAL_ONLY)
+"""The receptive-field vocabulary of every report. Independently of the status, a field carries
+the *global context* flag (:data:`GLOBAL_MARK`): a path through a global reduction also reaches
+its units; with :data:`EXACT` the field shown is the spatially local one."""
+GLOBAL_MARK = "+g"
+"""How tables mark a field that also sees global context (JSON: ``"global_context": true``)."""
+GLOBAL_LEGEND = (
+    f"{GLOBAL_MARK} global context: a path through a global pooling also reaches these units (a gate, an image-pooling"
+    " branch); the field shown follows the spatially local paths only (Araujo et al. 2019)."
+)
 
 
-def field_status(output: Sequence[int], field: rf.Field | None, op: Op, inputs: Iterable[str]) -> str:
-    """The status of the field of a tensor made by ``op`` from inputs with statuses ``inputs``:
-    an unknown field inherits the reason of its first unknown input, else is data-dependent
-    (deformable sampling) or not tracked."""
+def field_status(output: Sequence[int], field: rf.Field | None, op: Op, inputs: Iterable[str], local: bool = True) -> str:
+    """The status of the field of a tensor made by ``op`` from inputs with statuses ``inputs``
+    (``local``: a spatially local path reaches it): an unknown field inherits the reason of its
+    first unknown input, else is data-dependent (deformable sampling) or not tracked."""
     if len(output) == 1:
         return NO_AXES
     if field is not None:
         return EXACT
-    unknown = [status for status in inputs if status not in (EXACT, NO_AXES)]
+    if not local:
+        return GLOBAL_ONLY
+    unknown = [status for status in inputs if status not in (EXACT, NO_AXES, GLOBAL_ONLY)]
     if unknown:
         return unknown[0]
     return DATA_DEPENDENT if isinstance(op, DeformSample) else NOT_TRACKED
+
+
+def global_context(status: str, context: bool) -> bool:
+    """Whether a field is reported with the global-context flag (never without spatial axes)."""
+    return context and status != NO_AXES
 
 
 def stage_statuses(stages: Sequence[StageResult]) -> dict[str, str]:
@@ -50,7 +68,7 @@ def stage_statuses(stages: Sequence[StageResult]) -> dict[str, str]:
     statuses: dict[str, str] = {}
     for stage in stages:
         inputs = (statuses.get(name, EXACT) for name in stage.inputs)
-        statuses[stage.name] = field_status(stage.output, stage.field, stage.op, inputs)
+        statuses[stage.name] = field_status(stage.output, stage.field, stage.op, inputs, stage.local)
     return statuses
 
 
@@ -135,13 +153,15 @@ class CostFields:
         return self.costs.moved
 
 
-def field_to_dict(field: rf.Field | None, status: str) -> list[dict[str, int | str]] | str:
-    """Per-axis receptive field (size, effective stride, start/centre, effective padding); ``[]``
-    without spatial axes; else the status (``data-dependent``, ``not tracked``)."""
+def field_to_dict(field: rf.Field | None, status: str, context: bool = False) -> list[dict[str, int | str | bool]] | str:
+    """Per-axis receptive field (size, effective stride, start/centre, effective padding, and
+    ``"global_context": true`` when a path through a global reduction also reaches the unit);
+    ``[]`` without spatial axes; else the status (``data-dependent``, ``not tracked``, ``global context``)."""
     if status == NO_AXES:
         return []
     if field is None:
         return status
+    mark: dict[str, bool] = {"global_context": True} if context else {}
     return [
         {
             "axis": name,
@@ -149,6 +169,7 @@ def field_to_dict(field: rf.Field | None, status: str) -> list[dict[str, int | s
             "stride": rf.to_json(axis.jump),
             "start": rf.to_json(axis.start),
             "padding": rf.to_json(axis.padding),
+            **mark,
         }
         for name, axis in zip(axis_names(len(field)), field, strict=True)
     ]
@@ -164,7 +185,7 @@ def stage_to_dict(stage: StageResult, batch: int, status: str) -> dict[str, obje
         "output_shape": list(stage.output),
         **costs([stage], batch).to_dict(),
         "activation": batch * numel(stage.output),
-        "receptive_field": field_to_dict(stage.field, status),
+        "receptive_field": field_to_dict(stage.field, status, stage.context),
     }
 
 
@@ -180,7 +201,7 @@ def layer_to_dict(result: LayerResult, batch: int = 1) -> dict[str, object]:
         "output_shape": list(result.output_shape),
         **total.to_dict(),
         "activation": batch * numel(result.output_shape),
-        "receptive_field": field_to_dict(result.field, statuses[result.stages[-1].name]),
+        "receptive_field": field_to_dict(result.field, statuses[result.stages[-1].name], result.stages[-1].context),
         "stages": [stage_to_dict(s, batch, statuses[s.name]) for s in result.stages],
         "notes": list(result.notes),
     }

@@ -17,6 +17,15 @@ upsampling: "fractionally strided", the jump becomes ``j/u``) gives (Distill eq.
 
 All three are exact :class:`fractions.Fraction`; they stay integers for ordinary convolutions.
 The effective padding of a unit reported with it is ``P = (r - 1) / 2 - c``.
+
+Global context (as Araujo et al. and the usual tools): the field follows the spatially *local*
+paths. A path through a global reduction (a pooling whose one unit spans the whole map, see
+:func:`convcalc.primitives.pool.pools_whole_map`) does not widen the field; it marks the units it
+reaches as seeing *global context*. So the output of a global pooling (and whatever is computed
+from it alone: a 1x1 conv, an upsampling back to the map) has no local field, only global
+context; a merge with it (a squeeze-and-excitation ``multiply`` gate, DeepLab's image-pooling
+branch concatenated back) takes the field of its local inputs and carries the mark on. It never
+compounds: gates in a row add nothing to the field.
 """
 
 from fractions import Fraction

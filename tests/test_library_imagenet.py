@@ -524,7 +524,18 @@ def bconv(cin: int, cout: int, k: int | tuple[int, int] = 1, s: int = 1, p: int 
     return named(conv=conv(cin, cout, k, s, p), bn=nn.BatchNorm2d(cout, eps=0.001), relu=nn.ReLU())
 
 
+def googlenet_aux(cin: int) -> nn.Module:
+    """torchvision's InceptionAux, with its functional pool, flatten and ReLU as modules."""
+    head = bag(
+        pool=nn.AdaptiveAvgPool2d(4), conv=bconv(cin, 128), flatten=nn.Flatten(), fc1=nn.Linear(2048, 1024),
+        relu=nn.ReLU(), dropout=nn.Dropout(0.7), fc2=nn.Linear(1024, 1000),
+    )  # fmt: skip
+    return SideBranch(OrderedDict(head))
+
+
 def build_googlenet() -> nn.Module:
+    """torchvision GoogLeNet(aux_logits=True): the two training-only heads are side branches."""
+
     def inception(cin: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pp: int) -> Graph:
         mods = {
             "branch1": bconv(cin, c1),
@@ -540,9 +551,10 @@ def build_googlenet() -> nn.Module:
         conv2=bconv(64, 64), conv3=bconv(64, 192, 3, p=1), maxpool2=nn.MaxPool2d(3, 2, ceil_mode=True),
         inception3a=inception(192, 64, 96, 128, 16, 32, 32), inception3b=inception(256, 128, 128, 192, 32, 96, 64),
         maxpool3=nn.MaxPool2d(3, 2, ceil_mode=True),
-        inception4a=inception(480, 192, 96, 208, 16, 48, 64), inception4b=inception(512, 160, 112, 224, 24, 64, 64),
+        inception4a=inception(480, 192, 96, 208, 16, 48, 64), aux1=googlenet_aux(512),
+        inception4b=inception(512, 160, 112, 224, 24, 64, 64),
         inception4c=inception(512, 128, 128, 256, 24, 64, 64), inception4d=inception(512, 112, 144, 288, 32, 64, 64),
-        inception4e=inception(528, 256, 160, 320, 32, 128, 128),
+        aux2=googlenet_aux(528), inception4e=inception(528, 256, 160, 320, 32, 128, 128),
         maxpool4=nn.MaxPool2d(2, 2, ceil_mode=True),
         inception5a=inception(832, 256, 160, 320, 32, 128, 128), inception5b=inception(832, 384, 192, 384, 48, 128, 128),
         avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), dropout=nn.Dropout(0.2), fc=nn.Linear(1024, 1000),
@@ -749,14 +761,30 @@ def test_keras_count_is_torch_count_plus_bn_statistics(name: str, keras: int) ->
     assert evaluate_file(spec(name)).totals().params == learnable
 
 
-def test_torch_side_branch_is_the_auxiliary_head() -> None:
-    """torchvision: 27,161,264 with AuxLogits; its eval-mode GFLOPS leave the head out."""
-    model = build_inception_v3()
-    aux = sum(p.numel() for p in model.AuxLogits.parameters())
-    assert sum(p.numel() for p in model.parameters()) == 27_161_264
-    assert aux == 3_326_696
-    rows = evaluate_file(spec("inception_v3")).rows
-    assert sum(r.params for r in rows if r.name.startswith("AuxLogits.")) == aux
+AUX_HEADS = {"inception_v3": ("AuxLogits",), "googlenet": ("aux1", "aux2")}
+"""Training-only heads (torch module names): ``training_only`` blocks of the specs."""
+
+
+@pytest.mark.parametrize(("name", "params"), [("inception_v3", 27_161_264), ("googlenet", 13_004_888)])
+def test_training_only_heads_are_the_torch_auxiliary_heads(name: str, params: int) -> None:
+    """The heads' params count in both modes; their MACs (PyTorch's FlopCounterMode on the torch
+    heads alone) only with --mode train."""
+    model = BUILDERS[name][0]()
+    heads = AUX_HEADS[name]
+    assert sum(p.numel() for p in model.parameters()) == params
+    eval_result = evaluate_file(spec(name))
+    train_result = evaluate_file(spec(name), mode="train")
+    marked = [r for r in eval_result.rows if r.training_only]
+    assert {r.name.split(".")[0] for r in marked} == set(heads)
+    head_params = sum(p.numel() for h in heads for p in getattr(model, h).parameters())
+    assert sum(r.params for r in marked) == head_params
+    assert sum(r.macs + r.other_ops for r in marked) == 0
+    assert eval_result.totals().params == train_result.totals().params == params
+    from torch_zoo import flop_counter_macs  # torch_zoo imports this module: not at module level
+
+    first = {r.name.split(".")[0]: r.input_shapes[0] for r in reversed(marked)}  # the shape each head reads
+    head_macs = sum(flop_counter_macs(getattr(model, h), first[h])[0] for h in heads)
+    assert train_result.totals().macs - eval_result.totals().macs == head_macs
 
 
 def test_shufflenet_v2_receptive_field_is_exact_by_autograd() -> None:
@@ -816,11 +844,12 @@ TORCHVISION = {
     "resnext50_32x4d": (25_028_904, "4.23", "4.23"),
     "mobilenet_v2": (3_504_872, "0.301", "0.30"),
     "shufflenet_v2_x1_0": (2_278_604, "0.145", "0.14"),
-    "googlenet": (6_624_904, "1.498", "1.50"),
+    "googlenet": (6_624_904, "1.498", "1.50"),  # GoogLeNet_Weights: loaded with the aux heads dropped
     "inception_v3": (27_161_264, "5.713", "5.71"),
 }
-EVAL_ONLY_EXCLUDES = {"inception_v3": "AuxLogits."}
-"""Side branches that run only in training: counted in params, not in torchvision's eval-mode GFLOPS."""
+PUBLISHED_WITHOUT_AUX = {"googlenet"}
+"""Published weights whose num_params leave the training-only heads out (torchvision drops
+GoogLeNet's after loading; Inception_V3_Weights keep AuxLogits)."""
 
 
 def rounded(value: int, scale: int, published: str) -> Decimal:
@@ -829,26 +858,20 @@ def rounded(value: int, scale: int, published: str) -> Decimal:
     return (Decimal(value) / scale).quantize(places, rounding=ROUND_HALF_UP)
 
 
-def eval_macs(name: str, doc: dict[str, object]) -> int:
-    prefix = EVAL_ONLY_EXCLUDES.get(name)
-    return sum(int(r["macs"]) for r in rows_of(doc) if not (prefix and str(r["name"]).startswith(prefix)))  # type: ignore[call-overload]
+def published_params(name: str, doc: dict[str, object]) -> int:
+    aux = sum(int(r["params"]) for r in rows_of(doc) if r.get("training_only"))  # type: ignore[call-overload]
+    return total(doc, "params") - (aux if name in PUBLISHED_WITHOUT_AUX else 0)
 
 
 @pytest.mark.parametrize("name", list(TORCHVISION))
 def test_torchvision_published_numbers(name: str, run_cli: Callable[..., object]) -> None:
+    """Params and eval-mode MACs straight from the totals (training-only heads do no work in eval mode)."""
     params, ops, docs = TORCHVISION[name]
     doc = net_doc(name, run_cli)
-    assert total(doc, "params") == params
-    macs = eval_macs(name, doc)
+    assert published_params(name, doc) == params
+    macs = total(doc, "macs")
     assert rounded(macs, 10**9, ops) == Decimal(ops), f"{macs:,} MACs vs _ops {ops}"
     assert rounded(macs, 10**9, docs) == Decimal(docs), f"{macs:,} MACs vs docs {docs}"
-
-
-def test_inception_v3_total_includes_the_auxiliary_head(run_cli: Callable[..., object]) -> None:
-    doc = net_doc("inception_v3", run_cli)
-    head = total(doc, "macs") - eval_macs("inception_v3", doc)
-    assert head == 5_683_200  # 2 x 2,457,600 conv MACs + 768,000 FC MACs
-    assert rounded(total(doc, "macs"), 10**9, "5.71") != Decimal("5.71")  # why the head must be left out
 
 
 PAPERS = {

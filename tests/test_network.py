@@ -523,7 +523,11 @@ layers:
     field = gated.field
     assert field is not None
     assert [a.jump for a in field] == [1, 1], "the 16x16 grid, not the gate's"
-    assert [a.size for a in field] == [a.size for a in rows["gate"].field or ()], "widened to the gate's field"
+    assert rows["gate"].field is None and rows["gate"].rf_status == "global context"
+    merged = rows["merged"].field
+    assert merged is not None
+    assert [a.size for a in field] == [a.size for a in merged], "the gate marks global context, it does not widen"
+    assert gated.global_context and not rows["merged"].global_context
 
 
 _SHIFTED_MERGES = """

@@ -77,6 +77,15 @@ def test_importtime_confirms_it():
     assert "convcalc.cli" in modules and "typer" in modules  # the probe sees real imports
     offenders = sorted(m for m in modules if m.split(".")[0] in HEAVY)
     assert offenders == [], offenders
+    assert not any(m.startswith("convcalc.interop") for m in modules)  # the peer rules load only with --peers
+
+
+def test_peers_load_only_when_asked():
+    proc = run_probe([*SHAPE, "--peers"], "-X", "importtime")
+    assert proc.returncode == 0, proc.stderr
+    assert "torchinfo" in proc.stdout  # the peers table was printed
+    assert "convcalc.interop.peers" in imported_modules(proc.stderr)
+    assert heavy_loaded(proc) == []  # the rules are arithmetic: no tool, no torch
 
 
 def test_pictures_and_the_html_report_stay_off_the_arithmetic_path():

@@ -24,7 +24,7 @@ from convcalc.cli.options import DebugOpt, reset_debug
 GROUPS = {
     "shape": "layer", "params": "layer", "flops": "layer", "rf": "layer", "layer": "layer",
     "types": "tools", "compare": "tools", "solve": "tools", "overlap": "tools",
-    "net": "net", "check": "net",
+    "net": "net", "check": "net", "export": "net",
     "run": "run", "peak": "run",
     "draw": "draw",
 }  # fmt: skip

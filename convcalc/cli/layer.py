@@ -15,6 +15,7 @@ from convcalc.cli.options import (
     FmtOpt,
     InOpt,
     LayoutOpt,
+    PeersOpt,
     SpecOpt,
     TypeArg,
     guarded,
@@ -48,13 +49,14 @@ def view_command(view: str) -> Callable[..., None]:
         spec: SpecOpt = None,
         fmt: FmtOpt = Format.table,
         explain: ExplainOpt = False,
+        peers: PeersOpt = False,
         debug: DebugOpt = False,
     ) -> None:
         from convcalc.engine import evaluate_layer
         from convcalc.parse.layer import build_request
         from convcalc.render.layer import layer_table
         from convcalc.render.table import render
-        from convcalc.report import layer_to_dict
+        from convcalc.report import costs, layer_to_dict
 
         request = build_request(
             type_name, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
@@ -62,7 +64,17 @@ def view_command(view: str) -> Callable[..., None]:
         warn(request.warnings)
         result = evaluate_layer(request.spec, request.shape)
         table = layer_table(result, view, request.batch, request.layout, explain)
-        typer.echo(render(fmt, table, layer_to_dict(result, request.batch)))
+        data = layer_to_dict(result, request.batch)
+        peer_table = ""
+        if peers:  # imported only with --peers: the arithmetic path stays light
+            from convcalc.interop.peers import peer_totals
+            from convcalc.render.peers import render_peers
+
+            data["peers"] = totals = peer_totals([(result.spec.kind, result.stages)], request.batch)
+            peer_table = render_peers(totals, costs(result.stages, request.batch).macs, request.batch)
+        typer.echo(render(fmt, table, data))
+        if peer_table and fmt is not Format.json:
+            typer.echo("\n" + peer_table)
 
     command.__doc__ = VIEW_HELP[view]
     return command

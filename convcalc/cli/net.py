@@ -1,18 +1,21 @@
-"""The network commands: ``net`` (evaluate a spec) and ``check`` (the expectations specs state, for CI).
+"""The network commands: ``net`` (evaluate a spec), ``check`` (the expectations specs state, for CI)
+and ``export`` (the spec as PyTorch code).
 
-Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod:`convcalc.render`.
+Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod:`convcalc.render`,
+code generation and the peer counters' conventions in :mod:`convcalc.interop`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from enum import Enum
 from typing import Annotated, Optional, cast
 
 import typer
 
 from convcalc.cli.complete import spec_paths
-from convcalc.cli.options import DebugOpt, guarded, write_file
+from convcalc.cli.options import DebugOpt, Mode, ModeOpt, PeersOpt, guarded, write_file
 from convcalc.errors import ConvcalcError, SpecError
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
@@ -58,6 +61,15 @@ NetBatchOpt = Annotated[
 ]
 
 
+class ExportTarget(str, Enum):
+    """What ``convcalc export`` writes."""
+
+    pytorch = "pytorch"
+
+
+ToOpt = Annotated[ExportTarget, typer.Option("--to", help="Target framework.")]
+
+
 def _emit(text: str, output: str | None) -> None:
     if output is None:
         typer.echo(text)
@@ -74,14 +86,17 @@ def net_command(
     depth: DepthOpt = None,
     batch: NetBatchOpt = None,
     output: OutputOpt = None,
+    mode: ModeOpt = Mode.eval,
     list_library: ListOpt = False,
+    peers: PeersOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Evaluate a network spec: per-layer shapes, params, MACs, receptive fields; totals and breakdowns.
 
     SPEC may name a library spec (a local file of that name wins; a note on standard error says
     which was used). On an error the table (or report) is written up to the failing layer, then
-    the error (exit 2).
+    the error (exit 2). --peers adds each popular counter's total and how it is built (JSON:
+    always in totals.peers).
     """
     from convcalc.errors import SpecError
     from convcalc.network.evaluate import evaluate_network
@@ -91,6 +106,11 @@ def net_command(
     from convcalc.parse.layer import parse_set
     from convcalc.render.network import render_network
 
+    if peers and fmt is Format.html:
+        raise SpecError(
+            "--peers adds a text table, which the html report has no place for.",
+            hint="Use --peers with --format table, markdown or csv, or read totals.peers from --format json.",
+        )
     if list_library:
         _emit(_library_listing(fmt), output)
         return
@@ -101,12 +121,19 @@ def net_command(
         typer.echo(f"convcalc: {note}", err=True)
     network = override(load_network(path), in_shape, parse_set(list(set_values or [])))
     try:
-        result = evaluate_network(network, batch=batch)
+        result = evaluate_network(network, batch=batch, mode=mode.value)
     except NetworkError as err:
         if err.partial.rows:
             _emit(render_network(err.partial, fmt, depth), output)
         raise err.cause from None
-    _emit(render_network(result, fmt, depth), output)
+    text = render_network(result, fmt, depth)
+    if peers and fmt is not Format.json:
+        from convcalc.interop.peers import peer_totals
+        from convcalc.render.peers import render_peers
+
+        totals = peer_totals([(row.type, row.stages) for row in result.rows], result.batch)
+        text += "\n\n" + render_peers(totals, result.batch * result.totals().macs, result.batch)
+    _emit(text, output)
 
 
 def _library_listing(fmt: Format) -> str:
@@ -141,6 +168,7 @@ def check_command(
     in_shape: NetInOpt = None,
     set_values: NetSetOpt = None,
     fmt: CheckFmtOpt = CheckFormat.text,
+    mode: ModeOpt = Mode.eval,
     update: UpdateOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -157,10 +185,10 @@ def check_command(
         from convcalc.network.check import expand_paths
         from convcalc.network.update import update_file
 
-        if in_shape is not None or set_values:
+        if in_shape is not None or set_values or mode is not Mode.eval:
             raise SpecError(
-                "--update writes the totals of the spec as it is written; --in and --set would change them.",
-                hint="Drop --in/--set (or edit the spec's input and variables first).",
+                "--update writes the totals of the spec as it is written; --in, --set and --mode would change them.",
+                hint="Drop --in/--set/--mode (or edit the spec's input and variables first).",
             )
         for path in expand_paths(specs):
             try:
@@ -168,7 +196,7 @@ def check_command(
             except ConvcalcError as err:  # this spec stays as it is; the check below reports it
                 message = f"not updated {path}: {err}"
             typer.echo(message, err=fmt is not CheckFormat.text)
-    results = check(specs, in_shape, parse_set(list(set_values or [])))
+    results = check(specs, in_shape, parse_set(list(set_values or [])), mode.value)
     typer.echo(render_check(results, fmt))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
@@ -179,4 +207,32 @@ def check_command(
         raise typer.Exit(code)
 
 
-COMMANDS: dict[str, Callable[..., None]] = {"net": net_command, "check": check_command}
+@guarded
+def export_command(spec: SpecArg, to: ToOpt = ExportTarget.pytorch, output: OutputOpt = None, debug: DebugOpt = False) -> None:
+    """Write the network as code: one standalone PyTorch module (nn.Module class, build(), INPUT_SHAPE).
+
+    Module paths equal the spec's layer paths; a layer type PyTorch cannot express is an error (exit 2).
+    """
+    from convcalc.errors import SpecError
+    from convcalc.interop.torch_export import export_pytorch
+    from convcalc.network.evaluate import evaluate_file
+    from convcalc.network.library import resolve
+    from convcalc.network.result import NetworkError
+
+    if spec is None:
+        raise SpecError("no spec given.", hint="convcalc export SPEC (a file or a library name; 'convcalc net --list' lists them).")
+    path, note = resolve(spec)
+    if note:
+        typer.echo(f"convcalc: {note}", err=True)
+    try:
+        result = evaluate_file(path)
+    except NetworkError as err:
+        raise err.cause from None
+    source = export_pytorch(result)
+    if output is None:
+        typer.echo(source, nl=False)
+    else:
+        write_file(source, output)
+
+
+COMMANDS: dict[str, Callable[..., None]] = {"net": net_command, "check": check_command, "export": export_command}

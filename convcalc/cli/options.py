@@ -12,6 +12,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
+from enum import Enum
 from typing import Annotated, Any, Optional, ParamSpec, get_type_hints
 
 import typer
@@ -150,6 +151,21 @@ FmtOpt = Annotated[
 ]
 """The format of a table report; ``net`` takes every :class:`~convcalc.render.table.Format` (its own option)."""
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")]
+
+
+class Mode(str, Enum):
+    """Evaluation mode of a network (:data:`convcalc.network.result.MODES`)."""
+
+    eval = "eval"
+    train = "train"
+
+
+ModeOpt = Annotated[
+    Mode, typer.Option("--mode", help="eval: training-only items (aux heads) count params only; train: their work too.")
+]
+PeersOpt = Annotated[
+    bool, typer.Option("--peers", help="Also print what torchinfo, fvcore, ptflops, thop, torchscan, FlopCounterMode report.")
+]
 DilationOpt = Annotated[Optional[str], typer.Option("--dilation", "-d", help=DILATION.help, show_default=False)]
 OutputPaddingOpt = Annotated[Optional[str], typer.Option("--output-padding", help=OUTPUT_PADDING.help, show_default=False)]
 

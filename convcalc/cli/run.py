@@ -20,6 +20,8 @@ from convcalc.cli.options import (
     FmtOpt,
     InOpt,
     LayoutOpt,
+    Mode,
+    ModeOpt,
     SpecOpt,
     guarded,
     warn,
@@ -105,6 +107,7 @@ def run_command(
     verify: VerifyOpt = False,
     max_memory: MemOpt = None,
     fmt: FmtOpt = Format.table,
+    mode: ModeOpt = Mode.eval,
     debug: DebugOpt = False,
 ) -> None:
     """Execute a layer or a network on random tensors with NumPy: confirm every predicted shape,
@@ -124,7 +127,9 @@ def run_command(
         path, note = resolve(target)
         if note:
             typer.echo(f"convcalc: {note}", err=True)
-        report = session.run_network(path, cfg, batch=batch, in_shape=in_shape, values=values, show_progress=show)
+        report = session.run_network(
+            path, cfg, batch=batch, in_shape=in_shape, values=values, show_progress=show, mode=mode.value
+        )
     else:
         request = build_request(
             target, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None

@@ -160,18 +160,21 @@ def run_network(
     in_shape: str | None,
     show_progress: bool,
     values: Mapping[str, object] | None = None,
+    mode: str = "eval",
 ) -> Report:
     """Execute a network spec (``in_shape`` overrides its input, e.g. a reduced size for CI,
-    ``values`` its top-level variables: :func:`~convcalc.network.spec.override`; ``batch`` the spec's)."""
+    ``values`` its top-level variables: :func:`~convcalc.network.spec.override`; ``batch`` the
+    spec's); training-only rows run in ``mode="train"`` only."""
     spec = override(load_network(path), in_shape, values)
     batch = spec.batch if batch is None else batch
     cfg = dataclasses.replace(cfg, batch=batch)
-    result = evaluate_network(spec, batch=batch)
-    stages = [stage for row in result.rows for stage in row.stages]
+    result = evaluate_network(spec, batch=batch, mode=mode)
+    layers = [row for row in result.rows if result.runs(row)]
+    stages = [stage for row in layers for stage in row.stages]
     outcome = _execute(stages, (INPUT_TENSOR, spec.input_shape), cfg, show_progress)
     by_name = {run.name: run for run in outcome.stages}
     rows = []
-    for layer in result.rows:
+    for layer in layers:
         runs = [by_name[s.name] for s in layer.stages]
         executed = runs[-1].executed if runs else (batch, *layer.output_shape)
         rows.append(Row(layer.name, layer.type, (batch, *layer.output_shape), executed, runs))

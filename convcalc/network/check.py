@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from convcalc.errors import ConvcalcError
 from convcalc.network.evaluate import evaluate_network
 from convcalc.network.library import resolve
-from convcalc.network.result import Expectation, NetworkError
+from convcalc.network.result import EVAL, Expectation, NetworkError
 from convcalc.network.spec import load_network, override
 
 
@@ -32,14 +32,15 @@ class CheckResult:
             return "error"
         return "fail" if any(not e.ok for e in self.expectations) else "pass"
 
-
     @property
     def unchecked(self) -> bool:
         """The spec evaluated but states no expectation: it passes without checking anything."""
         return self.error is None and not self.expectations
 
 
-def check_file(path: str, in_shape: str | None = None, values: Mapping[str, object] | None = None) -> CheckResult:
+def check_file(
+    path: str, in_shape: str | None = None, values: Mapping[str, object] | None = None, mode: str = EVAL
+) -> CheckResult:
     """Evaluate one spec (a file or a library name; ``in_shape``/``values``: see
     :func:`~convcalc.network.spec.override`) and check its expectations; errors are captured, never raised."""
     start = time.perf_counter()
@@ -48,7 +49,7 @@ def check_file(path: str, in_shape: str | None = None, values: Mapping[str, obje
     except ConvcalcError as err:
         return CheckResult(path, path, error=err, seconds=time.perf_counter() - start)
     try:
-        result = evaluate_network(spec)
+        result = evaluate_network(spec, mode=mode)
     except NetworkError as err:
         return CheckResult(path, spec.name, tuple(err.partial.expectations), err.cause, time.perf_counter() - start)
     return CheckResult(path, spec.name, tuple(result.expectations), seconds=time.perf_counter() - start)
@@ -66,9 +67,11 @@ def expand_paths(patterns: Sequence[str]) -> Iterator[str]:
                 yield path
 
 
-def check(patterns: Sequence[str], in_shape: str | None = None, values: Mapping[str, object] | None = None) -> list[CheckResult]:
+def check(
+    patterns: Sequence[str], in_shape: str | None = None, values: Mapping[str, object] | None = None, mode: str = EVAL
+) -> list[CheckResult]:
     """Check every spec matched by ``patterns`` (globs and library names allowed)."""
-    return [check_file(path, in_shape, values) for path in expand_paths(patterns)]
+    return [check_file(path, in_shape, values, mode) for path in expand_paths(patterns)]
 
 
 def check_exit_code(results: Sequence[CheckResult]) -> int:

@@ -22,6 +22,7 @@ from convcalc.kinds import lookup
 from convcalc.kinds.base import Kind, normalise_name
 from convcalc.network.expressions import substitute, with_lines
 from convcalc.network.result import (
+    EVAL,
     UNALIGNED,
     BlockInfo,
     Expectation,
@@ -47,11 +48,11 @@ from convcalc.network.spec import (
     location_of,
     mapping_of,
 )
-from convcalc.parse.layer import parse_layer
+from convcalc.parse.layer import LayerSpec, parse_layer
 from convcalc.parse.located import LineDict, line_of, line_of_item
 from convcalc.parse.values import parse_axes
 from convcalc.primitives.base import Shape, Stage
-from convcalc.report import EXACT, NO_AXES, NOT_TRACKED, field_status, sum_costs
+from convcalc.report import EXACT, NO_AXES, NOT_TRACKED, Costs, field_status, global_context, sum_costs
 
 
 @dataclass(frozen=True)
@@ -145,11 +146,12 @@ class _Evaluator:
     with ``_2``, ``_3`` appended when taken. Every path is claimed once; a second claim is an error.
     """
 
-    def __init__(self, spec: NetworkSpec, batch: int) -> None:
+    def __init__(self, spec: NetworkSpec, batch: int, mode: str = EVAL) -> None:
         self.spec = spec
         self.source = spec.source
         """The file of the items being evaluated (a template's body is in the file defining it)."""
-        self.result = NetResult(spec, batch)
+        self.result = NetResult(spec, batch, mode=mode)
+        self.training = 0  # > 0 inside a training_only item
         self.tensors: dict[str, Tensor] = {INPUT_TENSOR: Tensor(spec.input_shape, rf.identity_field(len(spec.input_shape) - 1))}
         self.reasons: dict[str, str] = {}
         self.names: dict[str, str] = {}
@@ -397,11 +399,27 @@ class _Evaluator:
             variables = self.variables(scope, current)
         start = len(self.result.rows)
         item = Item(mapping, path, scope, current, where, variables)
-        out = self.block(item) if path is None or "type" not in mapping else self.typed(item)
+        training = self.training_only(mapping, variables)
+        self.training += training
+        try:
+            out = self.block(item) if path is None or "type" not in mapping else self.typed(item)
+        finally:
+            self.training -= training
         if path is not None:
             self.names[path] = out
         self.check_layer_expect(mapping, path or f"block at line {where.line}", out, start, where)
         return out
+
+    def training_only(self, mapping: Mapping[str, object], variables: Mapping[str, object]) -> bool:
+        """The item's ``training_only`` flag (a boolean, possibly from an expression)."""
+        value = substitute(mapping.get("training_only", False), variables)
+        if not isinstance(value, bool):
+            raise SpecError(
+                f"'training_only' must be true or false, got {value!r}.",
+                where=location_of(self.spec.source, mapping, "training_only"),
+                hint="Mark an auxiliary head: 'training_only: true' (its params count; its MACs only with --mode train).",
+            )
+        return value
 
     def typed(self, item: Item) -> str:
         type_name = normalise_name(str(substitute(item.mapping["type"], item.variables)))
@@ -628,7 +646,7 @@ class _Evaluator:
         stages, notes = expand(spec, source.shape)
         flat = self.prefix(stages, path, current)
         results = walk(flat, {current: source})
-        return self.record(path, spec.kind, flat, results, notes, where)
+        return self.record(path, spec.kind, flat, results, notes, where, spec)
 
     @staticmethod
     def prefix(stages: Sequence[Stage], path: str, current: str) -> list[Stage]:
@@ -678,7 +696,14 @@ class _Evaluator:
         return self.reasons.get(tensor, NOT_TRACKED)
 
     def record(
-        self, path: str, type_name: str, stages: list[Stage], results: list[StageResult], notes: tuple[str, ...], where: Location
+        self,
+        path: str,
+        type_name: str,
+        stages: list[Stage],
+        results: list[StageResult],
+        notes: tuple[str, ...],
+        where: Location,
+        spec: LayerSpec | None = None,
     ) -> str:
         if len(self.result.rows) >= MAX_LAYERS:
             raise LimitError(f"the network expands to more than {MAX_LAYERS:,} layers.", hint="Lower a repeat count.")
@@ -688,17 +713,24 @@ class _Evaluator:
         self.result.stages.extend(stages)
         out = stages[-1].name
         stats = [r.stats for r in results]
+        costs = sum_costs(stats)
+        training = self.training > 0
+        if training and self.result.mode == EVAL:
+            costs = Costs(weights=costs.weights, biases=costs.biases)  # not run in eval mode
         row = LayerRow(
             path,
             type_name,
             results[0].input_shapes if stages[0].op.merge else (results[0].input_shapes[0],),
             results[-1].output,
-            sum_costs(stats),
+            costs,
             field=self.tensors[out].field,
             rf_status=self.status(out),
+            global_context=global_context(self.status(out), self.tensors[out].context),
             notes=tuple(dict.fromkeys((*notes, *(n for s in stats for n in s.notes), *extra))),
             where=where,
             stages=tuple(results),
+            training_only=training,
+            spec=spec,
         )
         self.result.rows.append(row)
         return out
@@ -708,12 +740,13 @@ class _Evaluator:
         inputs = [self.tensors[name] for name in stage.inputs]
         field_value, aligned = result.field, result.aligned
         if stage.op.merge and field_value is not None:
-            field_value, aligned = broadcast_merge(inputs, result.output)
+            field_value, aligned = broadcast_merge([t for t in inputs if t.local], result.output)
         if len(result.output) == 1:
             field_value = ()
         elif field_value is None:
-            self.reasons[stage.name] = field_status(result.output, None, stage.op, map(self.status, stage.inputs))
-        self.tensors[stage.name] = Tensor(result.output, field_value)
+            statuses = map(self.status, stage.inputs)
+            self.reasons[stage.name] = field_status(result.output, None, stage.op, statuses, result.local)
+        self.tensors[stage.name] = Tensor(result.output, field_value, result.context, result.local)
         return [] if aligned else [unaligned_note(stage.inputs, inputs, result.output)]
 
     # -- expectations --------------------------------------------------------------------------------
@@ -786,16 +819,19 @@ class _Evaluator:
 
 
 def broadcast_merge(inputs: Sequence[Tensor], output: Shape) -> tuple[rf.Field, bool]:
-    """Receptive field of a merge, per axis: the grid (effective stride, centre) of the inputs
-    that have the output's size along the axis (:func:`convcalc.rf.merge`: the largest, and
-    whether their grids agree), widened to the largest field of any input. A broadcast input
-    (size 1, e.g. a squeeze-and-excitation gate) thus widens the field but never sets the grid.
+    """Receptive field of a merge of ``inputs`` (those a local path reaches), per axis: the grid
+    (effective stride, centre) of the inputs that have the output's size along the axis
+    (:func:`convcalc.rf.merge`: the largest, and whether their grids agree; all inputs if none
+    has), widened to the largest field of any input. A broadcast input (size 1 along the axis)
+    thus widens the field but never sets the grid. A squeeze-and-excitation gate is no such
+    input: it passed a global pooling, so it is not local (:mod:`convcalc.rf`).
     """
     axes: list[rf.AxisField] = []
     aligned = True
     for axis, size in enumerate(output[1:]):
         fields = [t.field[axis] for t in inputs if t.field is not None]
-        grid, same = rf.merge([(t.field[axis],) for t in inputs if t.field is not None and t.shape[axis + 1] == size])
+        full: list[rf.Field] = [(f,) for t, f in zip(inputs, fields, strict=True) if t.shape[axis + 1] == size]
+        grid, same = rf.merge(full or [(f,) for f in fields])
         widest = max(f.size for f in fields)
         axes.append(rf.AxisField(max(grid[0].size, widest), grid[0].jump, grid[0].start))
         aligned = aligned and same
@@ -840,15 +876,17 @@ def _shape_text(value: object) -> str:
     return str(value)
 
 
-def evaluate_network(spec: NetworkSpec, *, batch: int | None = None) -> NetResult:
+def evaluate_network(spec: NetworkSpec, *, batch: int | None = None, mode: str = EVAL) -> NetResult:
     """Evaluate every layer of ``spec``; raises :class:`NetworkError` (with the partial result).
+    ``mode`` (:data:`~convcalc.network.result.MODES`): ``train`` also counts the work of
+    ``training_only`` items.
 
     The cyclic garbage collector is paused meanwhile: evaluation allocates many small acyclic
     objects (freed by reference counting) and full collections re-traversing the growing heap
     doubled the time of a 10,000-layer network. It is restored afterwards.
     """
     with _gc_paused():
-        return _Evaluator(spec, spec.batch if batch is None else batch).run()
+        return _Evaluator(spec, spec.batch if batch is None else batch, mode).run()
 
 
 @contextlib.contextmanager
@@ -862,6 +900,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def evaluate_file(path: str, *, batch: int | None = None) -> NetResult:
+def evaluate_file(path: str, *, batch: int | None = None, mode: str = EVAL) -> NetResult:
     """Load and evaluate a network file."""
-    return evaluate_network(load_network(path), batch=batch)
+    return evaluate_network(load_network(path), batch=batch, mode=mode)

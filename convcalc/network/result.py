@@ -9,9 +9,14 @@ from convcalc import rf
 from convcalc.engine import StageResult, Tensor
 from convcalc.errors import ConvcalcError, Location
 from convcalc.network.spec import NetworkSpec
+from convcalc.parse.layer import LayerSpec
 from convcalc.primitives.base import Shape, Stage, numel
 from convcalc.report import EXACT, CostFields, Costs, sum_costs
 
+EVAL, TRAIN = "eval", "train"
+"""Evaluation modes: ``eval`` (default) leaves the per-sample work of ``training_only`` items out
+of the counts (their params stay: the weights exist in the model); ``train`` counts it."""
+MODES = (EVAL, TRAIN)
 UNALIGNED = "merged paths are not aligned"
 """How an unaligned-merge note starts (:func:`unaligned_note`)."""
 
@@ -27,7 +32,8 @@ def note_kind(note: str) -> str:
 @dataclass(frozen=True, slots=True)
 class LayerRow(CostFields):
     """One evaluated layer (or, folded, one block): per-sample :class:`~convcalc.report.Costs`, the
-    receptive field and its status (:data:`convcalc.report.FIELD_STATUSES`)."""
+    receptive field, its status (:data:`convcalc.report.FIELD_STATUSES`) and whether global
+    context also reaches it (:mod:`convcalc.rf`)."""
 
     name: str
     type: str
@@ -39,6 +45,12 @@ class LayerRow(CostFields):
     notes: tuple[str, ...] = ()
     where: Location | None = None
     stages: tuple[StageResult, ...] = ()
+    global_context: bool = False
+    training_only: bool = False
+    """Part of a ``training_only`` item (an auxiliary head): in eval mode its costs hold its
+    params only (:data:`EVAL`)."""
+    spec: LayerSpec | None = None
+    """The resolved layer (every field, defaults included); None for merges and folded blocks."""
 
     @property
     def activations(self) -> int:
@@ -105,6 +117,7 @@ class NetResult:
     output: Tensor | None = None
     output_status: str = EXACT
     complete: bool = True
+    mode: str = EVAL
 
     @property
     def name(self) -> str:
@@ -120,8 +133,17 @@ class NetResult:
             return self.output.shape
         return self.rows[-1].output_shape if self.rows else self.spec.input_shape
 
+    def runs(self, row: LayerRow) -> bool:
+        """Whether ``row`` runs in this mode (training-only rows run in ``train`` mode only)."""
+        return self.mode == TRAIN or not row.training_only
+
+    def activations(self, row: LayerRow) -> int:
+        """The output elements of ``row`` per sample if it runs in this mode, else 0."""
+        return row.activations if self.runs(row) else 0
+
     def totals(self) -> Totals:
-        return Totals(sum_costs(r.costs for r in self.rows), sum(r.activations for r in self.rows), len(self.rows))
+        """Summed costs and the activations of the rows that run (:meth:`runs`)."""
+        return Totals(sum_costs(r.costs for r in self.rows), sum(map(self.activations, self.rows)), len(self.rows))
 
     def breakdown(self) -> list[TypeShare]:
         """Costs per layer type, heaviest (MACs, then params) first."""
@@ -177,6 +199,8 @@ class NetResult:
                 costs=sum_costs(r.costs for r in group),
                 field=last.field,
                 rf_status=last.rf_status,
+                global_context=last.global_context,
+                training_only=all(r.training_only for r in group),
                 notes=tuple(dict.fromkeys(n for r in group for n in r.notes)),
                 where=block.where if block else group[0].where,
             )

@@ -52,7 +52,7 @@ MAX_INCLUDE_FILES = 64
 
 MERGES: dict[str, type[Add] | type[Concat] | type[Multiply]] = {"add": Add, "concat": Concat, "multiply": Multiply}
 BLOCK_KEYS = ("layers", "branches", "residual")
-ITEM_KEYS = ("name", "input", "repeat", "first", "each", "when", "expect")
+ITEM_KEYS = ("name", "input", "repeat", "first", "each", "when", "expect", "training_only")
 """Keys every item may carry; a layer's other keys are its fields, a template call's its arguments."""
 BLOCK_EXTRA = {"layers": (), "branches": ("merge",), "residual": ("shortcut", "merge")}
 TOP_KEYS = ("name", "description", "include", "input", "defaults", "variables", "define", "layers", "expect")

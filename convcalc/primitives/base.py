@@ -40,6 +40,9 @@ class OpStats(NamedTuple):
     rf: tuple[AxisStep, ...] | None = None
     notes: tuple[str, ...] = ()
     explain: tuple[str, ...] = ()
+    global_reduction: bool = False
+    """One output unit pools a whole map of more than one position (global pooling): what it
+    sees is global context, not a local field (:mod:`convcalc.rf`)."""
 
     @property
     def params(self) -> int:

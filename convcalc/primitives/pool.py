@@ -2,7 +2,10 @@
 
 ``other_ops`` counts one comparison (max) or one addition (avg, plus the division) per window
 element. Receptive field: a pooling window is a window like a convolution (Distill 2019); uneven
-adaptive windows are not tracked (``rf=None``, said in ``notes``).
+adaptive windows are not tracked (``rf=None``, said in ``notes``). A pooling whose one output unit
+spans the whole map (global or adaptive-to-1 pooling, a window as large as the map) is a *global
+reduction* (``OpStats.global_reduction``): what follows it sees global context, not a wider local
+field (:mod:`convcalc.rf`).
 """
 
 from __future__ import annotations
@@ -60,6 +63,18 @@ def check_pool_padding(kernel: Axes, padding: Pairs) -> None:
             )
 
 
+def pools_whole_map(size: Sequence[int], out: Sequence[int], steps: Sequence[AxisStep]) -> bool:
+    """True when a pooling reduces over all spatial axes: a single output unit whose window spans
+    the whole input map (of more than one position). Per axis the window covers input positions
+    ``-p .. k - 1 - p`` (``k`` the effective kernel, ``p >= 0`` the padding before), which must
+    reach the last position ``I - 1``."""
+    return (
+        all(o == 1 for o in out)
+        and any(i > 1 for i in size)
+        and all(st.kernel - 1 - st.pad >= i - 1 for i, st in zip(size, steps, strict=True))
+    )
+
+
 @dataclass(frozen=True)
 class Pool:
     """Max or average pooling, PyTorch ``MaxPool{1,2,3}d`` / ``AvgPool{1,2,3}d`` semantics.
@@ -106,14 +121,16 @@ class Pool:
             "other ops",
             [("C", shape[0]), positions(out, "out"), ("K-1 comparisons" if self.mode == "max" else "K adds+div", per_out)],
         )
+        steps = tuple(
+            AxisStep(effective_kernel(k, d), s, Fraction(p[0]))
+            for k, s, p, d in zip(self.kernel_size, self.stride, self.padding, self.dilation, strict=True)
+        )
         return OpStats(
             output=(shape[0], *out),
             other_ops=ops.value,
-            rf=tuple(
-                AxisStep(effective_kernel(k, d), s, Fraction(p[0]))
-                for k, s, p, d in zip(self.kernel_size, self.stride, self.padding, self.dilation, strict=True)
-            ),
+            rf=steps,
             explain=(ops.explain(),),
+            global_reduction=pools_whole_map(shape[1:], out, steps),
         )
 
 
@@ -170,6 +187,7 @@ class AdaptivePool:
         read = shape[0] * math.prod(adaptive_windows_total(i, o) for i, o in zip(shape[1:], out, strict=True))
         other = read if self.mode == "avg" else read - shape[0] * numel(out)
         steps = [adaptive_step(i, o) for i, o in zip(shape[1:], out, strict=True)]
+        global_reduction = all(o == 1 for o in out) and any(i > 1 for i in shape[1:])
         notes: tuple[str, ...] = ()
         rf: tuple[AxisStep, ...] | None = tuple(s for s in steps if s is not None)
         if None in steps or not self.keepdims:
@@ -185,4 +203,5 @@ class AdaptivePool:
             rf=rf,
             notes=notes,
             explain=(f"other ops = {other:,} ({self.mode} over windows of total length I + O - gcd(I, O) per axis)",),
+            global_reduction=global_reduction,
         )

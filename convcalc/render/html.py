@@ -21,7 +21,7 @@ from html import escape
 from convcalc import rf
 from convcalc.draw.svg import Svg
 from convcalc.network.result import LayerRow, NetResult
-from convcalc.render.network import io_text, rf_cells
+from convcalc.render.network import io_text, legend_lines, name_text, rf_cells
 from convcalc.render.table import shape_text
 from convcalc.render.units import compact, size_text
 from convcalc.report import EXACT
@@ -74,13 +74,13 @@ def _cells(result: NetResult, row: LayerRow) -> list[str]:
     batch = result.batch
     size, stride, _, _ = rf_cells(row)
     return [
-        row.name,
+        name_text(row),
         row.type,
         io_text(result, row),
         f"{row.params:,}",
         f"{batch * row.macs:,}",
         f"{batch * row.other_ops:,}",
-        f"{batch * row.activations:,}",
+        f"{batch * result.activations(row):,}",
         size,
         stride,
     ]
@@ -274,6 +274,8 @@ def render_html(result: NetResult, depth: int | None = None) -> str:
         '<p class="legend"><span><i class="sw" style="background:var(--rf)"></i>receptive-field size (largest axis, pixels)</span>'
         '<span><i class="sw" style="background:var(--stride)"></i>effective stride (dashed)</span><span>one point per layer: a shortcut or branch layer has its own, smaller field</span></p>'
     )
+    legend = legend_lines(result, result.rows)
+    legend_html = f"<ul class=notes>{''.join(f'<li>{escape(line)}</li>' for line in legend)}</ul>" if legend else ""
     stopped = "" if result.complete else '<p class="bad">Stopped at the failing layer: the report covers the layers before it.</p>'
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -287,7 +289,7 @@ def render_html(result: NetResult, depth: int | None = None) -> str:
 <h2>Where the MACs and parameters go (per top-level block)</h2><div class="scroll">{bars_svg(result)}</div>
 <h2>Receptive field and effective stride against depth</h2>{legend_rf}<div class="scroll">{rf_svg(result)}</div>
 <h2>Layers</h2><p><button onclick="setAll(true)">expand all</button> <button onclick="setAll(false)">collapse all</button></p>
-<div class="scroll">{table_html(result, depth)}</div>
+<div class="scroll">{table_html(result, depth)}</div>{legend_html}
 {_checks(result)}{notes_html}
 <script>{SCRIPT}</script>
 </body></html>

@@ -15,17 +15,18 @@ from convcalc.formula import axis_names
 from convcalc.kinds import Kind
 from convcalc.primitives.base import numel
 from convcalc.render.table import Cell, Table, shape_text
-from convcalc.report import Costs, costs, stage_statuses
+from convcalc.report import GLOBAL_LEGEND, GLOBAL_MARK, Costs, costs, global_context, stage_statuses
 
 
-def rf_summary(field: rf.Field | None, status: str) -> str:
-    """``7x7 /2`` (size per axis, effective stride per axis), or the status of an unknown field (or of
-    a field without spatial axes: a flat vector)."""
+def rf_summary(field: rf.Field | None, status: str, context: bool = False) -> str:
+    """``7x7 /2`` (size per axis, effective stride per axis; ``+g`` when global context also
+    reaches the unit, :data:`convcalc.report.GLOBAL_MARK`), or the status of an unknown field (or
+    of a field without spatial axes: a flat vector)."""
     if field is None or not field:
         return status
     sizes = "x".join(rf.fmt(a.size) for a in field)
     jumps = "x".join(rf.fmt(a.jump) if a.jump.denominator == 1 else f"({rf.fmt(a.jump)})" for a in field)
-    return f"{sizes} /{jumps}"
+    return f"{sizes} /{jumps}" + (f" {GLOBAL_MARK}" if global_context(status, context) else "")
 
 
 Column = tuple[str, Callable[[StageResult, Costs, str], Cell], Callable[[LayerResult, Costs, str], Cell]]
@@ -43,7 +44,11 @@ def _cols(layout: str) -> dict[str, Column]:
         "flops": ("FLOPs", lambda s, c, f: c.flops, lambda r, c, f: c.flops),
         "bias_adds": ("bias adds", lambda s, c, f: c.bias_adds, lambda r, c, f: c.bias_adds),
         "other": ("other ops", lambda s, c, f: c.other_ops + c.moved, lambda r, c, f: c.other_ops + c.moved),
-        "rf": ("receptive field", lambda s, c, f: rf_summary(s.field, f), lambda r, c, f: rf_summary(r.field, f)),
+        "rf": (
+            "receptive field",
+            lambda s, c, f: rf_summary(s.field, f, s.context),
+            lambda r, c, f: rf_summary(r.field, f, r.stages[-1].context),
+        ),
     }
 
 
@@ -80,6 +85,8 @@ def layer_table(result: LayerResult, view: str, batch: int, layout: str, explain
     table.notes = [f"note: {n}" for n in result.notes]
     if not result.aligned:
         table.notes.append("note: merged branches have different effective strides or centres (fields not aligned).")
+    if any(s.context for s in result.stages if s.field is not None):
+        table.notes.append(GLOBAL_LEGEND)
     if view in ("layer", "flops"):
         table.notes.append(
             f"activation (output elements) = {batch * numel(result.output_shape):,}; FLOPs = 2 x MACs, bias adds separate."
@@ -115,9 +122,8 @@ def rf_table(result: LayerResult) -> Table:
                 table.rows.append([stage.name, name, *step, statuses[stage.name], "", "", ""])
                 continue
             axis = stage.field[i]
-            table.rows.append(
-                [stage.name, name, *step, rf.fmt(axis.size), rf.fmt(axis.jump), rf.fmt(axis.start), rf.fmt(axis.padding)]
-            )
+            size = rf.fmt(axis.size) + (f" {GLOBAL_MARK}" if stage.context else "")
+            table.rows.append([stage.name, name, *step, size, rf.fmt(axis.jump), rf.fmt(axis.start), rf.fmt(axis.padding)])
     return table
 
 

@@ -12,10 +12,11 @@ import io
 from collections.abc import Callable
 
 from convcalc import rf
-from convcalc.network.result import LayerRow, NetResult
+from convcalc.interop.peers import peer_totals
+from convcalc.network.result import TRAIN, LayerRow, NetResult
 from convcalc.render.table import Format, aligned, fit_width, fold_lines, shape_text, to_json
 from convcalc.render.units import compact, size_text
-from convcalc.report import EXACT, NO_AXES, CostFields, field_to_dict
+from convcalc.report import EXACT, GLOBAL_LEGEND, GLOBAL_MARK, NO_AXES, CostFields, field_to_dict
 
 CONVENTIONS = {
     "macs": "multiply-accumulates of convolutions and linear layers (torchvision's 'GFLOPS' count these)",
@@ -35,12 +36,13 @@ _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 def rf_cells(row: LayerRow) -> tuple[str, str, str, str]:
     """Receptive field size, effective stride, effective padding and centre of the first unit,
-    per axis (``7x7``, ``2x2``, ``3x3``, ``1/2x1/2``)."""
+    per axis (``7x7``, ``2x2``, ``3x3``, ``1/2x1/2``); the size marked ``+g`` when global context
+    also reaches the unit (:data:`convcalc.report.GLOBAL_MARK`)."""
     if row.field is None or row.rf_status != EXACT:
         text = "-" if row.rf_status == NO_AXES else row.rf_status
         return text, "", "", ""
     return (
-        "x".join(rf.fmt(a.size) for a in row.field),
+        "x".join(rf.fmt(a.size) for a in row.field) + (f" {GLOBAL_MARK}" if row.global_context else ""),
         "x".join(rf.fmt(a.jump) for a in row.field),
         "x".join(rf.fmt(a.padding) for a in row.field),
         "x".join(rf.fmt(a.start) for a in row.field),
@@ -58,9 +60,10 @@ def io_text(result: NetResult, row: LayerRow) -> str:
 
 
 def field_json(row: LayerRow) -> object:
-    """Per-axis ``{axis, size, stride, start, padding}`` (fractions as ``"7/2"``), ``[]`` without
-    spatial axes, or the status string ``"data-dependent"`` / ``"not tracked"``."""
-    return field_to_dict(row.field, row.rf_status)
+    """Per-axis ``{axis, size, stride, start, padding}`` (fractions as ``"7/2"``; plus
+    ``"global_context": true`` when marked), ``[]`` without spatial axes, or the status string
+    (``"data-dependent"``, ``"not tracked"``, ``"global context"``)."""
+    return field_to_dict(row.field, row.rf_status, row.global_context)
 
 
 def counts_json(record: CostFields, activations: int, batch: int) -> dict[str, int]:
@@ -84,8 +87,9 @@ def row_json(result: NetResult, row: LayerRow) -> dict[str, object]:
         "input_shape": list(result.spec.to_layout(row.input_shapes[0])),
         "input_shapes": [list(result.spec.to_layout(s)) for s in row.input_shapes],
         "output_shape": list(result.spec.to_layout(row.output_shape)),
-        **counts_json(row, row.activations, batch),
+        **counts_json(row, result.activations(row), batch),
         "receptive_field": field_json(row),
+        **({"training_only": True} if row.training_only else {}),
         "notes": list(row.notes),
         "line": row.where.line if row.where else None,
     }
@@ -103,12 +107,14 @@ def net_to_dict(result: NetResult, depth: int | None = None) -> dict[str, object
         "file": result.spec.source,
         "complete": result.complete,
         "batch": batch,
+        "mode": result.mode,
         "layout": result.spec.layout,
         "input_shape": list(result.spec.to_layout(result.input_shape)),
         "output_shape": list(result.spec.to_layout(result.output_shape)),
         "totals": {
             **counts_json(totals, totals.activations, batch),
             "layers": totals.layers,
+            "peers": peer_totals([(row.type, row.stages) for row in result.rows if result.mode == TRAIN or not row.training_only], batch),
         },
         "conventions": CONVENTIONS,
         "depth": depth,
@@ -150,17 +156,26 @@ COLUMNS = (
 )
 
 
+TRAINING_MARK = "[train]"
+"""How tables mark the rows of a ``training_only`` item (JSON: ``"training_only": true``)."""
+
+
+def name_text(row: LayerRow) -> str:
+    """The row's name, marked :data:`TRAINING_MARK` when it belongs to a training-only item."""
+    return f"{row.name} {TRAINING_MARK}" if row.training_only else row.name
+
+
 def _cells(result: NetResult, row: LayerRow) -> list[str | int]:
     batch = result.batch
     return [
-        row.name,
+        name_text(row),
         row.type,
         io_text(result, row),
         row.params,
         batch * row.macs,
         batch * row.flops,
         batch * row.other_ops,
-        batch * row.activations,
+        batch * result.activations(row),
         *rf_cells(row),
     ]
 
@@ -170,12 +185,14 @@ NARROW_DROP = tuple(COLUMNS.index(c) for c in ("centre", "eff. pad", "stride", "
 
 CSV_COLUMNS = (
     "name", "type", "input_shape", "output_shape", "params", "macs", "flops", "other_ops", "activations",
-    "rf_size", "rf_stride", "rf_padding", "rf_centre", "notes",
+    "rf_size", "rf_stride", "rf_padding", "rf_centre", "rf_global_context", "training_only", "notes",
 )  # fmt: skip
 
 
 def render_csv(result: NetResult, depth: int | None = None) -> str:
-    """One row per layer, exact integers; shapes as ``3x224x224``."""
+    """One row per layer, exact integers; shapes as ``3x224x224``; ``rf_global_context`` says
+    whether the ``+g`` mark of ``rf_size`` is there (:data:`convcalc.report.GLOBAL_LEGEND`),
+    ``training_only`` whether the row is the table's ``[train]`` one."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -191,8 +208,10 @@ def render_csv(result: NetResult, depth: int | None = None) -> str:
                 batch * row.macs,
                 batch * row.flops,
                 batch * row.other_ops,
-                batch * row.activations,
+                batch * result.activations(row),
                 *rf_cells(row),
+                "true" if row.global_context else "false",
+                "true" if row.training_only else "false",
                 " | ".join(row.notes),
             ]
         )
@@ -205,15 +224,26 @@ def render_markdown(result: NetResult, depth: int | None = None) -> str:
     out = [f"### {result.name}", ""]
     out.append("| " + " | ".join(COLUMNS) + " |")
     out.append("|" + "|".join("---:" if i in right else "---" for i in range(len(COLUMNS))) + "|")
-    for row in result.fold(depth):
+    rows = result.fold(depth)
+    for row in rows:
         out.append("| " + " | ".join(f"{c:,}" if isinstance(c, int) else str(c) for c in _cells(result, row)) + " |")
-    out += ["", *[f"- {line}" for line in _total_lines(result)]]
+    legend = legend_lines(result, rows)
+    out += [*(["", *legend] if legend else []), "", *[f"- {line}" for line in _total_lines(result)]]
     out += ["", "| type | layers | params | MACs |", "|---|---:|---:|---:|"]
     out += [f"| {s.type} | {s.count} | {s.params:,} | {result.batch * s.macs:,} |" for s in result.breakdown()]
     notes = result.warning_summary()
     if notes:
         out += ["", f"Notes{_collapsed(result, notes)}:", "", *[f"- {n}" for n in notes]]
     return "\n".join(out)
+
+
+def legend_lines(result: NetResult, rows: list[LayerRow]) -> list[str]:
+    """The lines explaining the marks of the shown rows, if any."""
+    lines = [GLOBAL_LEGEND] if any(r.global_context for r in rows) else []
+    if any(r.training_only for r in rows):
+        counted = "counted (--mode train)" if result.mode == TRAIN else "only counted with --mode train"
+        lines.append(f"{TRAINING_MARK} training only: the params count; the MACs, other ops and activations are {counted}.")
+    return lines
 
 
 def _collapsed(result: NetResult, summary: list[str]) -> str:
@@ -233,7 +263,18 @@ def _total_lines(result: NetResult) -> list[str]:
         f"bias additions{per}: {batch * totals.bias_adds:,}",
         f"activations{per}: {batch * totals.activations:,} elements ({size_text(4 * batch * totals.activations)} as float32)",
         f"layers: {totals.layers:,}",
+        *_mode_lines(result),
     ]
+
+
+def _mode_lines(result: NetResult) -> list[str]:
+    """What the mode left out, when the network has training-only rows."""
+    training = [r for r in result.rows if r.training_only]
+    if not training:
+        return []
+    if result.mode == TRAIN:
+        return [f"mode: train (the {len(training):,} training-only layers are counted)"]
+    return [f"mode: eval (the {len(training):,} training-only layers count their params only; --mode train adds their work)"]
 
 
 # ==============================================================================================
@@ -274,8 +315,9 @@ def chart_lines(result: NetResult, limit: int = 12) -> list[str]:
 
 def _layer_lines(result: NetResult, depth: int | None) -> list[str]:
     title = result.name + ("" if result.complete else "  (stopped at the failing layer)")
-    rows = [[compact(c) if isinstance(c, int) else c for c in _cells(result, row)] for row in result.fold(depth)]
-    return [title, *aligned(COLUMNS, rows, right=range(3, 8), width=fit_width(), drop=NARROW_DROP, fold=2)]
+    shown = result.fold(depth)
+    rows = [[compact(c) if isinstance(c, int) else c for c in _cells(result, row)] for row in shown]
+    return [title, *aligned(COLUMNS, rows, right=range(3, 8), width=fit_width(), drop=NARROW_DROP, fold=2), *legend_lines(result, shown)]
 
 
 def _breakdown_lines(result: NetResult) -> list[str]:

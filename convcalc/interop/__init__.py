@@ -1,0 +1,1 @@
+"""Interoperability with other tools: PyTorch code export and the conventions of peer counters."""

@@ -1,0 +1,24 @@
+"""The peers table of ``--peers``: what each counter of :mod:`convcalc.interop.peers` reports, how its
+number is built from convcalc's separate counts, and where the tool is wrong rather than different."""
+
+from __future__ import annotations
+
+from convcalc.interop.peers import PEERS
+from convcalc.render.table import aligned
+
+
+def render_peers(totals: dict[str, int], macs: int, batch: int = 1) -> str:
+    """The peers table: tool, its total, the ratio to convcalc's MACs (display only), how it is built,
+    and a WRONG line under a tool that is wrong; ``totals`` as :func:`~convcalc.interop.peers.peer_totals` gives them."""
+    rows: list[tuple[str, str, str, str]] = []
+    for name, peer in PEERS.items():
+        rows.append((name, f"{totals[name]:,}", f"{totals[name] / macs:.4f}x" if macs else "-", peer.explain))
+        if peer.wrong:
+            rows.append(("", "", "", f"WRONG: {peer.wrong}"))
+    batch_note = f" (the others: batch {batch})" if batch != 1 else ""
+    return "\n".join([
+        f"what other counters report for the module 'convcalc export' writes (MACs: {macs:,})",
+        *aligned(("tool", "total", "/ MACs", "how it is built from convcalc's counts"), rows, right=(1, 2)),
+        f"ptflops builds its own batch of one{batch_note}. Hook-based tools (torchinfo, ptflops, thop,"
+        " torchscan) see modules only: on a hand-written model that calls F.relu they can differ.",
+    ])  # fmt: skip

@@ -1,0 +1,249 @@
+"""``convcalc export SPEC --to pytorch``: every shipped spec becomes a module PyTorch builds, and PyTorch
+itself (not convcalc) gives the parameter count, the output shape, the conv+linear FLOPs
+(``torch.utils.flop_counter.FlopCounterMode``) and, through a forward hook on every named module,
+the output shape of every layer; all must equal convcalc's. ``FakeTensorMode`` makes the
+ImageNet-size forwards free (shapes only, no arithmetic)."""
+
+from __future__ import annotations
+
+import ast
+import glob
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from convcalc.errors import SpecError
+from convcalc.interop.peer_tools import load_module
+from convcalc.interop.torch_export import export_pytorch
+from convcalc.interop.torch_export.emitters import EMITTERS, emitter, find
+from convcalc.kinds import all_kinds
+from convcalc.network.evaluate import evaluate_file
+from convcalc.network.result import NetResult
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted(glob.glob(str(ROOT / "specs" / "*.yaml")))
+EXAMPLES = sorted(glob.glob(str(ROOT / "specs" / "examples" / "*.yaml")))
+ZOO = sorted(glob.glob(str(ROOT / "tests" / "data" / "export_*.yaml")))
+SMALL = EXAMPLES + ZOO
+
+
+def _id(path: str) -> str:
+    return Path(path).stem
+
+
+ALL = SHIPPED + SMALL
+
+
+def exported(path: str) -> tuple[NetResult, object]:
+    result = evaluate_file(path)
+    source = export_pytorch(result)
+    if "torchvision" in source:
+        pytest.importorskip("torchvision.ops", reason="deformable convs export to torchvision.ops.DeformConv2d")
+    return result, load_module(source, result.name)
+
+
+def _cropped(result: NetResult) -> set[str]:
+    """Rows whose module output is cropped afterwards by an explicit F.pad (asymmetric transposed crops)."""
+    out = set()
+    for row in result.rows:
+        emit = find(row.type) if row.spec is not None else None
+        layer = emit(row) if emit else None
+        if layer is not None and getattr(layer, "crop", ()):
+            out.add(row.name)
+    return out
+
+
+def _deform_main_macs(result: NetResult) -> int:
+    """MACs of deformable main convs: torchvision::deform_conv2d has no FlopCounterMode formula."""
+    return sum(row.stages[-1].stats.macs for row in result.rows if row.type == "deformable2d")
+
+
+@pytest.mark.parametrize("path", ALL, ids=_id)
+def test_exported_module_has_convcalcs_params_shapes_and_macs(path: str) -> None:
+    from torch._subclasses import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    result, module = exported(path)
+    shapes: dict[str, tuple[int, ...]] = {}
+    with FakeTensorMode():
+        model = module.build()
+        for name, sub in model.named_modules():
+            if name:
+                sub.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:])))
+        with FlopCounterMode(display=False) as counter:
+            output = model(torch.zeros(1, *module.INPUT_SHAPE))
+        params = sum(p.numel() for p in model.parameters())
+    totals = result.totals()
+    assert params == totals.params
+    assert tuple(output.shape[1:]) == result.output_shape
+    assert result.input_shape == module.INPUT_SHAPE
+    assert counter.get_total_flops() == 2 * (totals.macs - _deform_main_macs(result))
+    cropped = _cropped(result)
+    checked = 0
+    for row in result.rows:
+        if row.spec is None or row.name in cropped:
+            continue  # merges are tensor ops, not modules
+        assert model.get_submodule(row.name) is not None
+        assert shapes[row.name] == row.output_shape, row.name
+        for stage in row.stages[:-1]:  # stages of composite convolutions are submodules too
+            stage_path = f"{row.name}.{stage.name.rsplit('/', 1)[-1]}"
+            if stage_path in shapes:
+                assert shapes[stage_path] == stage.output, stage_path
+                checked += 1
+        checked += 1
+    assert checked >= len([r for r in result.rows if r.spec is not None]) - len(cropped)
+
+
+@pytest.mark.parametrize("path", SMALL, ids=_id)
+def test_small_exports_run_on_real_tensors(path: str) -> None:
+    result, module = exported(path)
+    torch.manual_seed(0)
+    model = module.build()
+    with torch.no_grad():
+        output = model(torch.randn(2, *module.INPUT_SHAPE))
+    assert tuple(output.shape) == (2, *result.output_shape)
+    assert torch.isfinite(output).all()
+
+
+def test_module_paths_are_spec_paths() -> None:
+    result, module = exported(str(ROOT / "specs" / "resnet50.yaml"))
+    source = export_pytorch(result)
+    assert "        # layer1.0: bottleneck\n        x = self.layer1[\"0\"].conv1(maxpool)\n" in source
+    with torch.device("meta"):
+        model = module.build()
+    conv = model.get_submodule("layer1.0.conv1")
+    assert isinstance(conv, torch.nn.Conv2d)
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size) == (64, 64, (1, 1))
+    assert isinstance(model.get_submodule("layer4.0.downsample.1"), torch.nn.BatchNorm2d)
+
+
+def test_padding_pytorch_lacks_is_explicit_and_exact() -> None:
+    """TF 'same' with stride 2 and causal padding: F.pad before the module, and the values equal a
+    convolution over the same explicitly padded input."""
+    result, module = exported(str(ROOT / "tests" / "data" / "export_zoo.yaml"))
+    source = export_pytorch(result)
+    assert 'F.pad(x, (0, 1, 0, 1))' in source  # 20 -> 10 with k3 s2: total padding 1, the odd unit at the end
+    assert 'value=float("-inf")' in source  # max pooling pads with -inf, as PyTorch's own padding
+    torch.manual_seed(0)
+    model = module.build()
+    x = torch.randn(1, 8, 20, 20)
+    conv = model.get_submodule("same_s2")
+    expected = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 1, 0, 1)), conv.weight, conv.bias, stride=2)
+    hooked: list[torch.Tensor] = []
+    conv.register_forward_hook(lambda m, i, o: hooked.append(o))
+    with torch.no_grad():
+        model(x)
+    torch.testing.assert_close(hooked[0], expected)
+    seq, _ = exported(str(ROOT / "tests" / "data" / "export_seq.yaml"))
+    assert "F.pad(x, (4, 0))" in export_pytorch(seq)  # causal: d·(k-1) = 2·2 before, 0 after
+
+
+def test_generated_code_imports_only_torch() -> None:
+    allowed = {"torch", "torch.nn.functional", "torchvision.ops"}
+    for path in ALL:
+        tree = ast.parse(export_pytorch(evaluate_file(path)))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert {a.name for a in node.names} <= allowed, path
+            elif isinstance(node, ast.ImportFrom):
+                assert node.module in allowed, path
+
+
+def test_generated_code_is_ruff_clean(tmp_path: Path) -> None:
+    if shutil.which("ruff") is None and subprocess.run([sys.executable, "-m", "ruff", "--version"], capture_output=True, check=False).returncode:
+        pytest.skip("ruff is not installed")
+    for path in ALL:
+        (tmp_path / f"{_id(path)}.py").write_text(export_pytorch(evaluate_file(path)))
+    ruff = [sys.executable, "-m", "ruff"]
+    check = subprocess.run([*ruff, "check", "--isolated", "--quiet", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    fmt = subprocess.run([*ruff, "format", "--isolated", "--check", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_every_layer_type_has_a_translation() -> None:
+    assert {k.name for k in all_kinds()} <= set(EMITTERS)
+
+
+def test_a_type_registered_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        emitter("relu")(EMITTERS["relu"])
+
+
+def test_a_type_without_translation_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatch, run_cli) -> None:
+    monkeypatch.delitem(EMITTERS, "relu")
+    with pytest.raises(SpecError, match="'relu' has no PyTorch translation"):
+        export_pytorch(evaluate_file(str(ROOT / "specs" / "examples" / "tiny_resnet.yaml")))
+    result = run_cli(["export", str(ROOT / "specs" / "examples" / "tiny_resnet.yaml")])
+    assert result.code == 2
+    assert "layer 'relu'" in result.stderr and "no PyTorch translation" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_layer_named_like_a_module_attribute_is_refused(tmp_path: Path, run_cli) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("input: 3x8x8\nlayers:\n  - {type: conv2d, name: train, out_channels: 4, kernel_size: 3}\n")
+    result = run_cli(["export", str(spec)])
+    assert result.code == 2
+    assert "bad.yaml:3" in result.stderr and "'train'" in result.stderr
+
+
+def test_cli_writes_the_file_or_stdout(tmp_path: Path, run_cli) -> None:
+    spec = str(ROOT / "specs" / "examples" / "dilated_stack.yaml")
+    printed = run_cli(["export", spec, "--to", "pytorch"])
+    assert printed.code == 0 and printed.stdout.startswith('"""')
+    target = tmp_path / "model.py"
+    written = run_cli(["export", spec, "-o", str(target)])
+    assert written.code == 0 and target.read_text() == printed.stdout
+    missing = run_cli(["export", spec, "-o", str(tmp_path / "no" / "such" / "dir.py")])
+    assert missing.code == 2 and "cannot write" in missing.stderr
+
+
+def test_cli_module_runs_standalone(tmp_path: Path) -> None:
+    target = tmp_path / "dilated.py"
+    result = evaluate_file(str(ROOT / "specs" / "examples" / "dilated_stack.yaml"))
+    target.write_text(export_pytorch(result))
+    env = {**os.environ, "PYTHONPATH": ""}
+    done = subprocess.run([sys.executable, str(target)], capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"torch.Size([1, {', '.join(map(str, result.output_shape))}])"
+
+
+def test_deformable_export_with_a_conv2d_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without torchvision: a stand-in ``torchvision.ops.DeformConv2d`` with torchvision's weight
+    shapes and signature (a plain convolution, ignoring the offsets) checks the wiring, the
+    offset conv, the parameter count and every module's shape."""
+    import types
+
+    class DeformConv2d(torch.nn.Conv2d):
+        def forward(self, x, offset, mask=None):  # type: ignore[no-untyped-def,override]
+            n, _, h, w = offset.shape
+            taps = self.kernel_size[0] * self.kernel_size[1]
+            assert offset.shape[1] == 2 * taps and (mask is None or mask.shape == (n, taps, h, w))
+            return super().forward(x)
+
+    ops = types.ModuleType("torchvision.ops")
+    ops.DeformConv2d = DeformConv2d  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torchvision", types.ModuleType("torchvision"))
+    monkeypatch.setitem(sys.modules, "torchvision.ops", ops)
+    result = evaluate_file(str(ROOT / "specs" / "deformable_block.yaml"))
+    module = load_module(export_pytorch(result), result.name)
+    model = module.build()
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, sub in model.named_modules():
+        sub.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:])))
+    with torch.no_grad():
+        output = model(torch.randn(1, *module.INPUT_SHAPE))
+    assert sum(p.numel() for p in model.parameters()) == result.totals().params
+    assert tuple(output.shape[1:]) == result.output_shape
+    for row in result.rows:
+        if row.spec is not None:
+            assert shapes[row.name] == row.output_shape, row.name
+        if row.type == "deformable2d":
+            assert shapes[f"{row.name}.offset"] == row.stages[0].output
