@@ -1,8 +1,8 @@
-"""The network commands: ``net`` (evaluate a spec), ``check`` (the expectations specs state, for CI)
-and ``export`` (the spec as PyTorch code).
+"""The network commands: ``net`` (evaluate a spec), ``check`` (the expectations specs state, for CI;
+``--against MODEL.onnx`` also compares the spec with a model) and ``export`` (the spec as PyTorch code).
 
 Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod:`convcalc.render`,
-code generation and the peer counters' conventions in :mod:`convcalc.interop`.
+code generation, the peer counters' conventions and the comparison with a model in :mod:`convcalc.interop`.
 """
 
 from __future__ import annotations
@@ -59,6 +59,11 @@ NetBatchOpt = Annotated[
         "--batch", "-b", min=1, help="Batch size (default: the spec's): scales MACs and activations.", show_default=False
     ),
 ]
+AgainstOpt = Annotated[
+    Optional[str],
+    typer.Option("--against", metavar="MODEL.onnx", help="Compare the spec with an ONNX model.", show_default=False),
+]
+ByOrderOpt = Annotated[bool, typer.Option("--by-order", help="With --against: match layers by position, not by name.")]
 
 
 class ExportTarget(str, Enum):
@@ -168,15 +173,21 @@ def check_command(
     in_shape: NetInOpt = None,
     set_values: NetSetOpt = None,
     fmt: CheckFmtOpt = CheckFormat.text,
+    against: AgainstOpt = None,
+    by_order: ByOrderOpt = False,
     mode: ModeOpt = Mode.eval,
     update: UpdateOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input.
 
-    With --in or --set, expectations the change makes inapplicable are reported as skipped. A spec
-    without expectations is reported (a warning). When $GITHUB_STEP_SUMMARY names a file (GitHub
-    Actions), a Markdown summary table is appended to it."""
+    With --in or --set, expectations the change makes inapplicable are reported as skipped.
+    With --against MODEL.onnx, also compare the spec with the model layer by layer (by name, or
+    --by-order): type, output shape, params, MACs, receptive field; totals and output shape.
+    A spec without expectations is reported (a warning). When $GITHUB_STEP_SUMMARY names a file
+    (GitHub Actions), a Markdown summary table is appended to it. --update first writes each
+    spec's current totals as its expectations.
+    """
     from convcalc.network.check import check, check_exit_code
     from convcalc.parse.layer import parse_set
     from convcalc.render.check import render_check, render_check_summary
@@ -185,10 +196,10 @@ def check_command(
         from convcalc.network.check import expand_paths
         from convcalc.network.update import update_file
 
-        if in_shape is not None or set_values or mode is not Mode.eval:
+        if in_shape is not None or set_values or mode is not Mode.eval or against is not None:
             raise SpecError(
-                "--update writes the totals of the spec as it is written; --in, --set and --mode would change them.",
-                hint="Drop --in/--set/--mode (or edit the spec's input and variables first).",
+                "--update writes the totals of the spec as it is written; --in, --set, --mode and --against do not apply.",
+                hint="Drop --in/--set/--mode/--against (or edit the spec's input and variables first).",
             )
         for path in expand_paths(specs):
             try:
@@ -196,7 +207,15 @@ def check_command(
             except ConvcalcError as err:  # this spec stays as it is; the check below reports it
                 message = f"not updated {path}: {err}"
             typer.echo(message, err=fmt is not CheckFormat.text)
-    results = check(specs, in_shape, parse_set(list(set_values or [])), mode.value)
+    values = parse_set(list(set_values or []))
+    if against is None:
+        results = check(specs, in_shape, values, mode.value)
+    elif len(specs) == 1:
+        from convcalc.interop.compare import against as compare_against
+
+        results = [compare_against(specs[0], against, by_order=by_order, in_shape=in_shape, values=values, mode=mode.value)]
+    else:
+        raise SpecError(f"--against compares one spec with the model, got {len(specs)} specs.", hint="Pass a single SPEC.")
     typer.echo(render_check(results, fmt))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
