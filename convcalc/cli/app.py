@@ -27,6 +27,7 @@ GROUPS = {
     "net": "net", "check": "net", "export": "net",
     "run": "run", "peak": "run",
     "draw": "draw",
+    "import": "interop",
 }  # fmt: skip
 """Command name -> the module of :mod:`convcalc.cli` that defines it (in ``--help`` order)."""
 

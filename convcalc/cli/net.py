@@ -1,8 +1,8 @@
-"""The network commands: ``net`` (evaluate a spec), ``check`` (the expectations specs state, for CI)
-and ``export`` (the spec as PyTorch code).
+"""The network commands: ``net`` (evaluate a spec), ``check`` (the expectations specs state, for CI;
+``--against MODEL.onnx`` also compares the spec with a model) and ``export`` (the spec as PyTorch code).
 
 Thin typer wrappers: evaluation lives in :mod:`convcalc.network`, output in :mod:`convcalc.render`,
-code generation and the peer counters' conventions in :mod:`convcalc.interop`.
+code generation, the peer counters' conventions and the comparison with a model in :mod:`convcalc.interop`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Annotated, Optional, cast
 import typer
 
 from convcalc.cli.options import DebugOpt, Mode, ModeOpt, PeersOpt, guarded, write_file
+from convcalc.errors import SpecError
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
@@ -52,6 +53,11 @@ NetBatchOpt = Annotated[
         "--batch", "-b", min=1, help="Batch size (default: the spec's): scales MACs and activations.", show_default=False
     ),
 ]
+AgainstOpt = Annotated[
+    Optional[str],
+    typer.Option("--against", metavar="MODEL.onnx", help="Compare the spec with an ONNX model.", show_default=False),
+]
+ByOrderOpt = Annotated[bool, typer.Option("--by-order", help="With --against: match layers by position, not by name.")]
 
 
 class ExportTarget(str, Enum):
@@ -153,17 +159,30 @@ def check_command(
     in_shape: NetInOpt = None,
     set_values: NetSetOpt = None,
     fmt: CheckFmtOpt = CheckFormat.text,
+    against: AgainstOpt = None,
+    by_order: ByOrderOpt = False,
     mode: ModeOpt = Mode.eval,
     debug: DebugOpt = False,
 ) -> None:
     """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input.
 
-    With --in or --set, expectations the change makes inapplicable are reported as skipped."""
+    With --in or --set, expectations the change makes inapplicable are reported as skipped.
+    With --against MODEL.onnx, also compare the spec with the model layer by layer (by name, or
+    --by-order): type, output shape, params, MACs, receptive field; totals and output shape.
+    """
     from convcalc.network.check import check, check_exit_code
     from convcalc.parse.layer import parse_set
     from convcalc.render.check import render_check
 
-    results = check(specs, in_shape, parse_set(list(set_values or [])), mode.value)
+    values = parse_set(list(set_values or []))
+    if against is None:
+        results = check(specs, in_shape, values, mode.value)
+    elif len(specs) == 1:
+        from convcalc.interop.compare import against as compare_against
+
+        results = [compare_against(specs[0], against, by_order=by_order, in_shape=in_shape, values=values, mode=mode.value)]
+    else:
+        raise SpecError(f"--against compares one spec with the model, got {len(specs)} specs.", hint="Pass a single SPEC.")
     typer.echo(render_check(results, fmt))
     code = check_exit_code(results)
     if code:

@@ -177,7 +177,7 @@ def normalise_name(name: str) -> str:
     return name.strip().lower().replace("-", "_").replace(" ", "_")
 
 
-LAZY_MODULES = ("convcalc.kinds.layers",)
+LAZY_MODULES = ("convcalc.kinds.layers", "convcalc.kinds.opaque")
 """Kind modules registered on first need (a name not found yet, or a full listing), so the
 single-convolution commands do not pay for importing every network layer type at start-up."""
 

@@ -1,0 +1,182 @@
+"""ONNX import against PyTorch itself: models built from torch.nn (tests/torch_models.py), exported
+with both of torch's exporters, imported, and compared with torch's own numbers:
+
+* parameters: ``sum(p.numel() for p in model.parameters())``;
+* MACs: ``torch.utils.flop_counter.FlopCounterMode`` (conv + linear FLOPs, / 2);
+* the output shape, and the output shape of every leaf module, by name, from forward hooks.
+
+The TorchScript exporter keeps BatchNorm (``training=PRESERVE, do_constant_folding=False``); the
+dynamo exporter is run with ``optimize=False`` (its default optimisation folds BatchNorm into the
+convolutions: a separate test compares that graph with torch's own ``fuse_conv_bn_eval``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from torch_models import MODELS, build  # noqa: E402
+
+from convcalc.api import torch_to_onnx  # noqa: E402
+from convcalc.interop.onnx import import_model  # noqa: E402
+
+EXPORTERS = ("torchscript", "dynamo")
+
+
+def export(model: nn.Module, x: Any, exporter: str) -> Any:
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return torch_to_onnx(model, x, dynamo=exporter == "dynamo")
+
+
+class Reference:
+    """What torch says about one model."""
+
+    def __init__(self, model: nn.Module, x: Any) -> None:
+        self.params = sum(p.numel() for p in model.parameters())
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            y = model(x)
+        self.macs = counter.get_total_flops() // 2
+        self.output = tuple(y.shape[1:])
+        calls: dict[str, list[tuple[int, ...]]] = {}
+        hooks = [
+            module.register_forward_hook(lambda m, i, o, name=name: calls.setdefault(name, []).append(tuple(o.shape[1:])))
+            for name, module in model.named_modules()
+            if name and not list(module.children())
+        ]
+        with torch.no_grad():
+            model(x)
+        for hook in hooks:
+            hook.remove()
+        dropped = {name for name, m in model.named_modules() if isinstance(m, (nn.Dropout, nn.Identity))}
+        # exporters remove inference-time no-ops; modules called twice are compared on their first call
+        self.layers = {name: shapes[0] for name, shapes in calls.items() if name not in dropped}
+
+
+@pytest.fixture(scope="module")
+def exported() -> Callable[[str, str], tuple[Any, Reference]]:
+    cache: dict[tuple[str, str], tuple[Any, Reference]] = {}
+
+    def get(name: str, exporter: str) -> tuple[Any, Reference]:
+        if (name, exporter) not in cache:
+            model, x = build(name)
+            cache[name, exporter] = (export(model, x, exporter), Reference(model, x))
+        return cache[name, exporter]
+
+    return get
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_import_matches_torch(name: str, exporter: str, exported: Callable[[str, str], tuple[Any, Reference]]) -> None:
+    proto, ref = exported(name, exporter)
+    imported = import_model(proto)
+    totals = imported.result.totals()
+    assert totals.params == ref.params
+    assert totals.macs == ref.macs
+    assert imported.result.output_shape == ref.output
+    rows = {row.name: row.output_shape for row in imported.result.rows}
+    assert {name: rows.get(name) for name in ref.layers} == ref.layers
+    assert not imported.unknown
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_written_spec_evaluates_to_the_same_totals(exporter: str, exported: Any, run_cli: Any, tmp_path: Path) -> None:
+    """`convcalc import` writes YAML that `convcalc net` evaluates to torch's numbers."""
+    proto, ref = exported("residual", exporter)
+    model = tmp_path / "model.onnx"
+    model.write_bytes(proto.SerializeToString())
+    spec = tmp_path / "model.yaml"
+    result = run_cli(["import", str(model), "-o", str(spec)])
+    assert result.code == 0, result.output
+    doc = json.loads(run_cli(["net", str(spec), "--format", "json"]).stdout)
+    assert (doc["totals"]["params"], doc["totals"]["macs"]) == (ref.params, ref.macs)
+    names = {row["name"] for row in doc["layers"]}
+    assert {"layer1.0.conv1", "layer2.0.downsample.0", "layer2.1.bn2", "fc"} <= names
+    # readable: one line per layer, named tensors only where the graph branches
+    text = spec.read_text()
+    assert text.count("type:") == doc["totals"]["layers"]
+    assert "input: " in text and text.count("input:") + text.count("inputs:") < doc["totals"]["layers"] // 3
+
+
+def test_folded_batchnorm_graph_matches_torch_fusion() -> None:
+    """The dynamo exporter's default optimisation folds BatchNorm into the convs: imported as it is,
+    with a note; the numbers are those of torch's own fusion (fuse_conv_bn_eval)."""
+    pytest.importorskip("onnxscript")
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model, x = build("separable_se")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        proto = torch.onnx.export(model, (x,), dynamo=True, verbose=False).model_proto
+    imported = import_model(proto)
+    fused = [
+        fuse_conv_bn_eval(model.stem[0], model.stem[1]),
+        fuse_conv_bn_eval(model.dw, model.bn_dw),
+        fuse_conv_bn_eval(model.pw, model.bn_pw),
+    ]
+    bns = [model.stem[1], model.bn_dw, model.bn_pw]
+    convs = [model.stem[0], model.dw, model.pw]
+    expected = (
+        sum(p.numel() for p in model.parameters())
+        - sum(p.numel() for m in [*bns, *convs] for p in m.parameters())
+        + sum(p.numel() for m in fused for p in m.parameters())
+    )
+    assert imported.result.totals().params == expected
+    assert any("BatchNorm looks folded" in note for note in imported.notes)
+    assert "BatchNorm looks folded" in imported.text
+
+
+def test_check_against_the_library_resnet18(run_cli: Any, tmp_path: Path) -> None:
+    """specs/resnet18.yaml against the torch ResNet-18 its library test builds, exported by torch."""
+    from test_library_imagenet import basic_block, build_resnet
+
+    torch.manual_seed(0)
+    model = build_resnet(basic_block, (2, 2, 2, 2)).eval()
+    path = tmp_path / "resnet18.onnx"
+    path.write_bytes(export(model, torch.randn(1, 3, 224, 224), "torchscript").SerializeToString())
+    ok = run_cli(["check", "specs/resnet18.yaml", "--against", str(path)])
+    assert ok.code == 0, ok.output
+    assert "PASS" in ok.stdout
+    # the shipped model changes (a 1x1 conv2 in the last block): the check fails there
+    model.layer4[1].conv2 = nn.Conv2d(512, 512, 1, bias=False)
+    changed = tmp_path / "changed.onnx"
+    changed.write_bytes(export(model, torch.randn(1, 3, 224, 224), "torchscript").SerializeToString())
+    fail = run_cli(["check", "specs/resnet18.yaml", "--against", str(changed)])
+    assert fail.code == 1
+    assert "layer4.1.conv2" in fail.stdout and "Traceback" not in fail.output
+    assert "/layer4/layer4.1/conv2/Conv" in fail.stdout  # the ONNX node name
+    assert re.search(r"specs/resnet18.yaml:\d+: layer 'layer4.1.conv2': params: spec 2,359,296, model 262,144", fail.stdout)
+    github = run_cli(["check", "specs/resnet18.yaml", "--against", str(changed), "--format", "github"])
+    assert github.code == 1 and github.stdout.startswith("::error file=specs/resnet18.yaml,line=")
+    junit = run_cli(["check", "specs/resnet18.yaml", "--against", str(changed), "--format", "junit"])
+    assert junit.code == 1 and "<failure" in junit.stdout and "layer4.1.conv2" in junit.stdout
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "googlenet"])
+def test_library_specs_pass_against_their_torch_builds(name: str, run_cli: Any, tmp_path: Path) -> None:
+    """The reference library's specs against the torch builds of tests/test_library_imagenet.py, exported
+    by torch (MobileNetV2's dropout row has no node in an inference graph and is not a divergence)."""
+    import test_library_imagenet as library
+
+    torch.manual_seed(0)
+    model = getattr(library, f"build_{name}")().eval()
+    path = tmp_path / f"{name}.onnx"
+    path.write_bytes(export(model, torch.randn(1, 3, 224, 224), "torchscript").SerializeToString())
+    result = run_cli(["check", f"specs/{name}.yaml", "--against", str(path)])
+    assert result.code == 0, result.output
