@@ -221,8 +221,23 @@ def test_generated_code_is_ruff_clean(tmp_path: Path) -> None:
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
+UNTRANSLATABLE = {"unknown", "elementwise"}
+"""Kinds of ``convcalc import`` with no PyTorch translation: an op without a formula, and ``x <op> c``
+whose constant ``c`` the spec does not hold. Exporting them is an error naming the type."""
+
+
 def test_every_layer_type_has_a_translation() -> None:
-    assert {k.name for k in all_kinds()} <= set(EMITTERS)
+    assert {k.name for k in all_kinds()} - set(EMITTERS) == UNTRANSLATABLE
+
+
+@pytest.mark.parametrize("kind", sorted(UNTRANSLATABLE))
+def test_the_untranslatable_types_are_errors_naming_them(kind: str, tmp_path: Path, run_cli) -> None:
+    spec = tmp_path / "imported.yaml"
+    extra = "op_type: Foo, output_shape: 3x8x8" if kind == "unknown" else "op: mul"
+    spec.write_text(f"input: 3x8x8\nlayers:\n  - {{type: {kind}, name: odd, {extra}}}\n")
+    result = run_cli(["export", str(spec)])
+    assert result.code == 2
+    assert f"'{kind}' has no PyTorch translation" in result.stderr and "layer 'odd'" in result.stderr
 
 
 def test_a_type_registered_twice_is_refused() -> None:
