@@ -1,13 +1,16 @@
-"""fcn_resnet50 and its shared dilated ResNet-50 backbone (specs/include/dilated_resnet50.yaml).
+"""fcn_resnet50, deeplabv3_resnet50 and their shared dilated ResNet-50 backbone
+(specs/include/dilated_resnet50.yaml).
 
-The reference is a ``torch.nn`` build of torchvision's ``fcn_resnet50(aux_loss=True)`` with its
-module paths (torchvision does not import here): ``resnet50(replace_stride_with_dilation=[False,
-True, True])`` as in torchvision's ``_make_layer`` (the stride of layer3/layer4 becomes dilation,
-the first block keeping the previous dilation), ``FCNHead`` on layer4 and on layer3, both outputs
-upsampled to the input size. It runs on the ``meta`` device (shapes and FlopCounterMode's counts
-without computing), so the published 3x520x520 size costs nothing. Checked: the torch build has
-torchvision's published ``num_params`` (35,322,218) and GFLOPS (152.717); convcalc's rows agree
-with it layer by layer by name (output shape, params, MACs).
+The reference is a ``torch.nn`` build of torchvision's ``fcn_resnet50(aux_loss=True)`` and
+``deeplabv3_resnet50(aux_loss=True)`` with their module paths (torchvision does not import here):
+``resnet50(replace_stride_with_dilation=[False, True, True])`` as in torchvision's ``_make_layer``
+(the stride of layer3/layer4 becomes dilation, the first block keeping the previous dilation),
+``FCNHead`` or ``DeepLabHead`` (ASPP with rates 12, 24, 36) on layer4 and ``FCNHead`` on layer3,
+both outputs upsampled to the input size. It runs on the ``meta`` device (shapes and
+FlopCounterMode's counts without computing), so the published 3x520x520 size costs nothing.
+Checked: the torch builds have torchvision's published ``num_params`` and GFLOPS (FCN 35,322,218
+and 152.717; DeepLabV3 42,004,074 and 178.722); convcalc's rows agree with them layer by layer
+by name (output shape, params, MACs).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from test_library_imagenet import (  # noqa: E402
+    Cat,
+    Graph,
     _projection,
     _residual,
     bag,
@@ -34,7 +39,10 @@ from test_library_imagenet import (  # noqa: E402
 from torch import nn  # noqa: E402
 
 INPUT = (3, 520, 520)
-PUBLISHED = (35_322_218, "152.717")  # torchvision FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1: num_params, GFLOPS
+PUBLISHED = {  # torchvision *_Weights.COCO_WITH_VOC_LABELS_V1: num_params, GFLOPS
+    "fcn_resnet50": (35_322_218, "152.717"),
+    "deeplabv3_resnet50": (42_004_074, "178.722"),
+}
 
 
 def dilated_bottleneck(cin: int, planes: int, stride: int, dilation: int) -> tuple[nn.Module, int]:
@@ -71,13 +79,39 @@ def fcn_head(cin: int, classes: int) -> nn.Module:
     return nn.Sequential(conv(cin, inter, 3, 1, 1), nn.BatchNorm2d(inter), nn.ReLU(), nn.Dropout(0.1), nn.Conv2d(inter, classes, 1))
 
 
-class FCN(nn.Module):
-    """torchvision _SimpleSegmentationModel: the aux head runs in every forward (eval mode too)."""
+def deeplab_head(cin: int, classes: int, rates: tuple[int, ...] = (12, 24, 36)) -> nn.Module:
+    """torchvision.models.segmentation.deeplabv3.DeepLabHead: ASPP (a 1x1 branch, one atrous 3x3
+    per rate, ASPPPooling, concatenated, then project), 3x3 conv, BN, ReLU, 1x1 classifier.
+    ASPPPooling's functional F.interpolate back to the map is the module ``upsample`` here, and
+    the ``torch.cat`` the module ``concat``, so the hooks see them."""
+    side = -(-INPUT[1] // 8)  # output stride 8, each halving rounding up: 520 -> 65
+    pooling = named(
+        **{"0": nn.AdaptiveAvgPool2d(1), "1": conv(cin, 256, 1), "2": nn.BatchNorm2d(256), "3": nn.ReLU()},
+        upsample=nn.Upsample(size=(side, side), mode="bilinear", align_corners=False),
+    )
+    branches = [nn.Sequential(conv(cin, 256, 1), nn.BatchNorm2d(256), nn.ReLU())]
+    branches += [
+        nn.Sequential(nn.Conv2d(cin, 256, 3, padding=rate, dilation=rate, bias=False), nn.BatchNorm2d(256), nn.ReLU())
+        for rate in rates
+    ]
+    mods = {str(i): m for i, m in enumerate([*branches, pooling])}
+    convs = Graph({**mods, "concat": Cat()}, [[name] for name in mods], "concat")
+    project = nn.Sequential(conv(5 * 256, 256, 1), nn.BatchNorm2d(256), nn.ReLU(), nn.Dropout(0.5))
+    aspp = named(convs=convs, project=project)
+    return nn.Sequential(aspp, conv(256, 256, 3, 1, 1), nn.BatchNorm2d(256), nn.ReLU(), nn.Conv2d(256, classes, 1))
 
-    def __init__(self, classes: int = 21) -> None:
+
+HEADS: dict[str, Callable[[int, int], nn.Module]] = {"fcn_resnet50": fcn_head, "deeplabv3_resnet50": deeplab_head}
+
+
+class Segmentation(nn.Module):
+    """torchvision _SimpleSegmentationModel: the aux head (an FCNHead on layer3) runs in every
+    forward (eval mode too); ``head`` builds the main classifier on layer4."""
+
+    def __init__(self, head: Callable[[int, int], nn.Module], classes: int = 21) -> None:
         super().__init__()
         self.backbone = dilated_resnet50()
-        self.classifier = fcn_head(2048, classes)
+        self.classifier = head(2048, classes)
         self.aux_classifier = fcn_head(1024, classes)
         self.upsample = nn.Upsample(size=INPUT[1:], mode="bilinear", align_corners=False)
         self.aux_upsample = nn.Upsample(size=INPUT[1:], mode="bilinear", align_corners=False)
@@ -90,11 +124,15 @@ class FCN(nn.Module):
         return out + 0 * aux.sum()  # both heads run, as in torchvision's forward
 
 
-def torch_facts() -> tuple[int, int, dict[str, tuple[int, ...]], dict[str, int], dict[str, int]]:
+Facts = tuple[int, int, dict[str, tuple[int, ...]], dict[str, int], dict[str, int]]
+"""Total params, total MACs, and per leaf module (by path): output shape, params, MACs."""
+
+
+def torch_facts(name: str) -> Facts:
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
-        model = FCN().eval()
+        model = Segmentation(HEADS[name]).eval()
         x = torch.zeros(1, *INPUT)
     named_leaves = dict(leaves(model))
     shapes: dict[str, tuple[int, ...]] = {}
@@ -106,28 +144,28 @@ def torch_facts() -> tuple[int, int, dict[str, tuple[int, ...]], dict[str, int],
         model(x)
     for handle in handles:
         handle.remove()
-    per_module = {k.removeprefix("FCN."): sum(v.values()) // 2 for k, v in counter.get_flop_counts().items()}
+    per_module = {k.removeprefix("Segmentation."): sum(v.values()) // 2 for k, v in counter.get_flop_counts().items()}
     params = {n: sum(p.numel() for p in m.parameters()) for n, m in named_leaves.items()}
     macs = {n: per_module.get(n, 0) for n in named_leaves}
     return sum(p.numel() for p in model.parameters()), counter.get_total_flops() // 2, shapes, params, macs
 
 
-@pytest.fixture(scope="module")
-def facts() -> tuple[int, int, dict[str, tuple[int, ...]], dict[str, int], dict[str, int]]:
-    return torch_facts()
+@pytest.fixture(scope="module", params=list(HEADS))
+def facts(request: pytest.FixtureRequest) -> tuple[str, Facts]:
+    return request.param, torch_facts(request.param)
 
 
-def test_torch_build_has_torchvision_published_numbers(facts: tuple) -> None:  # type: ignore[type-arg]
-    params, macs, shapes, _, _ = facts
-    assert params == PUBLISHED[0]
-    assert rounded(macs, 10**9, PUBLISHED[1]) == Decimal(PUBLISHED[1])
+def test_torch_build_has_torchvision_published_numbers(facts: tuple[str, Facts]) -> None:
+    name, (params, macs, shapes, _, _) = facts
+    assert params == PUBLISHED[name][0]
+    assert rounded(macs, 10**9, PUBLISHED[name][1]) == Decimal(PUBLISHED[name][1])
     assert shapes["backbone.layer4.2.relu"] == (2048, 65, 65)  # output stride 8: 520 -> 65
     assert shapes["backbone.layer3.0.downsample.0"] == (1024, 65, 65)  # a stride-1 projection remains
 
 
-def test_fcn_spec_agrees_with_the_torch_build_layer_by_layer(facts: tuple, run_cli: Callable[..., object]) -> None:  # type: ignore[type-arg]
-    params, macs, shapes, leaf_params, leaf_macs = facts
-    doc = net_doc("fcn_resnet50", run_cli)
+def test_spec_agrees_with_the_torch_build_layer_by_layer(facts: tuple[str, Facts], run_cli: Callable[..., object]) -> None:
+    name, (params, macs, shapes, leaf_params, leaf_macs) = facts
+    doc = net_doc(name, run_cli)
     assert (total(doc, "params"), total(doc, "macs")) == (params, macs)
     rows = rows_of(doc)
     problems = compare_layers(rows, shapes)
@@ -137,11 +175,12 @@ def test_fcn_spec_agrees_with_the_torch_build_layer_by_layer(facts: tuple, run_c
     assert not wrong, wrong[:20]
 
 
-def test_fcn_and_the_backbone_share_one_file() -> None:
+@pytest.mark.parametrize("name", list(HEADS))
+def test_the_segmentation_specs_share_the_backbone_file(name: str) -> None:
     from test_library_imagenet import spec
 
     from convcalc.network.spec import load_network
 
-    network = load_network(spec("fcn_resnet50"))
+    network = load_network(spec(name))
     assert network.templates["dilated_resnet50"].where.file.endswith("specs/include/dilated_resnet50.yaml")
     assert network.templates["bottleneck"].where.file.endswith("specs/include/dilated_resnet50.yaml")

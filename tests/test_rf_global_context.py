@@ -191,99 +191,13 @@ def test_deeplab_head_takes_the_field_of_its_local_branches() -> None:
     assert not rows["aspp.convs.3.0"].global_context
 
 
-DEEPLABV3_RESNET50 = """
-# torchvision deeplabv3_resnet50 (aux_loss=True) on 3x520x520: ResNet-50 with
-# replace_stride_with_dilation=[False, True, True] (output stride 8; a dilated stage's first block
-# keeps the previous dilation), DeepLabHead with rates 12, 24, 36 and the FCNHead aux classifier
-# on layer3 (torchvision's forward runs it in eval mode too). Module paths as torchvision's.
-name: deeplabv3_resnet50
-input: 3x520x520
-defaults: {bias: false}
-define:
-  bottleneck:
-    params: {planes: required, stride: 1, dilation: 1}
-    layers:
-      - residual:
-          - {type: conv2d, name: conv1, out_channels: $planes, kernel_size: 1}
-          - {type: batchnorm2d, name: bn1}
-          - {type: relu, name: relu1}
-          - {type: conv2d, name: conv2, out_channels: $planes, kernel_size: 3, stride: $stride, padding: $dilation, dilation: $dilation}
-          - {type: batchnorm2d, name: bn2}
-          - {type: relu, name: relu2}
-          - {type: conv2d, name: conv3, out_channels: $planes * 4, kernel_size: 1}
-          - {type: batchnorm2d, name: bn3}
-        shortcut:
-          name: downsample
-          when: $stride != 1 or $in_channels != $planes * 4
-          layers:
-            - {type: conv2d, out_channels: $planes * 4, kernel_size: 1, stride: $stride}
-            - batchnorm2d
-      - {type: relu, name: relu}
-  aspp_conv:
-    params: {rate: required}
-    layers:
-      - {type: conv2d, name: "0", out_channels: 256, kernel_size: 3, padding: $rate, dilation: $rate}
-      - {type: batchnorm2d, name: "1"}
-      - {type: relu, name: "2"}
-layers:
-  - name: backbone
-    layers:
-      - {type: conv2d, name: conv1, out_channels: 64, kernel_size: 7, stride: 2, padding: 3}
-      - {type: batchnorm2d, name: bn1}
-      - {type: relu, name: relu}
-      - {type: maxpool2d, name: maxpool, kernel_size: 3, stride: 2, padding: 1}
-      - {type: bottleneck, name: layer1, repeat: 3, planes: 64}
-      - {type: bottleneck, name: layer2, repeat: 4, planes: 128, first: {stride: 2}}
-      - {type: bottleneck, name: layer3, repeat: 6, planes: 256, dilation: 2, first: {dilation: 1}}
-      - {type: bottleneck, name: layer4, repeat: 3, planes: 512, dilation: 4, first: {dilation: 2}, expect: {shape: 2048x65x65}}
-  - name: classifier
-    layers:
-      - name: "0"
-        layers:
-          - name: convs
-            merge: concat
-            branches:
-              - name: "0"
-                layers: [{type: conv2d, name: "0", out_channels: 256, kernel_size: 1}, {type: batchnorm2d, name: "1"}, {type: relu, name: "2"}]
-              - {type: aspp_conv, name: "1", rate: 12}
-              - {type: aspp_conv, name: "2", rate: 24}
-              - {type: aspp_conv, name: "3", rate: 36}
-              - name: "4"
-                layers:
-                  - {type: adaptive_avgpool2d, name: "0", output_size: 1}
-                  - {type: conv2d, name: "1", out_channels: 256, kernel_size: 1}
-                  - {type: batchnorm2d, name: "2"}
-                  - {type: relu, name: "3"}
-                  - {type: upsample, name: upsample, size: 65, mode: bilinear}
-          - name: project
-            layers:
-              - {type: conv2d, name: "0", out_channels: 256, kernel_size: 1}
-              - {type: batchnorm2d, name: "1"}
-              - {type: relu, name: "2"}
-              - {type: dropout, name: "3", p: 0.5}
-      - {type: conv2d, name: "1", out_channels: 256, kernel_size: 3, padding: 1}
-      - {type: batchnorm2d, name: "2"}
-      - {type: relu, name: "3"}
-      - {type: conv2d, name: "4", out_channels: 21, kernel_size: 1, bias: true}
-  - {type: upsample, name: upsample, size: 520, mode: bilinear}
-  - name: aux_classifier
-    input: backbone.layer3
-    layers:
-      - {type: conv2d, name: "0", out_channels: 256, kernel_size: 3, padding: 1}
-      - {type: batchnorm2d, name: "1"}
-      - {type: relu, name: "2"}
-      - {type: dropout, name: "3", p: 0.1}
-      - {type: conv2d, name: "4", out_channels: 21, kernel_size: 1, bias: true}
-      - {type: upsample, name: upsample, size: 520, mode: bilinear}
-"""
-
-
 def test_deeplabv3_fields_are_local_and_totals_are_torchvisions() -> None:
     """The issue's numbers: 427 at the backbone output (ResNet-50, output stride 8), 1,019 at the
     last classifier conv (+ 2·36·8 for the rate-36 branch, + 2·8 for the 3x3 conv) instead of a
     field widened by the image-pooling branch. The totals are torchvision's published pair for
-    DeepLabV3_ResNet50_Weights (42,004,074 params, 178.722 GFLOPS), so the spec is that network."""
-    result = network(DEEPLABV3_RESNET50)
+    DeepLabV3_ResNet50_Weights (42,004,074 params, 178.722 GFLOPS), so the spec is that network
+    (checked layer by layer against a torch build in tests/test_library_fcn.py)."""
+    result = evaluate_file(str(SPECS / "deeplabv3_resnet50.yaml"))
     rows = {r.name: r for r in result.rows}
     backbone, head = rows["backbone.layer4.2.relu"], rows["classifier.4"]
     assert [a.size for a in backbone.field or ()] == [427, 427] and not backbone.global_context
