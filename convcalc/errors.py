@@ -4,11 +4,30 @@ Domain modules raise these; only :mod:`convcalc.cli` turns them into a message a
 exit code (2 for bad input, 1 for a failed check).
 """
 
+import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
 SUGGEST_CUTOFF = 0.5
 """How close (difflib ratio) a known name must be to an unknown one to be suggested."""
+
+
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Characters that steer a terminal or reorder text (escape sequences, newlines, bidi overrides)."""
+
+
+def escape_controls(text: str, keep: str = "") -> str:
+    """``text`` with every :data:`CONTROL` character (except those in ``keep``) written as ``\\xNN``/``\\uNNNN``."""
+    return CONTROL.sub(lambda m: m.group() if m.group() in keep else repr(m.group())[1:-1], text)
+
+
+def check_printable(text: str, what: str) -> None:
+    """Refuse a name that would carry control characters into tables, CSV or Markdown."""
+    if CONTROL.search(text):
+        raise SpecError(
+            f"{what} '{escape_controls(text)}' contains control characters.",
+            hint="Names may not contain escape sequences, newlines or tabs.",
+        )
 
 
 class Location(NamedTuple):

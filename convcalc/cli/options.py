@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional, ParamSpec, get_type_hints
 
 import typer
 
-from convcalc.errors import ConvcalcError, SpecError
+from convcalc.errors import ConvcalcError, SpecError, escape_controls
 from convcalc.kinds.base import (
     BIAS,
     DEPTH_MULTIPLIER,
@@ -54,7 +54,7 @@ def reset_debug(debug: bool) -> None:
 
 def fail(message: str, code: int) -> typer.Exit:
     """Print ``message`` to stderr and return the Exit to raise."""
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {escape_controls(message, keep=chr(10))}\n")
     return typer.Exit(code)
 
 

@@ -115,6 +115,12 @@ def compare_output(types: list[str], flags: Mapping[str, object], shape_text: st
         raise SpecError("compare needs an input shape.", hint="Add --in CxHxW, e.g. --in 3x7x7.")
     rank = len(parse_axes(shape_text, "input")) - 1
     names = types or list(DEFAULT_COMPARE.get(rank, ()))
+    if not names:
+        raise SpecError(
+            f"compare has no standard set of types for the input {shape_text} ({rank} spatial axes).",
+            hint=f"Name the types to compare, or give a shape with 1 to 3 spatial sizes such as --in 3x7x7"
+            f" (standard sets: {', '.join(f'{r}D' for r in sorted(DEFAULT_COMPARE))}).",
+        )
     results = [build_request(name, flags, shape_text=shape_text, batch=batch, only_known=True) for name in names]
     evaluated = [evaluate_layer(r.spec, r.shape) for r in results]
     scale = results[0].batch if results else 1

@@ -107,8 +107,9 @@ class Report:
 
 
 def _progress(total: int, enabled: bool) -> tuple[Callable[[StageRun], None] | None, Callable[[], None]]:
-    """A rich progress bar on stderr (only on a terminal)."""
-    if not enabled or not sys.stderr.isatty():
+    """A rich progress bar on stderr, only on a terminal that takes escape sequences: none when
+    ``NO_COLOR`` is set (https://no-color.org: a bar is drawn with cursor movements) or ``TERM=dumb``."""
+    if not enabled or not sys.stderr.isatty() or os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return None, lambda: None
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

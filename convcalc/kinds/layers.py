@@ -30,7 +30,7 @@ from convcalc.kinds.base import (
     positive,
     register,
 )
-from convcalc.parse.values import MAX_DIM, Axes, Pairs, broadcast, parse_bool, parse_int, parse_padding
+from convcalc.parse.values import MAX_DIM, Axes, Pairs, broadcast, check_digits, parse_bool, parse_int, parse_padding
 from convcalc.primitives.activation import ACTIVATION_OPS, Activation, Identity
 from convcalc.primitives.base import Op, Shape, Stage
 from convcalc.primitives.linear import Embedding, Linear
@@ -69,6 +69,7 @@ def _dim(value: object, name: str) -> int:
 def _ratio(item: object, name: str) -> Fraction:
     if isinstance(item, bool) or not isinstance(item, (int, float, str, Fraction)):
         raise SpecError(f"'{name}' must be a positive number, got {item!r}.")
+    check_digits(str(item), name)
     try:
         value = Fraction(str(item).strip())
     except (ValueError, ZeroDivisionError):

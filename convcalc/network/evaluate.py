@@ -17,7 +17,7 @@ from typing import NamedTuple, cast
 
 from convcalc import rf
 from convcalc.engine import StageResult, Tensor, expand, walk
-from convcalc.errors import ConvcalcError, LimitError, Location, ShapeError, SpecError, did_you_mean
+from convcalc.errors import ConvcalcError, LimitError, Location, ShapeError, SpecError, check_printable, did_you_mean
 from convcalc.kinds import lookup
 from convcalc.kinds.base import Kind, normalise_name
 from convcalc.network.expressions import substitute, with_lines
@@ -35,8 +35,10 @@ from convcalc.network.spec import (
     BLOCK_KEYS,
     ITEM_KEYS,
     LAYER_EXPECT,
+    MAX_CALLS,
     MAX_LAYERS,
     MAX_NESTING,
+    MAX_PASSES,
     MAX_REPEAT,
     MERGES,
     REFS,
@@ -50,7 +52,7 @@ from convcalc.network.spec import (
 )
 from convcalc.parse.layer import LayerSpec, parse_layer
 from convcalc.parse.located import LineDict, line_of, line_of_item
-from convcalc.parse.values import parse_axes
+from convcalc.parse.values import check_digits, parse_axes, parse_int
 from convcalc.primitives.base import Shape, Stage
 from convcalc.report import EXACT, NO_AXES, NOT_TRACKED, Costs, field_status, global_context, sum_costs
 
@@ -159,6 +161,8 @@ class _Evaluator:
         self.counters: dict[str, int] = {}
         self.pending: list[tuple[str, dict[str, int | None]]] = []
         self.defaults_cache: dict[str, dict[str, object]] = {}
+        self.passes = 0
+        self.calls = 0
 
     def run(self) -> NetResult:
         scope = Scope("", dict(self.spec.variables), INPUT_TENSOR)
@@ -227,6 +231,7 @@ class _Evaluator:
 
     @staticmethod
     def check_name(name: str) -> None:
+        check_printable(name, "the name")
         if not name or "." in name or "/" in name or name in REFS:
             raise SpecError(
                 f"the name '{name}' is not allowed.", hint="Names may not contain '.' or '/' nor be 'input' or 'previous'."
@@ -250,11 +255,22 @@ class _Evaluator:
         """Where an item is written: its own line (mappings), else the line of its list entry."""
         return Location(self.source, line_of(raw) if isinstance(raw, dict) else line)
 
+    def count_pass(self, where: Location) -> None:
+        """Count one item evaluated (repetitions and skipped items too): the work, not only the rows."""
+        self.passes += 1
+        if self.passes > MAX_PASSES:
+            raise LimitError(
+                f"evaluating the network takes more than {MAX_PASSES:,} item passes (repeats or skipped items nested in repeats?).",
+                where=where,
+                hint="Lower the repeat counts; a 'when' that is false still costs a pass.",
+            )
+
     def item(self, raw: object, scope: Scope, current: str, line: int | None = None) -> str:
         """Evaluate one item. An item skipped by ``when`` takes neither a name nor a position."""
         where = self.where(raw, line)
         path: str | None = None
         try:
+            self.count_pass(where)
             mapping = self.as_item(raw, where)
             if "repeat" in mapping:
                 if _computed(mapping.get("name")):
@@ -346,6 +362,7 @@ class _Evaluator:
             item = with_lines(mapping, values)
             if i == 0:
                 item.lines.update({k: line for k in first if (line := line_of(first, k)) is not None})
+            self.count_pass(where)
             namespace = scope.path if path is None else path
             iteration = Scope(namespace, {**scope.variables, "i": i}, current, scope.depth + 1, scope.calls)
             if "when" in item and not substitute(item["when"], self.variables(iteration, current)):
@@ -551,6 +568,12 @@ class _Evaluator:
                 )
         self.fill_defaults(template, args, current)
         self.check_depth(scope, template.name)
+        self.calls += 1
+        if self.calls > MAX_CALLS:
+            raise LimitError(
+                f"the network makes more than {MAX_CALLS:,} template calls (a template calling itself more than once?).",
+                hint="A recursive template needs a 'when' that stops it after a few calls.",
+            )
         self.add_block(path, template.name, where)
         inner = scope.child(path, current, {**self.spec.variables, **args}, call=template.name)
         caller, self.source = self.source, template.where.file
@@ -858,6 +881,10 @@ def parse_count(value: object, key: str, where: Location) -> int:
         return value
     text = str(value).replace(",", "").replace("_", "").strip()
     if isinstance(value, str) and text.isdigit():
+        try:
+            check_digits(text, key)
+        except ConvcalcError as err:
+            raise err.with_context(where=where) from None
         return int(text)
     raise SpecError(f"'{key}' must be a whole number >= 0, got {value!r}.", where=where)
 
@@ -885,8 +912,9 @@ def evaluate_network(spec: NetworkSpec, *, batch: int | None = None, mode: str =
     objects (freed by reference counting) and full collections re-traversing the growing heap
     doubled the time of a 10,000-layer network. It is restored afterwards.
     """
+    batch = spec.batch if batch is None else parse_int(batch, "batch")
     with _gc_paused():
-        return _Evaluator(spec, spec.batch if batch is None else batch, mode).run()
+        return _Evaluator(spec, batch, mode).run()
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import cast
 
 from convcalc.errors import LimitError, SpecError, did_you_mean
-from convcalc.parse.located import LineDict
+from convcalc.parse.located import LineDict, LineList
 
 MAX_EXPRESSION = 200
 """Longest template expression, in characters."""
@@ -116,6 +116,8 @@ def _parse_expression(text: str) -> ast.Expression:
             raise SpecError(f"'{text}' contains the literal {node.value!r}; only numbers and 'strings' are allowed.")
         if isinstance(node, ast.Call):
             _check_call(node, text)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and abs(node.value) > MAX_VALUE:
+            raise LimitError(f"'{text}' contains a number beyond ±2^62.")
     return tree
 
 
@@ -236,6 +238,8 @@ def substitute(value: object, variables: Mapping[str, object]) -> object:
     """
     if isinstance(value, str):
         return _substitute_text(value, variables) if "$" in value else value
+    if isinstance(value, (LineDict, LineList)) and not value.dynamic:
+        return value  # nothing to substitute (known when loaded: shared YAML values are not re-walked)
     if isinstance(value, list):
         return [substitute(v, variables) for v in value]
     if isinstance(value, dict):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
-from convcalc.errors import ConvcalcError, LimitError, Location, SpecError, did_you_mean
+from convcalc.errors import ConvcalcError, LimitError, Location, SpecError, check_printable, did_you_mean
 from convcalc.kinds import all_kinds, lookup
 from convcalc.network.expressions import NAME_PATTERN
 from convcalc.parse.located import line_of, type_name
@@ -44,6 +44,12 @@ MAX_REPEAT = MAX_LAYERS
 """Largest ``repeat`` count (a larger one could never fit in :data:`MAX_LAYERS`)."""
 MAX_NESTING = 32
 """Deepest nesting of blocks and template calls (recursive templates stop here)."""
+MAX_PASSES = 4 * MAX_LAYERS
+"""Most items evaluated, repetitions and skipped items (``when`` false) included: loops that
+produce no layer are work too (a network of :data:`MAX_LAYERS` layers needs fewer)."""
+MAX_CALLS = MAX_LAYERS // 2
+"""Most template calls (a template calling itself twice makes 2^depth calls); a call costs tens
+of microseconds, so this bounds a hostile spec to seconds and leaves a call per two layers."""
 MAX_INCLUDE_DEPTH = 8
 """Deepest chain of ``include`` (a file including a file including ...)."""
 MAX_INCLUDE_FILES = 64
@@ -129,12 +135,19 @@ def parse_input(value: object, source: str, where: Location) -> tuple[Shape, str
         if "shape" not in value:
             raise SpecError("'input' needs a 'shape'.", where=where, hint="Example: input: {shape: 3x224x224, batch: 8}.")
         if "batch" in value:
-            batch = parse_int(value["batch"], "batch")
+            try:
+                batch = parse_int(value["batch"], "batch")
+            except ConvcalcError as err:
+                raise err.with_context(where=location_of(source, value, "batch")) from None
         layout = str(value.get("layout", layout))
         if layout not in LAYOUTS:
             raise SpecError(f"'layout' must be one of {', '.join(LAYOUTS)}, got {layout!r}.", where=location_of(source, value, "layout"))
+        where = location_of(source, value, "shape")
         value = value["shape"]
-    shape = parse_axes(value, "input")
+    try:
+        shape = parse_axes(value, "input")
+    except ConvcalcError as err:
+        raise err.with_context(where=where) from None
     if not 1 <= len(shape) <= 4:
         raise SpecError(
             f"'input' must have 1 to 4 sizes (C, CxL, CxHxW or CxDxHxW), got {len(shape)}.",
@@ -229,8 +242,13 @@ def parse_network(data: object, source: str) -> NetworkSpec:
     expect = top.get("expect")
     if expect is not None:
         check_keys(mapping_of(expect, "'expect'", location_of(source, top, "expect")), NET_EXPECT, "the network's 'expect'", source)
+    name = str(top.get("name") or source.rsplit("/", 1)[-1].rsplit(".", 1)[0])
+    try:
+        check_printable(name, "the network name")
+    except SpecError as err:
+        raise err.with_context(where=location_of(source, top, "name")) from None
     return NetworkSpec(
-        name=str(top.get("name") or source.rsplit("/", 1)[-1].rsplit(".", 1)[0]),
+        name=name,
         source=source,
         input_shape=shape,
         layout=layout,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple, cast
 
-from convcalc.errors import ConvcalcError, Location, SpecError, did_you_mean
+from convcalc.errors import ConvcalcError, Location, SpecError, check_printable, did_you_mean
 from convcalc.kinds import lookup
 from convcalc.kinds.base import Params
 from convcalc.parse.located import LineDict, line_of, type_name
@@ -57,6 +57,10 @@ def parse_layer(
     if "type" not in raw:
         raise SpecError("the layer has no 'type'.", where=where, hint="Add e.g. 'type: conv2d'.")
     layer_name = name or str(raw.get("name") or raw["type"])
+    try:
+        check_printable(layer_name, "the layer name")
+    except SpecError as err:
+        raise err.with_context(where=_field_where(raw, "name", where)) from None
     try:
         kind = lookup(raw["type"])
     except SpecError as err:

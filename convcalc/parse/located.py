@@ -10,6 +10,9 @@ class LineDict(dict[str, object]):
 
     line: int | None = None
     lines: dict[str, int]
+    dynamic: bool = True
+    """False when no string inside holds a ``$`` (set by the loader, so template substitution
+    skips the mapping; a value shared through a YAML alias is walked once, when it is loaded)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -30,6 +33,8 @@ class LineList(list[object]):
 
     line: int | None = None
     item_lines: list[int]
+    dynamic: bool = True
+    """As :attr:`LineDict.dynamic`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -41,6 +46,19 @@ def line_of_item(data: object, index: int) -> int | None:
     if isinstance(data, LineList) and 0 <= index < len(data.item_lines):
         return data.item_lines[index]
     return None
+
+
+def is_dynamic(value: object) -> bool:
+    """Whether substituting template expressions could change ``value`` (a ``$`` in some string)."""
+    if isinstance(value, str):
+        return "$" in value
+    if isinstance(value, (LineDict, LineList)):
+        return value.dynamic
+    if isinstance(value, dict):
+        return any(is_dynamic(v) for v in value.values())
+    if isinstance(value, list):
+        return any(is_dynamic(v) for v in value)
+    return False
 
 
 def type_name(value: object) -> str:

@@ -19,6 +19,12 @@ from convcalc.errors import LimitError, SpecError
 
 MAX_DIM = 1 << 24
 """Largest accepted size of any single axis, kernel, stride or channel count (16,777,216)."""
+MAX_DIGITS = 40
+"""Most digits a written number may have (flags, ``--set``, YAML, expectations)."""
+MAX_EXPONENT = 100
+"""Largest decimal exponent of a written number (``1e-100``): an exact fraction of ``1e-100000000``
+would need a hundred-million-digit integer (minutes), and more than 4,300 digits make Python's
+``int()`` raise, so the text is checked before it is converted."""
 
 PAD_MODES = ("valid", "same", "full", "causal")
 
@@ -30,10 +36,30 @@ Padding = Union[str, Pairs]
 _SEP = re.compile(r"\s*[x×,*]\s*")
 
 
+_EXPONENT = re.compile(r"[eE]\s*[+-]?\s*(\d+)")
+
+
+def check_digits(text: str, field: str) -> None:
+    """Refuse the text of a number with more than :data:`MAX_DIGITS` digits or an exponent beyond
+    :data:`MAX_EXPONENT`, before converting it (its size would hide the work)."""
+    digits = sum(char.isdigit() for char in text)
+    if digits > MAX_DIGITS:
+        raise LimitError(
+            f"'{field}' is a number of {digits:,} digits; the limit is {MAX_DIGITS}.", hint="Write a smaller number."
+        )
+    exponent = _EXPONENT.search(text)
+    if exponent is not None and int(exponent.group(1)) > MAX_EXPONENT:
+        raise LimitError(
+            f"'{field}' has the exponent {exponent.group(0)}; the limit is {MAX_EXPONENT}.", hint="Write a smaller number."
+        )
+
+
 def _int(value: object, field: str, *, minimum: int) -> int:
     if isinstance(value, bool):
         raise SpecError(f"'{field}' must be an integer, got the boolean {value!r}.")
     if isinstance(value, int):
+        if abs(value) >= 10**MAX_DIGITS:  # an int from a flag or a computation: its text is not at hand
+            raise LimitError(f"'{field}' is a number of more than {MAX_DIGITS} digits.", hint="Write a smaller number.")
         number = value
     elif isinstance(value, Fraction):  # an expression's exact result (``${c * 0.75}``)
         if value.denominator != 1:
@@ -45,6 +71,8 @@ def _int(value: object, field: str, *, minimum: int) -> int:
     elif (isinstance(value, float) and value.is_integer()) or (
         isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(?:_\d+)*\s*", value)
     ):
+        if isinstance(value, str):
+            check_digits(value, field)
         number = int(value)
     else:
         raise SpecError(
