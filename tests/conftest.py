@@ -1,8 +1,8 @@
 """Shared fixtures: drive the CLI in-process, parse its JSON, and a deterministic hypothesis profile.
 
-* ``run_cli(args, input=None)`` -> :class:`CliResult` (exit code, stdout, stderr separately).
-  It uses ``typer.testing.CliRunner`` on ``convcalc.cli.app``: no TTY, so no colour or
-  terminal-width effects.
+* ``run_cli(args, input=None, columns=None)`` -> :class:`CliResult` (exit code, stdout, stderr
+  separately). It uses ``typer.testing.CliRunner`` on ``convcalc.cli.app``: no TTY, so no colour;
+  text tables are full width unless ``columns`` sets ``$COLUMNS``.
 * ``cli_json(args, input=None)`` runs with ``--format json``, asserts exit code 0 and an empty
   stderr, and returns the parsed document.
 
@@ -64,11 +64,12 @@ class CliResult:
         return self.stdout + self.stderr
 
 
-def _run(args: Sequence[str], input: str | None = None) -> CliResult:
+def _run(args: Sequence[str], input: str | None = None, columns: int | None = None) -> CliResult:
     from convcalc.cli import app as cli
 
-    # no CONVCALC_DEBUG from the developer's shell: errors must be messages, not raised exceptions
-    runner = CliRunner(env={"CONVCALC_DEBUG": None})
+    # no CONVCALC_DEBUG from the developer's shell: errors must be messages, not raised exceptions;
+    # no COLUMNS either (tables fit $COLUMNS when set): full tables unless a test asks for a width
+    runner = CliRunner(env={"CONVCALC_DEBUG": None, "COLUMNS": None if columns is None else str(columns)})
     result = runner.invoke(cli.app, [str(a) for a in args], input=input, catch_exceptions=True)
     exception = result.exception if not isinstance(result.exception, SystemExit) else None
     return CliResult(result.exit_code, result.stdout, result.stderr, exception)
@@ -83,7 +84,7 @@ def _json(args: Sequence[str], input: str | None = None) -> object:
 
 @pytest.fixture(scope="session")
 def run_cli() -> Callable[..., CliResult]:
-    """``run_cli(["shape", "conv2d", "--in", "3x7x7", ...], input=None)``."""
+    """``run_cli(["shape", "conv2d", "--in", "3x7x7", ...], input=None, columns=None)``."""
     return _run
 
 

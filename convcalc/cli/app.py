@@ -55,11 +55,16 @@ def command(name: str) -> Callable[..., None]:
 
 
 def build_app(only: str | None = None) -> typer.Typer:
-    """The convcalc app with every command, or only ``only`` when it names one."""
+    """The convcalc app with every command, or only ``only`` when it names one.
+
+    The full app has typer's ``--install-completion``/``--show-completion`` and answers the shell's
+    completion requests (``_CONVCALC_COMPLETE``: the shell asks with no command name in argv, so
+    it gets the full app); a one-command app leaves completion out, which keeps
+    ``convcalc shape`` from importing typer's completion machinery."""
     target = typer.Typer(
         name="convcalc",
         help="Exact arithmetic of convolutions: shapes, parameters, MACs/FLOPs and receptive fields.",
-        add_completion=False,
+        add_completion=only not in GROUPS,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
@@ -79,4 +84,4 @@ def __getattr__(name: str) -> typer.Typer:
 
 def main() -> None:
     """Console-script entry point: build only the command named on the command line."""
-    build_app(sys.argv[1] if len(sys.argv) > 1 else None)()
+    build_app(sys.argv[1] if len(sys.argv) > 1 else None)(prog_name="convcalc")

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from convcalc.cli.complete import spec_paths, type_or_rf
 from convcalc.cli.options import LAYER_FIELDS, DebugOpt, InOpt, SpecOpt, guarded, with_layer_flags, write_file
 from convcalc.errors import SpecError
 from convcalc.kinds.base import OUT_CHANNELS
@@ -24,10 +25,14 @@ DRAW_FIELDS = tuple(f for f in LAYER_FIELDS if f is not OUT_CHANNELS)
 """The layer flags of ``draw``: every shared one but ``out_channels`` (its own option, not ``-o``)."""
 
 WhatArg = Annotated[
-    str, typer.Argument(metavar="TYPE|rf", help="A layer type (conv2d, conv_transpose2d, separable2d, ...) or 'rf'.")
+    str,
+    typer.Argument(
+        metavar="TYPE|rf", help="A layer type (conv2d, conv_transpose2d, separable2d, ...) or 'rf'.", autocompletion=type_or_rf
+    ),
 ]
 SpecArg = Annotated[
-    Optional[str], typer.Argument(metavar="[SPEC]", help="With 'rf': the network spec (YAML).", show_default=False)
+    Optional[str],
+    typer.Argument(metavar="[SPEC]", help="With 'rf': the network spec (YAML).", show_default=False, autocompletion=spec_paths),
 ]
 OutputOpt = Annotated[
     Optional[str],

@@ -19,6 +19,7 @@ from convcalc.cli.options import (
     SpecOpt,
     TypeArg,
     guarded,
+    warn,
     with_layer_flags,
 )
 from convcalc.render.table import Format
@@ -60,6 +61,7 @@ def view_command(view: str) -> Callable[..., None]:
         request = build_request(
             type_name, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
         )
+        warn(request.warnings)
         result = evaluate_layer(request.spec, request.shape)
         table = layer_table(result, view, request.batch, request.layout, explain)
         data = layer_to_dict(result, request.batch)

@@ -7,25 +7,31 @@ code generation, the peer counters' conventions and the comparison with a model 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Optional, cast
 
 import typer
 
+from convcalc.cli.complete import spec_paths
 from convcalc.cli.options import DebugOpt, Mode, ModeOpt, PeersOpt, guarded, write_file
-from convcalc.errors import SpecError
+from convcalc.errors import ConvcalcError, SpecError
 from convcalc.render.check import CheckFormat
 from convcalc.render.table import Format
 
 SpecArg = Annotated[
     Optional[str],
     typer.Argument(
-        metavar="SPEC", help="Network spec (YAML), or a library name such as resnet50; '-' reads standard input.", show_default=False
+        metavar="SPEC",
+        help="Network spec (YAML), or a library name such as resnet50; '-' reads standard input.",
+        show_default=False,
+        autocompletion=spec_paths,
     ),
 ]
 SpecsArg = Annotated[
-    list[str], typer.Argument(metavar="SPEC...", help="Spec files, globs such as 'specs/*.yaml', or library names.")
+    list[str],
+    typer.Argument(metavar="SPEC...", help="Spec files, globs such as 'specs/*.yaml', or library names.", autocompletion=spec_paths),
 ]
 NetInOpt = Annotated[
     Optional[str],
@@ -153,6 +159,14 @@ def _library_listing(fmt: Format) -> str:
     return render(fmt, Table(["name", "input", "params", "macs", "source"], cells, title="convcalc reference library"), entries)
 
 
+UpdateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--update", help="First write each spec's current totals and output shape as its 'expect' block (the rest of the file kept)."
+    ),
+]
+
+
 @guarded
 def check_command(
     specs: SpecsArg,
@@ -162,6 +176,7 @@ def check_command(
     against: AgainstOpt = None,
     by_order: ByOrderOpt = False,
     mode: ModeOpt = Mode.eval,
+    update: UpdateOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Check the expectations written in network specs (CI): exit 0 all hold, 1 any fails, 2 bad input.
@@ -169,11 +184,29 @@ def check_command(
     With --in or --set, expectations the change makes inapplicable are reported as skipped.
     With --against MODEL.onnx, also compare the spec with the model layer by layer (by name, or
     --by-order): type, output shape, params, MACs, receptive field; totals and output shape.
+    A spec without expectations is reported (a warning). When $GITHUB_STEP_SUMMARY names a file
+    (GitHub Actions), a Markdown summary table is appended to it. --update first writes each
+    spec's current totals as its expectations.
     """
     from convcalc.network.check import check, check_exit_code
     from convcalc.parse.layer import parse_set
-    from convcalc.render.check import render_check
+    from convcalc.render.check import render_check, render_check_summary
 
+    if update:
+        from convcalc.network.check import expand_paths
+        from convcalc.network.update import update_file
+
+        if in_shape is not None or set_values or mode is not Mode.eval or against is not None:
+            raise SpecError(
+                "--update writes the totals of the spec as it is written; --in, --set, --mode and --against do not apply.",
+                hint="Drop --in/--set/--mode/--against (or edit the spec's input and variables first).",
+            )
+        for path in expand_paths(specs):
+            try:
+                message = update_file(path)
+            except ConvcalcError as err:  # this spec stays as it is; the check below reports it
+                message = f"not updated {path}: {err}"
+            typer.echo(message, err=fmt is not CheckFormat.text)
     values = parse_set(list(set_values or []))
     if against is None:
         results = check(specs, in_shape, values, mode.value)
@@ -184,6 +217,10 @@ def check_command(
     else:
         raise SpecError(f"--against compares one spec with the model, got {len(specs)} specs.", hint="Pass a single SPEC.")
     typer.echo(render_check(results, fmt))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as out:
+            out.write(render_check_summary(results))
     code = check_exit_code(results)
     if code:
         raise typer.Exit(code)

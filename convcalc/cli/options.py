@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional, ParamSpec, get_type_hints
 
 import typer
 
+from convcalc.cli import complete
 from convcalc.errors import ConvcalcError, SpecError, escape_controls
 from convcalc.kinds.base import (
     BIAS,
@@ -56,6 +57,12 @@ def fail(message: str, code: int) -> typer.Exit:
     """Print ``message`` to stderr and return the Exit to raise."""
     sys.stderr.write(f"error: {escape_controls(message, keep=chr(10))}\n")
     return typer.Exit(code)
+
+
+def warn(messages: Sequence[str]) -> None:
+    """Print each message to stderr as ``warning: ...`` (standard output stays the report)."""
+    for message in dict.fromkeys(messages):
+        sys.stderr.write(f"warning: {message}\n")
 
 
 def write_file(text: str, path: str) -> None:
@@ -98,13 +105,25 @@ def guarded(command: Callable[P, None]) -> Callable[P, None]:
 # -- options shared by several command groups -------------------------------------------------------
 
 TypeArg = Annotated[
-    Optional[str], typer.Argument(metavar="TYPE", help="Layer type, e.g. conv2d (see 'convcalc types').", show_default=False)
+    Optional[str],
+    typer.Argument(
+        metavar="TYPE",
+        help="Layer type, e.g. conv2d (see 'convcalc types').",
+        show_default=False,
+        autocompletion=complete.type_names,
+    ),
 ]
 InOpt = Annotated[
     Optional[str], typer.Option("--in", "-i", help="Input shape, channels first: CxL, CxHxW or CxDxHxW.", show_default=False)
 ]
 SetOpt = Annotated[
-    Optional[list[str]], typer.Option("--set", help="Any other field as name=value (repeatable).", show_default=False)
+    Optional[list[str]],
+    typer.Option(
+        "--set",
+        help="Any other field as name=value (repeatable).",
+        show_default=False,
+        autocompletion=complete.field_assignments,
+    ),
 ]
 BatchOpt = Annotated[
     Optional[int],
@@ -177,6 +196,13 @@ def flag_annotation(field: FieldDef) -> object:
     return Annotated[Optional[str], typer.Option(long, *short, help=help_text, show_default=False)]
 
 
+class LayerFlags(dict[str, object]):
+    """Field name -> raw value, as a command decorated by :func:`with_layer_flags` receives them;
+    ``flagged`` names the ones given by their own flag (``-k 3``) rather than ``--set``."""
+
+    flagged: frozenset[str] = frozenset()
+
+
 def with_layer_flags(fields: Sequence[FieldDef], *, after: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command one option per field (inserted after its parameter ``after``) plus ``--set``;
     the command receives the given ones as ``flags`` (field name -> raw value; ``--set`` pairs included).
@@ -196,7 +222,8 @@ def with_layer_flags(fields: Sequence[FieldDef], *, after: str) -> Callable[[Cal
 
         @functools.wraps(command)
         def with_flags(**kwargs: Any) -> None:
-            flags = {f.name: kwargs.pop(f.name) for f in fields if kwargs.get(f.name) is not None}
+            flags = LayerFlags({f.name: kwargs.pop(f.name) for f in fields if kwargs.get(f.name) is not None})
+            flags.flagged = frozenset(flags)
             kwargs = {k: v for k, v in kwargs.items() if k not in {f.name for f in fields}}
             flags.update(parse_set(list(kwargs.pop("set_fields", None) or [])))
             command(flags=flags, **kwargs)

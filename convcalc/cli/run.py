@@ -5,13 +5,14 @@ Thin typer wrappers over :mod:`convcalc.execute.session`; NumPy is imported only
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from convcalc.cli.complete import layer_or_spec
 from convcalc.cli.options import (
     LAYER_FIELDS,
     BatchOpt,
@@ -23,8 +24,11 @@ from convcalc.cli.options import (
     ModeOpt,
     SpecOpt,
     guarded,
+    warn,
     with_layer_flags,
 )
+from convcalc.errors import SpecError
+from convcalc.parse.values import Layout
 from convcalc.render.table import Format
 
 
@@ -35,7 +39,12 @@ class DType(str, Enum):
 
 TargetArg = Annotated[
     Optional[str],
-    typer.Argument(metavar="TARGET", help="A layer type (with flags or --spec) or a network spec file.", show_default=False),
+    typer.Argument(
+        metavar="TARGET",
+        help="A layer type (with flags or --spec) or a network spec file.",
+        show_default=False,
+        autocompletion=layer_or_spec,
+    ),
 ]
 DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Floating-point type of the random tensors.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random inputs and weights.")]
@@ -65,6 +74,20 @@ def _is_network(target: str) -> bool:
 
     data, _ = load_file(target)
     return isinstance(data, dict) and "layers" in data
+
+
+def _network_values(target: str, flags: Mapping[str, object], layout: Layout | None) -> dict[str, object]:
+    """The ``--set`` pairs of a network run (the spec's variables); a layer flag (``-o``, ``-k``,
+    ``--layout``, ...) would be silently ignored there, so it is refused."""
+    flagged: frozenset[str] = getattr(flags, "flagged", frozenset())
+    given = [f"--{name.replace('_', '-')}" for name in flags if name in flagged] + (["--layout"] if layout is not None else [])
+    if given:
+        raise SpecError(
+            f"{', '.join(given)}: layer flags do not apply to a network run ({target} is a network spec).",
+            hint="Change the spec's variables with --set NAME=VALUE, edit its layers, "
+            "or run one layer: 'convcalc run TYPE --in CxHxW -o ... -k ...'.",
+        )
+    return {name: value for name, value in flags.items() if name not in flagged}
 
 
 @guarded
@@ -100,14 +123,18 @@ def run_command(
     if target is not None and spec is None and _is_network(target):
         from convcalc.network.library import resolve
 
+        values = _network_values(target, flags or {}, layout)
         path, note = resolve(target)
         if note:
             typer.echo(f"convcalc: {note}", err=True)
-        report = session.run_network(path, cfg, batch=batch, in_shape=in_shape, values=flags, show_progress=show, mode=mode.value)  # --set: variables
+        report = session.run_network(
+            path, cfg, batch=batch, in_shape=in_shape, values=values, show_progress=show, mode=mode.value
+        )
     else:
         request = build_request(
             target, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
         )
+        warn(request.warnings)
         report = session.run_layer(request, cfg, show)
     typer.echo(session.render_report(report, fmt.value))
     session.raise_if_failed(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Annotated, Optional
@@ -47,7 +48,7 @@ def types_output(name: str | None, formulas: bool, fmt: Format) -> str:
         data: object = [_kind_dict(k) for k in kinds]
         return render(fmt, types_table(kinds, formulas), data)
     kind = lookup(name)
-    table = Table(["field", "aliases", "default", "meaning"], title=f"{kind.name}: {kind.summary}")
+    table = Table(["field", "aliases", "default", "meaning"], title=f"{kind.name}: {kind.summary}", drop=(1,), fold=3)
     for f in kind.fields:
         table.rows.append([f.name, ", ".join(f.aliases), default_text(f.default), f.help])
     table.notes = [
@@ -109,8 +110,17 @@ def _separable_note(base: LayerResult, other: LayerResult) -> str | None:
     return None
 
 
+def _flag_text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def compare_output(types: list[str], flags: Mapping[str, object], shape_text: str | None, batch: int | None, fmt: Format) -> str:
-    """Evaluate every type with the shared flags and report exact ratios against the first."""
+    """Evaluate every type with the shared flags and report exact ratios against the first.
+
+    A shared flag that only some of the types have (``--groups`` for conv2d but not separable2d)
+    is applied where it exists and said in a note; an optional one is also named in the label of
+    each row that took it, so the baseline row states its own settings. A type given twice is
+    compared once."""
     if shape_text is None:
         raise SpecError("compare needs an input shape.", hint="Add --in CxHxW, e.g. --in 3x7x7.")
     rank = len(parse_axes(shape_text, "input")) - 1
@@ -121,7 +131,20 @@ def compare_output(types: list[str], flags: Mapping[str, object], shape_text: st
             hint=f"Name the types to compare, or give a shape with 1 to 3 spatial sizes such as --in 3x7x7"
             f" (standard sets: {', '.join(f'{r}D' for r in sorted(DEFAULT_COMPARE))}).",
         )
-    results = [build_request(name, flags, shape_text=shape_text, batch=batch, only_known=True) for name in names]
+    kinds = [lookup(name) for name in names]
+    unique = list({kind.name: kind for kind in kinds}.values())
+    notes = [f"{name} given {count} times: compared once." for name, count in Counter(k.name for k in kinds).items() if count > 1]
+    labels = {kind.name: kind.name for kind in unique}
+    for key, value in flags.items():
+        fields = {kind.name: field for kind in unique if (field := kind.field(key)) is not None}
+        if fields and len(fields) < len(unique):
+            field = next(iter(fields.values()))
+            setting = f"{field.name}={_flag_text(value)}"
+            others = [kind.name for kind in unique if kind.name not in fields]
+            notes.append(f"{setting} applies to {', '.join(fields)}; not to {', '.join(others)} (no such field).")
+            for name in fields if not field.required else ():  # a required field is part of every row
+                labels[name] += f" {setting}"
+    results = [build_request(kind.name, flags, shape_text=shape_text, batch=batch, only_known=True) for kind in unique]
     evaluated = [evaluate_layer(r.spec, r.shape) for r in results]
     scale = results[0].batch if results else 1
     base = costs(evaluated[0].stages, scale)
@@ -130,7 +153,7 @@ def compare_output(types: list[str], flags: Mapping[str, object], shape_text: st
         total = costs(result.stages, scale)
         table.rows.append(
             [
-                result.spec.kind,
+                labels[result.spec.kind],
                 "x".join(map(str, result.output_shape)),
                 total.params,
                 total.macs,
@@ -141,8 +164,10 @@ def compare_output(types: list[str], flags: Mapping[str, object], shape_text: st
         note = _separable_note(evaluated[0], result)
         if note:
             table.notes.append(note)
-    table.notes.append(f"ratios are exact, relative to {evaluated[0].spec.kind}.")
-    return render(fmt, table, [layer_to_dict(r, scale) for r in evaluated])
+    table.notes.extend(notes)
+    table.notes.append(f"ratios are exact, relative to {labels[evaluated[0].spec.kind]}.")
+    data = [{**layer_to_dict(r, scale), "label": labels[r.spec.kind]} for r in evaluated]
+    return render(fmt, table, data)
 
 
 def _axis_values(text: str | None, rank: int, field: str) -> list[int | None]:

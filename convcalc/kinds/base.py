@@ -160,14 +160,28 @@ class Kind(NamedTuple):
 
 _KINDS: dict[str, Kind] = {}
 _ALIASES: dict[str, str] = {}
+""":func:`kind_key` of every name and alias -> the kind's name."""
+_LABELS: list[str] = []
+"""Every name and alias as registered (the words "did you mean" suggests)."""
+
+
+def kind_key(name: str) -> str:
+    """The registry key of a type name: case, ``_``, ``-`` and spaces ignored, so PyTorch's
+    ``ConvTranspose2d``, Keras' ``Conv2DTranspose``, TensorFlow's ``conv2d_transpose`` and our
+    ``conv_transpose2d`` all find one kind."""
+    return normalise_name(name).replace("_", "")
 
 
 def register(kind: Kind) -> Kind:
-    """Add a kind; refuse a name or alias that is already taken."""
+    """Add a kind; refuse a name or alias (compared by :func:`kind_key`) that another kind holds."""
+    if kind.name in _KINDS:
+        raise ValueError(f"kind name {kind.name!r} registered twice")
     for label in (kind.name, *kind.aliases):
-        if label in _ALIASES:
-            raise ValueError(f"kind name {label!r} registered twice ({_ALIASES[label]!r} and {kind.name!r})")
-        _ALIASES[label] = kind.name
+        key = kind_key(label)
+        if _ALIASES.get(key, kind.name) != kind.name:
+            raise ValueError(f"kind name {label!r} registered twice ({_ALIASES[key]!r} and {kind.name!r})")
+        _ALIASES[key] = kind.name
+        _LABELS.append(label)
     _KINDS[kind.name] = kind
     return kind
 
@@ -193,13 +207,14 @@ def _load_lazy() -> bool:
 
 
 def lookup(name: object) -> Kind:
-    """Find a kind by name or alias; unknown names get the closest suggestion."""
-    key = normalise_name(str(name))
+    """Find a kind by name or alias, framework spellings included (:func:`kind_key`); unknown
+    names get the closest suggestion."""
+    key = kind_key(str(name))
     if key in _ALIASES:
         return _KINDS[_ALIASES[key]]
     if _load_lazy():
         return lookup(name)
-    close = close_names(key, _ALIASES, n=3)
+    close = close_names(normalise_name(str(name)), _LABELS, n=3)
     hint = f"Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise SpecError(
         f"unknown layer type {name!r}.",

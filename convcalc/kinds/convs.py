@@ -148,7 +148,7 @@ for _r in (1, 2, 3):
             CONV_FIELDS,
             _build_conv,
             rank=_r,
-            aliases=(f"atrous{_r}d", f"dilated{_r}d", f"grouped{_r}d", f"conv_{_r}d"),
+            aliases=(f"atrous{_r}d", f"atrous_conv{_r}d", f"dilated{_r}d", f"grouped{_r}d", f"conv_{_r}d"),
             formulas=CONV_FORMULAS,
             source=f"PyTorch torch.nn.Conv{_r}d docs; Dumoulin & Visin 2016",
         )

@@ -223,7 +223,12 @@ for _mode, _title in (("avg", "average"), ("max", "max")):
             ),
         ),
         _global_builder(_mode),
-        aliases=(f"global_{_mode}_pool", f"global{_title}pooling", f"global_{_title}_pooling"),
+        aliases=(
+            f"global_{_mode}_pool",
+            f"global_{_title}_pooling",
+            *(f"global_{_title}_pooling{_r}d" for _r in (1, 2, 3)),  # Keras GlobalAveragePooling2D
+            *(f"global_{_mode}_pool{_r}d" for _r in (1, 2, 3)),  # Keras GlobalAvgPool2D
+        ),
         formulas=("output C x 1 x ... x 1;  receptive field: the whole input",),
         source=f"PyTorch AdaptiveAvgPool(1); Keras Global{_title.capitalize()}Pooling; Lin et al. 2013",
     )
@@ -341,7 +346,7 @@ _register(
     ),
     _groupnorm,
     min_rank=0,
-    aliases=("group_norm", "gn"),
+    aliases=("group_norm", "group_normalization", "gn"),
     formulas=("C % num_groups == 0;  params = 2·C when affine",),
     source="PyTorch torch.nn.GroupNorm; Wu & He 2018",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ class CheckResult:
     name: str
     expectations: tuple[Expectation, ...] = ()
     error: ConvcalcError | None = None
+    seconds: float = 0.0
+    """Wall time spent loading and evaluating the spec (JUnit ``time``)."""
 
     @property
     def status(self) -> str:
@@ -29,21 +32,27 @@ class CheckResult:
             return "error"
         return "fail" if any(not e.ok for e in self.expectations) else "pass"
 
+    @property
+    def unchecked(self) -> bool:
+        """The spec evaluated but states no expectation: it passes without checking anything."""
+        return self.error is None and not self.expectations
+
 
 def check_file(
     path: str, in_shape: str | None = None, values: Mapping[str, object] | None = None, mode: str = EVAL
 ) -> CheckResult:
     """Evaluate one spec (a file or a library name; ``in_shape``/``values``: see
     :func:`~convcalc.network.spec.override`) and check its expectations; errors are captured, never raised."""
+    start = time.perf_counter()
     try:
         spec = override(load_network(resolve(path)[0]), in_shape, values)
     except ConvcalcError as err:
-        return CheckResult(path, path, error=err)
+        return CheckResult(path, path, error=err, seconds=time.perf_counter() - start)
     try:
         result = evaluate_network(spec, mode=mode)
     except NetworkError as err:
-        return CheckResult(path, spec.name, tuple(err.partial.expectations), err.cause)
-    return CheckResult(path, spec.name, tuple(result.expectations))
+        return CheckResult(path, spec.name, tuple(err.partial.expectations), err.cause, time.perf_counter() - start)
+    return CheckResult(path, spec.name, tuple(result.expectations), seconds=time.perf_counter() - start)
 
 
 def expand_paths(patterns: Sequence[str]) -> Iterator[str]:

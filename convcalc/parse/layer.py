@@ -122,6 +122,28 @@ class LayerRequest(NamedTuple):
     shape: Shape
     batch: int
     layout: str
+    warnings: tuple[str, ...] = ()
+    """Doubts about the input for the user (printed to stderr), e.g. a shape that looks channels-last."""
+
+
+CHANNELS_LIKE = 4
+"""Largest last size that reads as a channel count (gray, RGB, RGBA) in :func:`layout_doubt`."""
+
+
+def layout_doubt(rank: int | None, shape: Shape, shape_text: object) -> str | None:
+    """A warning when a channels-first ``shape`` looks written channels-last: the layer has
+    ``rank`` spatial axes, the last size is a typical channel count (<= 4) and every other size is
+    more than twice that (``224x224x3`` is 224 channels of 224x3, which is rarely meant).
+    Not asked when the layout is given (flag or spec)."""
+    if rank is None or rank < 1 or len(shape) != rank + 1 or shape[-1] > CHANNELS_LIKE:
+        return None
+    if min(shape[:-1]) <= CHANNELS_LIKE * 2:
+        return None
+    moved = "x".join(map(str, (shape[-1], *shape[:-1])))
+    return (
+        f"the input {shape_text} reads channels first: {shape[0]} channels of {'x'.join(map(str, shape[1:]))}. "
+        f"If the channels are last, write {moved} or add --layout channels_last."
+    )
 
 
 def checked_channels_first(shape: Shape, layout: str) -> Shape:
@@ -188,9 +210,10 @@ def build_request(
         raise SpecError(
             "no input shape given.", layer=spec.name, hint="Add --in CxHxW (e.g. --in 3x224x224) or 'input:' in the spec."
         )
-    shape = checked_channels_first(parse_shape(shape_value), layout_name)
+    shape = checked_channels_first(parse_shape(shape_value, min_sizes=1 + kind.min_rank), layout_name)
+    doubt = None if layout or "layout" in raw else layout_doubt(kind.rank, shape, shape_value)
     batch_value = batch if batch is not None else raw.get("batch", 1)
-    return LayerRequest(spec, shape, parse_int(batch_value, "batch"), layout_name)
+    return LayerRequest(spec, shape, parse_int(batch_value, "batch"), layout_name, (doubt,) if doubt else ())
 
 
 def parse_set(items: list[str]) -> dict[str, object]:

@@ -110,12 +110,14 @@ def parse_axes(value: object, field: str, *, minimum: int = 1) -> Axes:
     return tuple(_int(item, field, minimum=minimum) for item in items)
 
 
-def parse_shape(value: object, field: str = "input") -> Axes:
-    """A channels-first shape such as ``3x224x224`` (C, then 1 to 3 spatial sizes)."""
+def parse_shape(value: object, field: str = "input", min_sizes: int = 2) -> Axes:
+    """A channels-first shape such as ``3x224x224`` (C, then 1 to 3 spatial sizes; ``min_sizes=1``
+    also accepts a flat vector, e.g. ``25088`` for a linear layer)."""
     shape = parse_axes(value, field)
-    if not 2 <= len(shape) <= 4:
+    if not min_sizes <= len(shape) <= 4:
+        forms = "C, CxL, CxHxW or CxDxHxW" if min_sizes == 1 else "CxL, CxHxW or CxDxHxW"
         raise SpecError(
-            f"'{field}' must have 2 to 4 sizes (CxL, CxHxW or CxDxHxW), got {len(shape)}.",
+            f"'{field}' must have {min_sizes} to 4 sizes ({forms}), got {len(shape)}.",
             hint="Example: --in 3x224x224.",
         )
     return shape

@@ -20,8 +20,9 @@ from convcalc.report import GLOBAL_LEGEND, GLOBAL_MARK, Costs, costs, global_con
 
 def rf_summary(field: rf.Field | None, status: str, context: bool = False) -> str:
     """``7x7 /2`` (size per axis, effective stride per axis; ``+g`` when global context also
-    reaches the unit, :data:`convcalc.report.GLOBAL_MARK`), or the status of an unknown field."""
-    if field is None:
+    reaches the unit, :data:`convcalc.report.GLOBAL_MARK`), or the status of an unknown field (or
+    of a field without spatial axes: a flat vector)."""
+    if field is None or not field:
         return status
     sizes = "x".join(rf.fmt(a.size) for a in field)
     jumps = "x".join(rf.fmt(a.jump) if a.jump.denominator == 1 else f"({rf.fmt(a.jump)})" for a in field)
@@ -128,7 +129,7 @@ def rf_table(result: LayerResult) -> Table:
 
 def types_table(kinds: Sequence[Kind], formulas: bool) -> Table:
     """Every kind with its aliases and fields (and formulas)."""
-    table = Table(["type", "aliases", "fields", "what it is"])
+    table = Table(["type", "aliases", "fields", "what it is"], drop=(1, 2), fold=3)
     for kind in kinds:
         fields = ", ".join(f.name + ("*" if f.required else "") for f in kind.fields)
         table.rows.append([kind.name, ", ".join(kind.aliases), fields, kind.summary])

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from convcalc import rf
 from convcalc.interop.peers import network_peer_totals
 from convcalc.network.result import TRAIN, LayerRow, NetResult
-from convcalc.render.table import Format, aligned, shape_text, to_json
+from convcalc.render.table import Format, aligned, fit_width, fold_lines, shape_text, to_json
 from convcalc.render.units import compact, size_text
 from convcalc.report import EXACT, GLOBAL_LEGEND, GLOBAL_MARK, NO_AXES, CostFields, field_to_dict
 
@@ -180,6 +180,9 @@ def _cells(result: NetResult, row: LayerRow) -> list[str | int]:
     ]
 
 
+NARROW_DROP = tuple(COLUMNS.index(c) for c in ("centre", "eff. pad", "stride", "other ops", "activations", "FLOPs", "type"))
+"""Columns a terminal too narrow for the layer table hides first (then ``input -> output`` folds)."""
+
 CSV_COLUMNS = (
     "name", "type", "input_shape", "output_shape", "params", "macs", "flops", "other_ops", "activations",
     "rf_size", "rf_stride", "rf_padding", "rf_centre", "rf_global_context", "training_only", "notes",
@@ -314,7 +317,7 @@ def _layer_lines(result: NetResult, depth: int | None) -> list[str]:
     title = result.name + ("" if result.complete else "  (stopped at the failing layer)")
     shown = result.fold(depth)
     rows = [[compact(c) if isinstance(c, int) else c for c in _cells(result, row)] for row in shown]
-    return [title, *aligned(COLUMNS, rows, right=range(3, 8)), *legend_lines(result, shown)]
+    return [title, *aligned(COLUMNS, rows, right=range(3, 8), width=fit_width(), drop=NARROW_DROP, fold=2), *legend_lines(result, shown)]
 
 
 def _breakdown_lines(result: NetResult) -> list[str]:
@@ -350,7 +353,8 @@ def render_table(result: NetResult, depth: int | None = None) -> str:
         sections += [_breakdown_lines(result), _heaviest_lines(result), chart_lines(result)]
     notes = result.warning_summary()
     sections += [_check_lines(result), [f"notes{_collapsed(result, notes)}:", *(f"  {note}" for note in notes)] if notes else []]
-    return "\n\n".join("\n".join(section) for section in sections if section)
+    width = fit_width()
+    return "\n\n".join("\n".join(fold_lines(section, width, "    ")) for section in sections if section)
 
 
 def render_html(result: NetResult, depth: int | None = None) -> str:

@@ -34,33 +34,116 @@ Cell = str | int
 
 @dataclass
 class Table:
-    """Headers, rows of cells, and text lines to print before/after (title, notes)."""
+    """Headers, rows of cells, and text lines to print before/after (title, notes).
+
+    ``drop`` (column indices, least needed first) and ``fold`` (a text column that may wrap onto
+    continuation lines) say how the text printer narrows the table to fit a terminal
+    (:func:`fit_width`); other formats ignore them."""
 
     headers: list[str]
     rows: list[list[Cell]] = field(default_factory=list)
     title: str = ""
     notes: list[str] = field(default_factory=list)
+    drop: tuple[int, ...] = ()
+    fold: int | None = None
 
 
-def aligned(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Iterable[int] = (), rule: bool = False) -> list[str]:
+MIN_FOLD = 12
+"""Narrowest a folded column gets; below it the table stays wider than the terminal."""
+
+
+def fit_width() -> int | None:
+    """The width text tables must fit: ``$COLUMNS`` when set, else the terminal's when standard
+    output is one, else None (no limit: a pipe or file gets the full table)."""
+    import os
+    import sys
+
+    env = os.environ.get("COLUMNS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if sys.stdout.isatty():
+        import shutil
+
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _fold_cell(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
+def aligned(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    right: Iterable[int] = (),
+    rule: bool = False,
+    *,
+    width: int | None = None,
+    drop: Sequence[int] = (),
+    fold: int | None = None,
+) -> list[str]:
     """Columns padded to their widest cell, two spaces apart; the columns in ``right`` are
-    right-aligned; ``rule`` puts a line of dashes under the headers. Linear in the number of cells."""
+    right-aligned; ``rule`` puts a line of dashes under the headers. Linear in the number of cells.
+
+    With a ``width``, a table wider than it first hides the columns in ``drop`` (in that order)
+    until it fits, then wraps column ``fold`` onto continuation lines; a last line names the hidden
+    columns. Without one (or when the table fits) every column is printed as it is."""
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    shown = list(range(len(headers)))
+    limit = width if width is not None else sum(widths) + 2 * len(widths)
+
+    def total() -> int:
+        return sum(widths[i] for i in shown) + 2 * (len(shown) - 1)
+
+    for column in drop:
+        if total() <= limit:
+            break
+        shown.remove(column)
+    folding = fold if fold is not None and fold in shown and total() > limit else None
+    if folding is not None:
+        widths[folding] = max(MIN_FOLD, widths[folding] - (total() - limit))
     right = set(right)
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(cells[i].rjust(widths[i]) if i in right else cells[i].ljust(widths[i]) for i in shown).rstrip()
 
-    return [line(headers), *(["  ".join("-" * w for w in widths)] if rule else []), *(line(row) for row in rows)]
+    out = [line(headers), *(["  ".join("-" * widths[i] for i in shown)] if rule else [])]
+    for row in rows:
+        if folding is None or len(row[folding]) <= widths[folding]:
+            out.append(line(row))
+            continue
+        parts = _fold_cell(row[folding], widths[folding])
+        out.extend(line([part if i == folding else (row[i] if n == 0 else "") for i in range(len(row))]) for n, part in enumerate(parts))
+    hidden = [headers[i] for i in range(len(headers)) if i not in shown]
+    if hidden:
+        out.extend(fold_lines([f"(hidden to fit {limit} columns: {', '.join(hidden)}; --format csv has every column)"], width))
+    return out
+
+
+def fold_lines(lines: Iterable[str], width: int | None, indent: str = "  ") -> list[str]:
+    """Lines longer than ``width`` wrapped, continuation lines indented (notes under a table)."""
+    out: list[str] = []
+    for text_line in lines:
+        if width is None or len(text_line) <= width:
+            out.append(text_line)
+        else:
+            import textwrap
+
+            out.extend(textwrap.wrap(text_line, width, subsequent_indent=indent, break_on_hyphens=False))
+    return out
 
 
 def text(table: Table) -> str:
-    """Aligned plain-text table; numbers (columns of ints) right-aligned and scaled (:func:`~convcalc.render.units.human`)."""
+    """Aligned plain-text table; numbers (columns of ints) right-aligned and scaled (:func:`~convcalc.render.units.human`);
+    narrowed to the terminal (:func:`fit_width`) as the table's ``drop``/``fold`` allow."""
     cells = [[human(c) if isinstance(c, int) else c for c in row] for row in table.rows]
     numeric = [i for i in range(len(table.headers)) if table.rows and all(isinstance(row[i], int) for row in table.rows)]
-    out = [table.title] if table.title else []
-    out.extend(aligned(table.headers, cells, numeric, rule=True))
-    out.extend(table.notes)
+    width = fit_width()
+    out = fold_lines([table.title], width) if table.title else []
+    out.extend(aligned(table.headers, cells, numeric, rule=True, width=width, drop=table.drop, fold=table.fold))
+    out.extend(fold_lines(table.notes, width))
     return "\n".join(out)
 
 
