@@ -21,7 +21,7 @@ import time
 
 from convcalc.errors import ConvcalcError
 from convcalc.interop.peer_tools import RUNNERS, load_module, run
-from convcalc.interop.peers import PEERS, peer_totals
+from convcalc.interop.peers import PEERS, network_peer_totals
 from convcalc.interop.torch_export import export_pytorch
 from convcalc.network.evaluate import evaluate_file
 
@@ -29,7 +29,7 @@ from convcalc.network.evaluate import evaluate_file
 def measure(path: str) -> tuple[str, dict[str, tuple[int, int]]]:
     """The spec's name and, per peer, ``(predicted, measured)`` at batch 1."""
     result = evaluate_file(path, batch=1)
-    predicted = peer_totals([(row.type, row.stages) for row in result.rows], 1)
+    predicted = network_peer_totals(result)  # eval mode, as build() returns the module
     module = load_module(export_pytorch(result), result.name)
     return result.name, {name: (predicted[name], run(name, module.build(), module.INPUT_SHAPE)) for name in RUNNERS}
 

@@ -87,8 +87,8 @@ def test_exported_module_has_convcalcs_params_shapes_and_macs(path: str) -> None
     cropped = _cropped(result)
     checked = 0
     for row in result.rows:
-        if row.spec is None or row.name in cropped:
-            continue  # merges are tensor ops, not modules
+        if row.spec is None or row.name in cropped or row.training_only:
+            continue  # merges are tensor ops, not modules; training-only rows run in train() (tested below)
         assert model.get_submodule(row.name) is not None
         assert shapes[row.name] == row.output_shape, row.name
         for stage in row.stages[:-1]:  # stages of composite convolutions are submodules too
@@ -97,7 +97,61 @@ def test_exported_module_has_convcalcs_params_shapes_and_macs(path: str) -> None
                 assert shapes[stage_path] == stage.output, stage_path
                 checked += 1
         checked += 1
-    assert checked >= len([r for r in result.rows if r.spec is not None]) - len(cropped)
+    assert checked >= len([r for r in result.rows if r.spec is not None and not r.training_only]) - len(cropped)
+
+
+TRAINING_ONLY = [p for p in ALL if any(row.training_only for row in evaluate_file(p).rows)]
+
+
+def test_specs_with_training_only_items_are_covered() -> None:
+    assert {_id(p) for p in TRAINING_ONLY} >= {"googlenet", "inception_v3", "export_aux"}
+
+
+@pytest.mark.parametrize("path", TRAINING_ONLY, ids=_id)
+def test_training_only_rows_run_only_in_train_mode(path: str) -> None:
+    """Eval: FlopCounterMode equals convcalc's eval MACs (the aux heads are skipped); ``model.train()``:
+    it equals ``--mode train``. The parameters are the same in both (the heads' modules exist)."""
+    from torch._subclasses import FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    result, module = exported(path)
+    train = evaluate_file(path, mode="train").totals()
+    assert train.macs > result.totals().macs
+    flops = {}
+    shapes: dict[str, dict[str, tuple[int, ...]]] = {"eval": {}, "train": {}}
+    with FakeTensorMode():
+        model = module.build()
+        for name, sub in model.named_modules():
+            sub.register_forward_hook(lambda m, i, o, name=name: shapes["train" if m.training else "eval"].__setitem__(name, tuple(o.shape[1:])))
+        for mode in ("eval", "train"):
+            model.train(mode == "train")
+            with FlopCounterMode(display=False) as counter:
+                model(torch.zeros(2, *module.INPUT_SHAPE))  # batch 2: BatchNorm trains on more than one value
+            flops[mode] = counter.get_total_flops()
+        params = sum(p.numel() for p in model.parameters())
+    assert flops == {"eval": 2 * 2 * result.totals().macs, "train": 2 * 2 * train.macs}
+    assert params == train.params == result.totals().params
+    aux = [row for row in result.rows if row.training_only and row.spec is not None]
+    assert aux and not any(row.name in shapes["eval"] for row in aux)
+    assert all(shapes["train"][row.name] == row.output_shape for row in aux)
+    assert export_pytorch(result).count("if self.training:") >= 1
+
+
+def test_training_only_heads_read_by_the_main_path_are_refused(tmp_path: Path, run_cli) -> None:
+    spec = tmp_path / "reads_aux.yaml"
+    spec.write_text(
+        "input: 3x8x8\nlayers:\n"
+        "  - {type: conv2d, name: stem, out_channels: 4, kernel_size: 3}\n"
+        "  - {type: conv2d, name: aux, out_channels: 4, kernel_size: 1, training_only: true}\n"
+        "  - {type: add, name: sum, inputs: [stem, aux]}\n"
+    )
+    result = run_cli(["export", str(spec)])
+    assert result.code == 2
+    assert "layer 'sum'" in result.stderr and "reads_aux.yaml:5" in result.stderr and "train() mode" in result.stderr
+    assert "Traceback" not in result.output
+    spec.write_text("input: 3x8x8\nlayers:\n  - {type: conv2d, name: head, out_channels: 4, kernel_size: 3, training_only: true}\n")
+    last = run_cli(["export", str(spec)])
+    assert last.code == 2 and "network's output" in last.stderr
 
 
 @pytest.mark.parametrize("path", SMALL, ids=_id)
@@ -167,8 +221,23 @@ def test_generated_code_is_ruff_clean(tmp_path: Path) -> None:
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
+UNTRANSLATABLE = {"unknown", "elementwise"}
+"""Kinds of ``convcalc import`` with no PyTorch translation: an op without a formula, and ``x <op> c``
+whose constant ``c`` the spec does not hold. Exporting them is an error naming the type."""
+
+
 def test_every_layer_type_has_a_translation() -> None:
-    assert {k.name for k in all_kinds()} <= set(EMITTERS)
+    assert {k.name for k in all_kinds()} - set(EMITTERS) == UNTRANSLATABLE
+
+
+@pytest.mark.parametrize("kind", sorted(UNTRANSLATABLE))
+def test_the_untranslatable_types_are_errors_naming_them(kind: str, tmp_path: Path, run_cli) -> None:
+    spec = tmp_path / "imported.yaml"
+    extra = "op_type: Foo, output_shape: 3x8x8" if kind == "unknown" else "op: mul"
+    spec.write_text(f"input: 3x8x8\nlayers:\n  - {{type: {kind}, name: odd, {extra}}}\n")
+    result = run_cli(["export", str(spec)])
+    assert result.code == 2
+    assert f"'{kind}' has no PyTorch translation" in result.stderr and "layer 'odd'" in result.stderr
 
 
 def test_a_type_registered_twice_is_refused() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from convcalc.interop.peers import PEERS, peer_totals
+from convcalc.interop.peers import PEERS, network_peer_totals, peer_totals
 from convcalc.network.evaluate import evaluate_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +90,29 @@ def test_prediction_equals_what_the_tool_reports(tool: str, path: Path) -> None:
     package = RUNNERS[tool][0]
     if importlib.util.find_spec(package) is None:
         pytest.skip(f"{package} is not installed (it is in the test extra: pip install -e '.[test]')")
-    result = evaluate_file(str(path))
+    result = evaluate_file(str(path), batch=1)
     module = load_module(export_pytorch(result), result.name)
-    predicted = peer_totals([(row.type, row.stages) for row in result.rows])[tool]
+    predicted = network_peer_totals(result)[tool]  # eval mode, as build() returns the module
     assert run(tool, module.build(), module.INPUT_SHAPE) == predicted
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_peers_table_and_json_count_the_rows_that_run_in_the_mode(mode: str, run_cli, cli_json) -> None:
+    """Training-only heads run only in ``train()``: FlopCounterMode on the exported module in that
+    mode is the number both ``--peers`` and ``totals.peers`` give for ``--mode``."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from convcalc.interop.peer_tools import load_module
+    from convcalc.interop.torch_export import export_pytorch
+
+    path = str(ROOT / "tests" / "data" / "export_aux.yaml")
+    module = load_module(export_pytorch(evaluate_file(path)), "export_aux")
+    model = module.build().train(mode == "train")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(2, *module.INPUT_SHAPE))
+    flops = counter.get_total_flops()
+    args = ["net", path, "--mode", mode, "--batch", "2"]
+    assert cli_json(args)["totals"]["peers"]["torch_flop_counter"] == flops
+    table = run_cli([*args, "--peers"]).stdout.splitlines()
+    assert f"{flops:,}" in next(line for line in table if line.startswith("torch_flop_counter "))

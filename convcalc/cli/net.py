@@ -133,10 +133,10 @@ def net_command(
         raise err.cause from None
     text = render_network(result, fmt, depth)
     if peers and fmt is not Format.json:
-        from convcalc.interop.peers import peer_totals
+        from convcalc.interop.peers import network_peer_totals
         from convcalc.render.peers import render_peers
 
-        totals = peer_totals([(row.type, row.stages) for row in result.rows], result.batch)
+        totals = network_peer_totals(result)
         text += "\n\n" + render_peers(totals, result.batch * result.totals().macs, result.batch)
     _emit(text, output)
 

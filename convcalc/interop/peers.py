@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from convcalc.engine import StageResult
 from convcalc.primitives.activation import Activation, Identity
@@ -38,6 +38,9 @@ from convcalc.primitives.norm import Norm
 from convcalc.primitives.pool import AdaptivePool, Pool
 from convcalc.primitives.resample import Upsample
 from convcalc.primitives.reshape import Flatten
+
+if TYPE_CHECKING:
+    from convcalc.network.result import NetResult
 
 ACTIVATION_CLASSES = {
     "relu": "ReLU", "relu6": "ReLU6", "leaky_relu": "LeakyReLU", "elu": "ELU", "gelu": "GELU", "silu": "SiLU",
@@ -374,6 +377,12 @@ def peer_totals(layers: Iterable[tuple[str, Sequence[StageResult]]], batch: int 
         n = 1 if peer.batch_one else batch
         totals[name] = sum(peer.rule(u, n) for u in all_units if not peer.live_only or u.stage.name in live)
     return totals
+
+
+def network_peer_totals(result: NetResult) -> dict[str, int]:
+    """:func:`peer_totals` of the rows that run in the result's mode: the tools run the exported
+    module, whose forward skips training-only rows unless it is in ``train()`` mode."""
+    return peer_totals([(row.type, row.stages) for row in result.rows if result.runs(row)], result.batch)
 
 
 def _live(stages: Sequence[StageResult]) -> set[str]:

@@ -12,7 +12,7 @@ import io
 from collections.abc import Callable
 
 from convcalc import rf
-from convcalc.interop.peers import peer_totals
+from convcalc.interop.peers import network_peer_totals
 from convcalc.network.result import TRAIN, LayerRow, NetResult
 from convcalc.render.table import Format, aligned, fit_width, fold_lines, shape_text, to_json
 from convcalc.render.units import compact, size_text
@@ -114,7 +114,7 @@ def net_to_dict(result: NetResult, depth: int | None = None) -> dict[str, object
         "totals": {
             **counts_json(totals, totals.activations, batch),
             "layers": totals.layers,
-            "peers": peer_totals([(row.type, row.stages) for row in result.rows if result.mode == TRAIN or not row.training_only], batch),
+            "peers": network_peer_totals(result),
         },
         "conventions": CONVENTIONS,
         "depth": depth,

@@ -6,6 +6,9 @@ spec's ``layer1.0.conv1``), and one statement of ``forward``; merges (add, conca
 tensor operations. A value consumed only by the next statement flows through ``x``, as in
 hand-written code; any other value gets a name from its layer path (``layer1_0_relu``), and a
 value nothing reads (a side branch such as Inception's auxiliary head) a ``_``-prefixed one.
+Rows of ``training_only`` items (auxiliary heads) run under ``if self.training:``, as torchvision
+writes ``if self.aux_logits and self.training:``: their modules exist (the params count) but an
+eval-mode forward skips their work, as ``convcalc net`` does in its default mode.
 Composite convolutions become small helper classes whose submodules are their stages.
 """
 
@@ -93,10 +96,13 @@ class Statement(NamedTuple):
     build: Callable[[list[str]], Expr]
     hint: str
     comment: str = ""
+    training: bool = False
+    """Runs only in ``train()`` mode (inside ``if self.training:``)."""
 
 
 def write_forward(statements: Sequence[Statement], source: str, result: str, indent: str) -> list[str]:
-    """The body of ``forward(self, x)``: ``x`` carries every value read only by the next statement."""
+    """The body of ``forward(self, x)``: ``x`` carries every value read only by the next statement;
+    each run of training-only statements is one ``if self.training:`` block."""
     consumers: dict[str, list[int]] = {}
     for index, statement in enumerate(statements):
         for name in statement.inputs:
@@ -107,18 +113,22 @@ def write_forward(statements: Sequence[Statement], source: str, result: str, ind
     holder = source
     out: list[str] = []
     for index, statement in enumerate(statements):
+        opens = statement.training and not (index and statements[index - 1].training)
         if statement.comment:
-            out.append(f"{indent}# {statement.comment}")
+            out.append(f"{indent if opens or not statement.training else indent + INDENT}# {statement.comment}")
+        if opens:
+            out.append(f"{indent}if self.training:")
+        at = indent + INDENT if statement.training else indent
         expr = statement.build([variables[name] for name in statement.inputs])
         uses = consumers.get(statement.output, [])
-        if uses == [len(statements)] and index == len(statements) - 1:
-            return [*out, *lines("return ", expr, "", indent)]
+        if uses == [len(statements)] and index == len(statements) - 1 and not statement.training:
+            return [*out, *lines("return ", expr, "", at)]
         if uses == [index + 1] and max(consumers.get(holder, [0])) <= index:
             variable, holder = "x", statement.output
         else:
             variable = _unique(("_" if not uses else "") + identifier(statement.hint), taken)
         variables[statement.output] = variable
-        out.extend(lines(f"{variable} = ", expr, "", indent))
+        out.extend(lines(f"{variable} = ", expr, "", at))
     return [*out, f"{indent}return {variables[result]}"]
 
 
@@ -297,11 +307,18 @@ class Exporter:
     def render(self, class_name: str) -> str:
         result = self.result
         comments = self.comments()
+        training: set[str] = set()  # outputs of training-only rows
         for row in result.rows:
             self.add_row(row)
-            if row.name in comments:
-                self.statements[-1] = self.statements[-1]._replace(comment=comments[row.name])
+            statement = self.statements[-1]._replace(comment=comments.get(row.name, ""), training=row.training_only)
+            self.statements[-1] = statement
+            if row.training_only:
+                training.add(statement.output)
+            elif training.intersection(statement.inputs):
+                raise _reads_training(row, "reads the output of a training-only item")
         output = result.rows[-1].stages[-1].name
+        if output in training:
+            raise _reads_training(result.rows[-1], "is the network's output but belongs to a training-only item")
         forward = write_forward(self.statements, INPUT_TENSOR, output, 2 * INDENT)
         totals = result.totals()
         source = result.spec.source
@@ -349,6 +366,16 @@ class Exporter:
         head = "\n\n".join(parts[:3])
         blocks = [*parts[3:], "\n".join(main), "\n".join(build), "\n".join(demo)]
         return head + "\n\n\n" + "\n\n\n".join(blocks) + "\n"
+
+
+def _reads_training(row: LayerRow, what: str) -> SpecError:
+    """A value the eval-mode forward would not have (training-only rows run only in ``train()``)."""
+    return SpecError(
+        f"the layer {what}, which PyTorch runs only in train() mode, so the eval-mode module has no such value.",
+        layer=row.name,
+        where=row.where,
+        hint="Keep training-only items as side branches (an auxiliary head), read by nothing else.",
+    )
 
 
 def class_name(name: str) -> str:
