@@ -16,8 +16,8 @@ from typing import ClassVar
 from convcalc.errors import ShapeError
 from convcalc.formula import Product, axis_names, kernel_term, positions, product
 from convcalc.parse.values import Axes, Pairs, format_shape
-from convcalc.primitives.base import OpStats, Shape, check_rank, numel, single_input
-from convcalc.rf import IDENTITY_STEP, AxisStep
+from convcalc.primitives.base import OpStats, Shape, check_rank, identity_steps, numel, pads_text, single_input
+from convcalc.rf import AxisStep
 
 
 def check_groups(in_channels: int, out_channels: int, groups: int) -> None:
@@ -140,7 +140,7 @@ class Conv:
         if any(s != 1 for s in self.stride):
             parts.append(f"s={format_shape(self.stride)}")
         if any(p != (0, 0) for p in self.padding):
-            parts.append("p=" + "x".join(f"{a}" if a == b else f"{a}:{b}" for a, b in self.padding))
+            parts.append("p=" + pads_text(self.padding))
         if any(d != 1 for d in self.dilation):
             parts.append(f"d={format_shape(self.dilation)}")
         if self.groups != 1:
@@ -221,7 +221,7 @@ class ConvTranspose:
     def describe(self) -> str:
         text = f"conv_transpose {self.in_channels}->{self.out_channels} k={format_shape(self.kernel_size)} s={format_shape(self.stride)}"
         if any(p != (0, 0) for p in self.padding):
-            text += " p=" + "x".join(f"{a}" if a == b else f"{a}:{b}" for a, b in self.padding)
+            text += " p=" + pads_text(self.padding)
         if any(self.output_padding):
             text += f" op={format_shape(self.output_padding)}"
         if any(d != 1 for d in self.dilation):
@@ -305,7 +305,7 @@ class ChannelShuffle:
         return OpStats(
             output=shape,
             moved=numel(shape),
-            rf=tuple(IDENTITY_STEP for _ in shape[1:]),
+            rf=identity_steps(shape),
             explain=(f"moved = C × positions = {numel(shape):,} elements (0 params, 0 MACs)",),
         )
 
