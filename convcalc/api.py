@@ -26,19 +26,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convcalc.parse.values import format_shape
+from convcalc.report import CostFields, Costs, costs, layer_to_dict
 
 if TYPE_CHECKING:
     from convcalc.engine import LayerResult
     from convcalc.network.result import LayerRow, NetResult
-    from convcalc.report import Costs
 
 
 def _shape_text(shape: str | Sequence[int]) -> str:
     return shape if isinstance(shape, str) else "x".join(str(int(s)) for s in shape)
 
 
-class LayerReport:
-    """One evaluated layer: shapes, parameters, MACs, FLOPs, receptive field and stages."""
+class LayerReport(CostFields):
+    """One evaluated layer: shapes, parameters, MACs, FLOPs, receptive field and stages.
+
+    ``params``, ``macs``, ``flops``, ... are those of :attr:`costs`: parameters (weights + biases,
+    as ``sum(p.numel() for p in module.parameters())``) once, MACs and FLOPs (``2 x macs``) for the
+    whole batch.
+    """
 
     def __init__(self, result: LayerResult, batch: int = 1) -> None:
         self.result = result
@@ -59,29 +64,10 @@ class LayerReport:
     @property
     def costs(self) -> Costs:
         """Parameters once, MACs and the other counts for the whole batch (:class:`convcalc.report.Costs`)."""
-        from convcalc.report import costs
-
         return costs(self.result.stages, self.batch)
-
-    @property
-    def params(self) -> int:
-        """Learnable parameters (weights + biases), as ``sum(p.numel() for p in module.parameters())``."""
-        return self.costs.params
-
-    @property
-    def macs(self) -> int:
-        """Multiply-accumulates for the whole batch."""
-        return self.costs.macs
-
-    @property
-    def flops(self) -> int:
-        """``2 x macs``."""
-        return self.costs.flops
 
     def to_dict(self) -> dict[str, object]:
         """Exactly the JSON of ``convcalc layer TYPE ... --format json``."""
-        from convcalc.report import layer_to_dict
-
         return layer_to_dict(self.result, self.batch)
 
     def __repr__(self) -> str:

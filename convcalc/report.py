@@ -10,7 +10,7 @@ without the batch axis.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from convcalc import rf
 from convcalc.engine import LayerResult, StageResult
@@ -126,7 +126,10 @@ class CostFields:
     """``params``, ``macs``, ... of a record that holds a per-sample :class:`Costs` as ``costs``."""
 
     __slots__ = ()
-    costs: Costs
+    if TYPE_CHECKING:  # a field of the record, or a property computing it
+
+        @property
+        def costs(self) -> Costs: ...
 
     @property
     def params(self) -> int:
