@@ -156,10 +156,7 @@ class Conv:
         )
 
     def analyse(self, inputs: Sequence[Shape], names: Sequence[str] = ()) -> OpStats:
-        shape = single_input(inputs, self.op)
-        check_rank(shape, len(self.kernel_size), "this convolution")
-        check_channels(shape, self.in_channels)
-        check_groups(self.in_channels, self.out_channels, self.groups)
+        shape = _checked_input(self, inputs, "this convolution")
         out = self.out_sizes(shape[1:])
         weights = self.weight_product()
         macs = product(
@@ -177,19 +174,11 @@ class Conv:
                 axis_names(len(out)), out, shape[1:], self.kernel_size, self.stride, self.padding, self.dilation, strict=True
             )
         ]
-        biases = self.out_channels if self.bias else 0
-        return OpStats(
-            output=(self.out_channels, *out),
-            weights=weights.value,
-            biases=biases,
-            macs=macs.value,
-            bias_adds=biases * numel(out),
-            rf=tuple(
-                AxisStep(effective_kernel(k, d), s, Fraction(p[0]))
-                for k, s, p, d in zip(self.kernel_size, self.stride, self.padding, self.dilation, strict=True)
-            ),
-            explain=(*lines, weights.explain(), f"biases = {biases:,}", macs.explain()),
+        rf = tuple(
+            AxisStep(effective_kernel(k, d), s, Fraction(p[0]))
+            for k, s, p, d in zip(self.kernel_size, self.stride, self.padding, self.dilation, strict=True)
         )
+        return _conv_stats(self, out, weights, macs, lines, rf)
 
 
 @dataclass(frozen=True)
@@ -229,12 +218,8 @@ class ConvTranspose:
         return text + (f" g={self.groups}" if self.groups != 1 else "")
 
     def analyse(self, inputs: Sequence[Shape], names: Sequence[str] = ()) -> OpStats:
-        shape = single_input(inputs, self.op)
-        rank = len(self.kernel_size)
-        check_rank(shape, rank, "this transposed convolution")
-        check_channels(shape, self.in_channels)
-        check_groups(self.in_channels, self.out_channels, self.groups)
-        axes = axis_names(rank)
+        shape = _checked_input(self, inputs, "this transposed convolution")
+        axes = axis_names(len(self.kernel_size))
         per_axis = tuple(
             zip(shape[1:], self.kernel_size, self.stride, self.padding, self.dilation, self.output_padding, axes, strict=True)
         )
@@ -264,20 +249,43 @@ class ConvTranspose:
             if uneven
             else ()
         )
-        biases = self.out_channels if self.bias else 0
-        return OpStats(
-            output=(self.out_channels, *out),
-            weights=weights.value,
-            biases=biases,
-            macs=macs.value,
-            bias_adds=biases * numel(out),
-            rf=tuple(
-                transposed_step(effective_kernel(k, d), s, p[0])
-                for k, s, p, d in zip(self.kernel_size, self.stride, self.padding, self.dilation, strict=True)
-            ),
-            notes=notes,
-            explain=(*lines, weights.explain(), f"biases = {biases:,}", macs.explain()),
+        rf = tuple(
+            transposed_step(effective_kernel(k, d), s, p[0])
+            for k, s, p, d in zip(self.kernel_size, self.stride, self.padding, self.dilation, strict=True)
         )
+        return _conv_stats(self, out, weights, macs, lines, rf, notes)
+
+
+def _checked_input(conv: Conv | ConvTranspose, inputs: Sequence[Shape], what: str) -> Shape:
+    """The one input of a (transposed) convolution, checked against its rank, channels and groups."""
+    shape = single_input(inputs, conv.op)
+    check_rank(shape, len(conv.kernel_size), what)
+    check_channels(shape, conv.in_channels)
+    check_groups(conv.in_channels, conv.out_channels, conv.groups)
+    return shape
+
+
+def _conv_stats(
+    conv: Conv | ConvTranspose,
+    out: Sequence[int],
+    weights: Product,
+    macs: Product,
+    lines: Sequence[str],
+    rf: tuple[AxisStep, ...],
+    notes: tuple[str, ...] = (),
+) -> OpStats:
+    """A (transposed) convolution's stats: biases ``C_out`` (if any), one bias add per output element."""
+    biases = conv.out_channels if conv.bias else 0
+    return OpStats(
+        output=(conv.out_channels, *out),
+        weights=weights.value,
+        biases=biases,
+        macs=macs.value,
+        bias_adds=biases * numel(out),
+        rf=rf,
+        notes=notes,
+        explain=(*lines, weights.explain(), f"biases = {biases:,}", macs.explain()),
+    )
 
 
 @dataclass(frozen=True)
