@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from convcalc.parse.values import format_shape
-from convcalc.report import CostFields, Costs, costs, layer_to_dict
+from convcalc.report import CostFields, Costs, costs, layer_to_dict, sum_costs
 
 if TYPE_CHECKING:
     from convcalc.engine import LayerResult
@@ -77,8 +77,11 @@ class LayerReport(CostFields):
         )
 
 
-class NetworkReport:
-    """An evaluated network: per-layer rows, totals, output shape, receptive fields."""
+class NetworkReport(CostFields):
+    """An evaluated network: per-layer rows, totals, output shape, receptive fields.
+
+    ``params``, ``macs``, ``flops``, ... are those of :attr:`costs` (for the whole batch).
+    """
 
     def __init__(self, result: NetResult) -> None:
         self.result = result
@@ -100,17 +103,10 @@ class NetworkReport:
         return self.result.output_shape
 
     @property
-    def params(self) -> int:
-        return self.result.totals().params
-
-    @property
-    def macs(self) -> int:
-        """Multiply-accumulates of convolutions and linear layers for the whole batch."""
-        return self.batch * self.result.totals().macs
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.macs
+    def costs(self) -> Costs:
+        """The network totals, parameters once, MACs (of convolutions and linear layers) and the
+        other counts for the whole batch (:class:`convcalc.report.Costs`)."""
+        return sum_costs([self.result.totals().costs], self.batch)
 
     @property
     def layers(self) -> list[LayerRow]:
