@@ -37,21 +37,10 @@ def _shape_text(shape: str | Sequence[int]) -> str:
     return shape if isinstance(shape, str) else "x".join(str(int(s)) for s in shape)
 
 
-class LayerReport(CostFields):
-    """One evaluated layer: shapes, parameters, MACs, FLOPs, receptive field and stages.
+class _Report(CostFields):
+    """What a layer's and a network's report share: the result's shapes, costs as :class:`CostFields`."""
 
-    ``params``, ``macs``, ``flops``, ... are those of :attr:`costs`: parameters (weights + biases,
-    as ``sum(p.numel() for p in module.parameters())``) once, MACs and FLOPs (``2 x macs``) for the
-    whole batch.
-    """
-
-    def __init__(self, result: LayerResult, batch: int = 1) -> None:
-        self.result = result
-        self.batch = batch
-
-    @property
-    def type(self) -> str:
-        return self.result.spec.kind
+    result: LayerResult | NetResult
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -60,6 +49,25 @@ class LayerReport(CostFields):
     @property
     def output_shape(self) -> tuple[int, ...]:
         return self.result.output_shape
+
+
+class LayerReport(_Report):
+    """One evaluated layer: shapes, parameters, MACs, FLOPs, receptive field and stages.
+
+    ``params``, ``macs``, ``flops``, ... are those of :attr:`costs`: parameters (weights + biases,
+    as ``sum(p.numel() for p in module.parameters())``) once, MACs and FLOPs (``2 x macs``) for the
+    whole batch.
+    """
+
+    result: LayerResult
+
+    def __init__(self, result: LayerResult, batch: int = 1) -> None:
+        self.result = result
+        self.batch = batch
+
+    @property
+    def type(self) -> str:
+        return self.result.spec.kind
 
     @property
     def costs(self) -> Costs:
@@ -77,11 +85,13 @@ class LayerReport(CostFields):
         )
 
 
-class NetworkReport(CostFields):
+class NetworkReport(_Report):
     """An evaluated network: per-layer rows, totals, output shape, receptive fields.
 
     ``params``, ``macs``, ``flops``, ... are those of :attr:`costs` (for the whole batch).
     """
+
+    result: NetResult
 
     def __init__(self, result: NetResult) -> None:
         self.result = result
@@ -93,14 +103,6 @@ class NetworkReport(CostFields):
     @property
     def batch(self) -> int:
         return self.result.batch
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return self.result.input_shape
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return self.result.output_shape
 
     @property
     def costs(self) -> Costs:
