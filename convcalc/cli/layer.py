@@ -19,7 +19,7 @@ from convcalc.cli.options import (
     SpecOpt,
     TypeArg,
     guarded,
-    warn,
+    layer_request,
     with_layer_flags,
 )
 from convcalc.render.table import Format
@@ -53,15 +53,11 @@ def view_command(view: str) -> Callable[..., None]:
         debug: DebugOpt = False,
     ) -> None:
         from convcalc.engine import evaluate_layer
-        from convcalc.parse.layer import build_request
         from convcalc.render.layer import layer_table
         from convcalc.render.table import render
         from convcalc.report import costs, layer_to_dict
 
-        request = build_request(
-            type_name, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
-        )
-        warn(request.warnings)
+        request = layer_request(type_name, flags, spec, in_shape, batch, layout)
         result = evaluate_layer(request.spec, request.shape)
         table = layer_table(result, view, request.batch, request.layout, explain)
         data = layer_to_dict(result, request.batch)

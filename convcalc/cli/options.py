@@ -33,7 +33,7 @@ from convcalc.kinds.base import (
     FieldDef,
 )
 from convcalc.kinds.factorised import VARIANT
-from convcalc.parse.layer import parse_set
+from convcalc.parse.layer import LayerRequest, build_request, parse_set
 from convcalc.parse.values import Layout
 from convcalc.render.table import Format, table_format
 
@@ -63,6 +63,22 @@ def warn(messages: Sequence[str]) -> None:
     """Print each message to stderr as ``warning: ...`` (standard output stays the report)."""
     for message in dict.fromkeys(messages):
         sys.stderr.write(f"warning: {message}\n")
+
+
+def layer_request(
+    type_name: str | None,
+    flags: dict[str, object] | None,
+    spec: str | None,
+    in_shape: str | None,
+    batch: int | None,
+    layout: Layout | None,
+) -> LayerRequest:
+    """The layer a command's TYPE (or --spec), flags, --in, --batch and --layout describe; its warnings printed."""
+    request = build_request(
+        type_name, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
+    )
+    warn(request.warnings)
+    return request
 
 
 def write_file(text: str, path: str) -> None:

@@ -24,7 +24,7 @@ from convcalc.cli.options import (
     ModeOpt,
     SpecOpt,
     guarded,
-    warn,
+    layer_request,
     with_layer_flags,
 )
 from convcalc.errors import SpecError
@@ -122,7 +122,6 @@ def run_command(
     time each layer and one end-to-end pass (min/median/IQR), report GFLOP/s and the fraction of the matmul peak.
     Exit 1 when a shape or a --verify check fails."""
     from convcalc.execute import session
-    from convcalc.parse.layer import build_request
 
     cfg = session.make_config(
         dtype=dtype.value, seed=seed, repeats=repeats, warmup=warmup, threads=threads, verify=verify, max_memory=max_memory
@@ -139,10 +138,7 @@ def run_command(
             path, cfg, batch=batch, in_shape=in_shape, values=values, show_progress=show, mode=mode.value
         )
     else:
-        request = build_request(
-            target, flags or {}, spec_path=spec, shape_text=in_shape, batch=batch, layout=layout.value if layout else None
-        )
-        warn(request.warnings)
+        request = layer_request(target, flags, spec, in_shape, batch, layout)
         report = session.run_layer(request, cfg, show)
     typer.echo(session.render_report(report, fmt.value))
     session.raise_if_failed(report)
