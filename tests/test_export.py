@@ -316,3 +316,20 @@ def test_deformable_export_with_a_conv2d_stand_in(monkeypatch: pytest.MonkeyPatc
             assert shapes[row.name] == row.output_shape, row.name
         if row.type == "deformable2d":
             assert shapes[f"{row.name}.offset"] == row.stages[0].output
+
+
+@pytest.mark.parametrize(("name", "dynamo"), [("resnet18", False), ("resnet18", True), ("mobilenet_v2", False)])
+def test_export_then_onnx_import_gives_the_same_totals(name: str, dynamo: bool) -> None:
+    """The round trip of issue 11: spec -> ``convcalc export`` -> torch -> ``torch.onnx.export``
+    (either exporter, BatchNorm kept) -> ``convcalc import`` -> the same params, MACs and output shape."""
+    pytest.importorskip("onnx")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    import convcalc
+
+    result, module = exported(str(ROOT / "specs" / f"{name}.yaml"))
+    model = module.build().eval()  # type: ignore[attr-defined]
+    spec = convcalc.from_torch(model, torch.zeros(1, *module.INPUT_SHAPE), dynamo=dynamo)  # type: ignore[attr-defined]
+    back = convcalc.network(spec)
+    totals = result.totals()
+    assert (back.params, back.macs, tuple(back.output_shape)) == (totals.params, totals.macs, result.output_shape)
