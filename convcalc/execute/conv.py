@@ -43,7 +43,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike, DTypeLike
 
-from convcalc.execute import parallel
+from convcalc.execute import parallel, rowsum
 from convcalc.execute import winograd as wg
 from convcalc.execute.convspec import ConvSpec, make_conv_spec
 from convcalc.execute.geometry import (
@@ -62,7 +62,7 @@ from convcalc.execute.stats import KernelRecord, record
 from convcalc.execute.taps import TapGeometry
 from convcalc.execute.workspace import Workspace, buffer_bytes, get_workspace_budget, reserve
 
-Algorithm = Literal["auto", "matmul", "im2col", "taps", "winograd"]
+Algorithm = Literal["auto", "matmul", "im2col", "taps", "rowsum", "winograd"]
 
 IM2COL_BLOCK_BYTES = 2 << 20
 """Preferred scratch per im2col block: columns stay cache resident while the GEMM packs them."""
@@ -83,6 +83,8 @@ ROW_GEMV_MIN_WIDTH = 64
 TAPS_COLUMN_BYTES = 1 << 20
 """Columns per call of the wrapped depthwise path, about L2 size, which the GEMV then reads
 (3x3 depthwise 144ch @56, 1 thread: 0.91 ms vs 1.22 ms at 256 KiB, 0.88 ms at 4 MiB)."""
+ROWSUM_MAX_CHANNELS = 1
+"""Most input channels per group for which the planner picks the two-stage rowsum path."""
 WINOGRAD_MIN_CHANNELS = 16
 """Winograd is picked automatically only with at least this many channels per group."""
 
@@ -101,7 +103,7 @@ class ConvPlan:
     @property
     def writes_strided(self) -> bool:
         """Whether :func:`execute_conv` can write into a non-contiguous output view."""
-        return self.path in ("taps", "winograd")
+        return self.path in ("taps", "rowsum", "winograd")
 
 
 def _is_pointwise(spec: ConvSpec) -> bool:
@@ -314,6 +316,19 @@ def _plan_taps(spec: ConvSpec, budget: int) -> ConvPlan:
     return ConvPlan(spec, "taps", (nb, cb), _nbytes(spec, _taps_buffers(spec, nb, cb)), spec.macs)
 
 
+def _plan_rowsum(spec: ConvSpec, budget: int) -> ConvPlan:
+    fixed = _nbytes(spec, rowsum.fixed_buffers(spec))
+    nb, gb = choose_block(
+        spec.batch,
+        spec.groups,
+        1,
+        lambda n, g: _nbytes(spec, rowsum.block_buffers(spec, n, g)),
+        max(1, min(rowsum.BLOCK_BYTES, budget - fixed)),
+    )
+    total = fixed + _nbytes(spec, rowsum.block_buffers(spec, nb, gb))
+    return ConvPlan(spec, "rowsum", (nb, gb), total, rowsum.executed_macs(spec))
+
+
 def _winograd_target(spec: ConvSpec, geo: wg.WinogradGeometry, u_bytes: int) -> int:
     """Preferred block size: big enough for wide channel GEMMs (>= WINOGRAD_MIN_COLUMNS tile
     columns) and to amortise re-reading ``U`` (3x its size), otherwise as small as possible so
@@ -368,6 +383,12 @@ def _im2col_cost(spec: ConvSpec) -> float:
     return gemm + wg.COPY_COST * spec.batch * spec.c_in * prod(spec.kernel) * positions
 
 
+def _rowsum_pays(spec: ConvSpec) -> bool:
+    """Two-stage path where it beats the others (measured, 1 thread): depthwise and grouped
+    convolutions with few input channels per group."""
+    return rowsum.applies(spec) and spec.taps > 1 and spec.c_in_g <= ROWSUM_MAX_CHANNELS
+
+
 def plan_for_spec(spec: ConvSpec, algorithm: Algorithm = "auto", budget: int | None = None) -> ConvPlan:
     """Choose the algorithm and blocking for ``spec`` (see module docstring); cached per arguments."""
     return _plan(spec, algorithm, get_workspace_budget() if budget is None else budget)
@@ -377,6 +398,10 @@ def plan_for_spec(spec: ConvSpec, algorithm: Algorithm = "auto", budget: int | N
 def _plan(spec: ConvSpec, algorithm: Algorithm, budget: int) -> ConvPlan:
     geo = wg.winograd_geometry(spec)
     if algorithm == "auto":
+        if _rowsum_pays(spec):
+            plan = _plan_rowsum(spec, budget)
+            if plan.workspace_bytes <= budget:
+                return plan
         if spec.c_in_g == 1 and spec.taps > 1:
             return _plan_taps(spec, budget)
         if geo is not None and _winograd_worth_it(spec, geo):
@@ -388,6 +413,10 @@ def _plan(spec: ConvSpec, algorithm: Algorithm, budget: int) -> ConvPlan:
         if spec.c_in_g != 1:
             raise ValueError("the taps path needs C_in/groups == 1 (depthwise)")
         return _plan_taps(spec, budget)
+    if algorithm == "rowsum":
+        if not rowsum.applies(spec):
+            raise ValueError("the rowsum path needs a 2-D convolution with stride 1 that keeps the width")
+        return _plan_rowsum(spec, budget)
     if algorithm == "winograd":
         plan = plan_winograd(spec, geo, budget) if geo is not None else None
         if plan is None:
@@ -671,6 +700,8 @@ def execute_conv(
     """
     if plan.path == "taps":
         _run_taps(plan, x, w, b, y, ws)
+    elif plan.path == "rowsum":
+        rowsum.run(plan.spec, plan.block, x, w, b, y, ws)
     elif plan.path == "winograd":
         assert plan.winograd is not None
         u = packed if packed is not None else wg.transform_weights(w, plan.spec, plan.winograd, ws)
@@ -755,7 +786,7 @@ def _thread_parts(
 ) -> list[Callable[[], None]]:
     """Independent parts of one convolution for :mod:`convcalc.execute.parallel`: whole samples
     when the batch has at least as many as threads (the plan runs on fewer samples as is), else
-    for a depthwise taps convolution of one sample, ranges of channels (each planned alone);
+    for a taps or rowsum convolution of one sample, ranges of groups (each planned alone);
     each part reserves its own thread's workspace. An empty list or one part: run inline."""
     spec = plan.spec
     count = parallel.threads()
@@ -772,17 +803,24 @@ def _thread_parts(
         ]
     if plan.path in ("im2col", "winograd"):
         return _row_parts(plan, x, w, b, y, u, count)
-    if plan.path != "taps" or spec.batch != 1 or spec.c_in_g != 1:
+    if plan.path not in ("taps", "rowsum") or spec.batch != 1:
         return []
-    mult = spec.c_out_g
+    cin_g, cout_g = spec.c_in_g, spec.c_out_g
     tasks: list[Callable[[], None]] = []
-    for lo, hi in parallel.parts(spec.c_in, spec.c_in * MIN_SPLIT):
+    for lo, hi in parallel.parts(spec.groups, spec.groups * MIN_SPLIT):
         sub_spec = make_conv_spec(
-            (1, hi - lo, *spec.in_shape), (mult * (hi - lo), 1, *spec.kernel), spec.stride, spec.padding, spec.dilation, hi - lo, spec.dtype
+            (1, (hi - lo) * cin_g, *spec.in_shape),
+            ((hi - lo) * cout_g, cin_g, *spec.kernel),
+            spec.stride,
+            spec.padding,
+            spec.dilation,
+            hi - lo,
+            spec.dtype,
         )
-        sub = plan_for_spec(sub_spec, "taps")
-        channels = slice(lo * mult, hi * mult)
-        tasks.append(partial(part, sub, x[:, lo:hi], w[channels], None if b is None else b[channels], y[:, channels], None))
+        sub = plan_for_spec(sub_spec, plan.path)  # type: ignore[arg-type]
+        channels = slice(lo * cout_g, hi * cout_g)
+        xs = x[:, lo * cin_g : hi * cin_g]
+        tasks.append(partial(part, sub, xs, w[channels], None if b is None else b[channels], y[:, channels], None))
     return tasks
 
 
