@@ -80,37 +80,52 @@ def _weights(spec: ConvSpec, w: FloatArray, ws: Workspace) -> FloatArray:
     return wr
 
 
-def _load(spec: ConvSpec, x: FloatArray, e4: FloatArray) -> None:
-    """``e4[n, c, e]`` (shape ``(nb, C, k_w, H_p·W)``) = the input shifted by ``s_e``, zero-padded."""
+def _spans(spec: ConvSpec) -> list[tuple[int, int, int]]:
+    """``(s_e, lo, hi)`` per kernel column: plane ``e`` holds input data at flat ``[lo, hi)``."""
     (pt, _), (pl, _) = spec.padding
     h, wd = spec.in_shape
-    m = e4.shape[-1]
-    hp = m // wd
+    m = padded_rows(spec) * wd
+    shifts = [e * spec.dilation[1] - pl for e in range(spec.kernel[1])]
+    return [(s, min(m, max(0, pt * wd - s)), min(m, max(0, (pt + h) * wd - s))) for s in shifts]
+
+
+def _zero_margins(spans: list[tuple[int, int, int]], e4: FloatArray) -> None:
+    """Zero the flat ranges of ``e4`` (``(nb, C, k_w, H_p·W)``) no plane copies data into (once per
+    call: every block reuses the buffer)."""
+    e4[..., : max(lo for _, lo, _ in spans)] = 0.0
+    e4[..., min(max(lo, hi) for _, lo, hi in spans) :] = 0.0
+
+
+def _load(spec: ConvSpec, spans: list[tuple[int, int, int]], x: FloatArray, e4: FloatArray, grid: FloatArray) -> None:
+    """``e4[n, c, e]`` (``grid``: the same as ``(nb, C, k_w, H_p, W)``) = the input shifted by ``s_e``,
+    zero-padded: one flat copy per kernel column, then the columns whose reads wrap across a row end
+    zeroed (margins zeroed by :func:`_zero_margins`).  An input whose rows are not one flat run
+    (a strided view) is copied row by row."""
+    (pt, _), _ = spec.padding
+    h, wd = spec.in_shape
     item = x.itemsize
-    flat = x.strides[-1] == item and x.strides[-2] == wd * item
-    for e in range(spec.kernel[1]):
-        s = e * spec.dilation[1] - pl
-        plane = e4[:, :, e]
-        grid = reshape_view(plane, (*plane.shape[:2], hp, wd))
-        if not flat:
-            copy_padded(x, [(-pt, hp - pt), (s, s + wd)], grid)
-            continue
-        src = reshape_view(x, (*x.shape[:2], h * wd))
-        lo, hi = min(m, max(0, pt * wd - s)), min(m, max(0, (pt + h) * wd - s))
-        plane[..., :lo] = 0.0
-        plane[..., max(lo, hi) :] = 0.0
+    if x.strides[-1] != item or x.strides[-2] != wd * item:
+        for e, (s, _, _) in enumerate(spans):
+            copy_padded(x, [(-pt, grid.shape[3] - pt), (s, s + wd)], grid[:, :, e])
+        return
+    src = x.reshape(*x.shape[:2], h * wd)
+    for e, (s, lo, hi) in enumerate(spans):
         if hi > lo:
-            off = s - pt * wd
-            plane[..., lo:hi] = src[..., lo + off : hi + off]
+            e4[:, :, e, lo:hi] = src[..., lo + s - pt * wd : hi + s - pt * wd]
         if s < 0:
-            grid[..., : min(wd, -s)] = 0.0
+            grid[:, :, e, :, : min(wd, -s)] = 0.0
         elif s > 0:
-            grid[..., max(0, wd - s) :] = 0.0
+            grid[:, :, e, :, max(0, wd - s) :] = 0.0
 
 
 def run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
     """Write ``conv(x, w) + b`` into ``y`` (``x`` may hold fewer samples than ``spec``), blocks of
-    ``block = (samples, groups)``."""
+    ``block = (samples, groups)``; the block buffers are taken once and sliced per block."""
+    with ws.scope():
+        _run(spec, block, x, w, b, y, ws)
+
+
+def _run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
     k0, k1 = spec.kernel
     g, cin_g, cout_g = spec.groups, spec.c_in_g, spec.c_out_g
     ho, wd = spec.out_shape
@@ -120,20 +135,27 @@ def run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, w: FloatArray, b:
     y5 = reshape_view(y, (y.shape[0], g, cout_g, ho, wd))
     direct = y.strides[-1] == item and y.strides[-2] == wd * item
     bias = None if b is None else b.reshape(g, cout_g, 1, 1)
-    for n0, n1, g0, g1 in blocks(x.shape[0], g, *block):
+    nbm, gbm = min(block[0], x.shape[0]), block[1]
+    shapes = block_buffers(spec, nbm, gbm)
+    e = ws.take(shapes[0], spec.dtype)
+    q = ws.take(shapes[1], spec.dtype)
+    tmp = None if direct else ws.take(shapes[2], spec.dtype)
+    e4 = e.reshape(nbm, gbm * cin_g, k1, m)
+    grid = e.reshape(nbm, gbm * cin_g, k1, m // wd, wd)
+    spans = _spans(spec)
+    _zero_margins(spans, e4)
+    e_mm = e.reshape(nbm, gbm, cin_g * k1, m)
+    q_mm = q.reshape(nbm, gbm, cout_g * k0, m)
+    st = q.strides
+    rows = as_strided(q, (nbm, gbm * cout_g, k0, npos), (st[0], k0 * st[1], st[1] + spec.dilation[0] * wd * st[2], st[2]))
+    for n0, n1, g0, g1 in blocks(x.shape[0], g, nbm, gbm):
         nb, gb = n1 - n0, g1 - g0
-        with ws.scope():
-            shapes = block_buffers(spec, nb, gb)
-            e = ws.take(shapes[0], spec.dtype)
-            q = ws.take(shapes[1], spec.dtype)
-            _load(spec, x[n0:n1, g0 * cin_g : g1 * cin_g], e.reshape(nb, gb * cin_g, k1, m))
-            np.matmul(wr[g0:g1], e.reshape(nb, gb, cin_g * k1, m), out=q.reshape(nb, gb, cout_g * k0, m))
-            st = q.strides
-            rows = as_strided(q, (nb, gb * cout_g, k0, npos), (st[0], k0 * st[1], st[1] + spec.dilation[0] * wd * st[2], st[2]))
-            dst = y5[n0:n1, g0:g1]
-            out = reshape_view(dst, (nb, gb * cout_g, 1, npos)) if direct else ws.take(shapes[2], spec.dtype)
-            np.matmul(ones, rows, out=out)
-            if not direct:
-                np.copyto(dst, out.reshape(dst.shape))
-            if bias is not None:
-                np.add(dst, bias[g0:g1], out=dst)
+        _load(spec, spans, x[n0:n1, g0 * cin_g : g1 * cin_g], e4[:nb, : gb * cin_g], grid[:nb, : gb * cin_g])
+        np.matmul(wr[g0:g1], e_mm[:nb, :gb], out=q_mm[:nb, :gb])
+        dst = y5[n0:n1, g0:g1]
+        out = reshape_view(dst, (nb, gb * cout_g, 1, npos)) if tmp is None else tmp[:nb, : gb * cout_g]
+        np.matmul(ones, rows[:nb, : gb * cout_g], out=out)
+        if tmp is not None:
+            np.copyto(dst, out.reshape(dst.shape))
+        if bias is not None:
+            np.add(dst, bias[g0:g1], out=dst)
