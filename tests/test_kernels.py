@@ -104,7 +104,7 @@ def run_conv(case: Case, dtype: type, algorithm: Any = "auto") -> tuple[np.ndarr
 def applicable_paths(case: Case) -> list[str]:
     spec_args = (case["x"], case["w"], case["stride"], case["padding"], case["dilation"], case["groups"])
     paths = ["auto", "im2col"]
-    names: tuple[Any, ...] = ("taps", "winograd", "matmul")
+    names: tuple[Any, ...] = ("taps", "rowsum", "winograd", "matmul")
     for name in names:
         try:
             K.plan_conv(*spec_args, algorithm=name)
@@ -138,64 +138,81 @@ def test_depthwise_with_multiplier(case: Case) -> None:
     assert_tight(y, ref)
     assert K.plan_conv(case["x"], case["w"], case["stride"], case["padding"], case["dilation"], case["groups"]).path in (
         "taps",
+        "rowsum",
         "matmul",
         "im2col",
     )
 
 
 @pytest.mark.parametrize(
-    ("x", "w", "padding", "dilation"),
+    ("x", "w", "padding", "dilation", "groups"),
     [
-        ((2, 5, 9, 7), (5, 1, 3, 3), ((1, 1), (1, 1)), (1, 1)),
-        ((1, 4, 6, 8), (12, 1, 3, 5), ((0, 3), (3, 5)), (2, 2)),
-        ((3, 3, 7, 1), (3, 1, 2, 3), ((1, 0), (2, 0)), (1, 1)),
-        ((1, 2, 5, 3), (4, 1, 4, 5), ((2, 1), (1, 3)), (1, 1)),
-        ((1, 6, 4, 6), (6, 1, 1, 1), ((0, 0), (0, 0)), (1, 1)),
+        ((2, 5, 9, 7), (5, 1, 3, 3), ((1, 1), (1, 1)), (1, 1), 5),
+        ((1, 4, 6, 8), (12, 1, 3, 5), ((0, 3), (3, 5)), (2, 2), 4),
+        ((3, 3, 7, 1), (3, 1, 2, 3), ((1, 0), (2, 0)), (1, 1), 3),
+        ((1, 2, 5, 3), (4, 1, 4, 5), ((2, 1), (1, 3)), (1, 1), 2),
+        ((1, 6, 4, 6), (6, 1, 1, 1), ((0, 0), (0, 0)), (1, 1), 6),
+        ((1, 3, 5, 2), (3, 1, 3, 5), ((1, 1), (4, 4)), (1, 2), 3),
+        ((2, 4, 1, 1), (4, 1, 3, 3), ((1, 1), (1, 1)), (1, 1), 4),
+        ((2, 8, 9, 7), (8, 4, 3, 3), ((1, 1), (1, 1)), (1, 1), 2),
+        ((1, 8, 6, 10), (16, 2, 3, 5), ((2, 2), (4, 0)), (2, 1), 4),
+        ((2, 12, 5, 6), (12, 3, 4, 5), ((2, 1), (1, 3)), (1, 1), 4),
+        ((1, 4, 5, 6), (8, 4, 1, 3), ((0, 0), (1, 1)), (1, 1), 1),
     ],
 )
 @pytest.mark.parametrize("budget", [None, 3000])
-@pytest.mark.parametrize("variant", ["rows", "columns", "columns-1"])
-def test_depthwise_wrapped_rows(
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_rowsum_matches_torch(
     x: tuple[int, ...],
     w: tuple[int, ...],
     padding: tuple[tuple[int, int], ...],
     dilation: tuple[int, int],
+    groups: int,
     budget: Any,
-    variant: str,
-    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
 ) -> None:
-    """Stride-1 same-width depthwise (row GEMVs, or columns from flat rows of pitch W with wrapped taps
-    masked), also into a strided ``out``; ``columns-1`` makes one channel per column block."""
-    monkeypatch.setattr(conv_mod, "ROW_GEMV_MIN_WIDTH", 1 if variant == "rows" else 10**9)
-    if variant == "columns-1":
-        monkeypatch.setattr(conv_mod, "TAPS_COLUMN_BYTES", 1)
-    conv_mod._plan.cache_clear()
-    try:
-        _check_depthwise_wrapped(x, w, padding, dilation, budget)
-    finally:
-        conv_mod._plan.cache_clear()
-
-
-def _check_depthwise_wrapped(
-    x: tuple[int, ...], w: tuple[int, ...], padding: tuple[tuple[int, int], ...], dilation: tuple[int, int], budget: Any
-) -> None:
-    case = {"x": x, "w": w, "stride": (1, 1), "padding": padding, "dilation": dilation, "groups": x[1], "seed": 3}
-    spec_args = (x, w, (1, 1), padding, dilation, x[1])
-    assert conv_mod._wraps(K.plan_conv(*spec_args, dtype=np.float64, algorithm="taps").spec)
+    """Two-stage rowsum path (stride-1 same-width 2-D: depthwise with multipliers, grouped, dense),
+    blocked over samples and groups by a small budget, reading a strided input (row by row) and
+    writing a strided ``out`` (through its block buffer), in float32 and float64."""
+    case = {"x": x, "w": w, "stride": (1, 1), "padding": padding, "dilation": dilation, "groups": groups, "seed": 3}
+    spec_args = (x, w, (1, 1), padding, dilation, groups)
     with K.workspace_budget(budget or K.get_workspace_budget()):
-        y32, ref32, x32, w32 = run_conv(case, np.float32, "taps")
-        assert_f32(y32, ref32, math.prod(w[2:]), x32, w32)
-        y, ref, xa, wa = run_conv(case, np.float64, "taps")
-        assert_tight(y, ref)
+        y32, ref32, x32, w32 = run_conv(case, np.float32, "rowsum")
+        assert_f32(y32, ref32, math.prod(w[1:]), x32, w32)
+        plan = K.plan_conv(*spec_args, dtype=np.float64, algorithm="rowsum")
+        assert plan.path == "rowsum" and (budget is None or plan.workspace_bytes <= budget or plan.block == (1, 1))
         rng = np.random.default_rng(4)
-        b = rand(rng, (w[0],))
-        plan = K.plan_conv(*spec_args, dtype=np.float64, algorithm="taps")
-        big = np.full((x[0], w[0] + 3, *ref.shape[2:], 2), np.nan)
-        out = big[:, 1 : 1 + w[0], ..., 1]
+        xa, wa, b = rand(rng, x), rand(rng, w), rand(rng, (w[0],))
+        xin = xa
+        if layout == "strided":
+            wide = np.full((*x, 2), np.nan)
+            wide[..., 0] = xa
+            xin = wide[..., 0]
+        big = np.full((x[0], w[0] + 3, *ref32.shape[2:], 2), np.nan)
+        out = big[:, 1 : 1 + w[0], ..., 1] if layout == "strided" else np.empty((x[0], w[0], *ref32.shape[2:]))
         with conv_mod.reserve(plan.workspace_bytes) as ws:
-            conv_mod.execute_conv(plan, xa, wa, b, out, ws)
+            conv_mod.execute_conv(plan, xin, wa, b, out, ws)
     assert_tight(out, torch_conv(xa, wa, b, case))
-    assert np.isnan(big[:, 0]).all() and np.isnan(big[:, 1 + w[0] :]).all() and np.isnan(big[..., 0]).all()
+    if layout == "strided":
+        assert np.isnan(big[:, 0]).all() and np.isnan(big[:, 1 + w[0] :]).all() and np.isnan(big[..., 0]).all()
+
+
+@FAST
+@given(conv_cases(depthwise=True), st.integers(1, 3))
+def test_rowsum_depthwise_property(case: Case, mult: int) -> None:
+    """Any stride-1 same-width 2-D depthwise case (hypothesis: sizes, kernel, dilation, asymmetric
+    padding, batch, multiplier) through the rowsum path gives torch's answer."""
+    nd = len(case["x"]) - 2
+    assume(nd == 2)
+    pads = case["padding"]
+    kernel, dilation = case["w"][2:], case["dilation"]
+    assume(sum(pads[1]) == dilation[1] * (kernel[1] - 1))
+    c = case["x"][1]
+    case = dict(case, stride=(1, 1), groups=c, w=(c * mult, 1, *kernel))
+    y, ref, _, _ = run_conv(case, np.float64, "rowsum")
+    assert_tight(y, ref)
+    auto = K.plan_conv(case["x"], case["w"], (1, 1), pads, dilation, c)
+    assert auto.path == ("rowsum" if math.prod(kernel) > 1 else "matmul" if all(p == (0, 0) for p in pads) else "taps")
 
 
 @pytest.mark.parametrize(

@@ -76,15 +76,14 @@ WINOGRAD_MIN_COLUMNS = 128
 """Tile columns per block wanted for efficient channel GEMMs."""
 TAPS_BLOCK_BYTES = 8 << 20
 """Preferred scratch per block of the tap loop (few, long NumPy calls beat cache-sized ones)."""
-ROW_GEMV_MIN_WIDTH = 64
-"""Narrowest output row for the row-GEMV depthwise path (one BLAS call per row; 3x3 depthwise,
-1 thread, row GEMVs vs columns: 32ch W=112 0.60 vs 0.78 ms, 144ch W=56 0.82 vs 0.94 ms min but
-1.11 vs 1.05 ms median, 512ch W=14 0.69 vs 0.38 ms)."""
 TAPS_COLUMN_BYTES = 1 << 20
 """Columns per call of the wrapped depthwise path, about L2 size, which the GEMV then reads
 (3x3 depthwise 144ch @56, 1 thread: 0.91 ms vs 1.22 ms at 256 KiB, 0.88 ms at 4 MiB)."""
-ROWSUM_MAX_CHANNELS = 1
-"""Most input channels per group for which the planner picks the two-stage rowsum path."""
+ROWSUM_MAX_CHANNELS = 32
+"""Most input channels per group for which the planner picks the rowsum path for a grouped
+convolution (1 thread, vs im2col/Winograd: ResNeXt 3x3 g32 256ch @14 0.35 vs 0.57 ms, 8 samples
+1.5 vs 3.0 ms; 128ch g4 @14 0.59 vs 0.99 ms; dense convolutions stay off it: 256ch @14 4.9 vs
+3.0 ms, 3->64 @224 9.1 vs 5.0 ms)."""
 WINOGRAD_MIN_CHANNELS = 16
 """Winograd is picked automatically only with at least this many channels per group."""
 
@@ -254,24 +253,14 @@ def _wrapped_im2col(spec: ConvSpec, src: FloatArray, cols: FloatArray, rows: int
         grid[:, :, :, e, :, hi:] = 0.0
 
 
-def _row_gemv(spec: ConvSpec) -> bool:
-    """Depthwise 2-D, stride 1, same width, no row dilation: the row-GEMV taps path."""
-    return _wraps(spec) and spec.dilation[0] == 1 and spec.out_shape[1] >= ROW_GEMV_MIN_WIDTH
-
-
-def _row_taps_shape(spec: ConvSpec, nb: int, channels: int) -> tuple[int, ...]:
-    """``(nb, C, padded rows, k_w, W)``: every padded input row once per kernel column, shifted."""
-    return (nb, channels, spec.out_shape[0] + spec.kernel[0] - 1, spec.kernel[1], spec.in_shape[1])
-
-
 def _tap_columns_channels(spec: ConvSpec, channels: int) -> int:
     """Channels per column block of the wrapped taps path (columns about TAPS_COLUMN_BYTES)."""
     return max(1, min(channels, TAPS_COLUMN_BYTES // (spec.taps * prod(spec.out_shape) * spec.itemsize)))
 
 
 def _slab_columns(spec: ConvSpec) -> bool:
-    """Depthwise 2-D that does not keep the width (strided, or cropped): the slab-columns taps path."""
-    return spec.ndim == 2 and not _wraps(spec)
+    """Depthwise 2-D: the slab-columns taps path."""
+    return spec.ndim == 2
 
 
 def _slab_shape(spec: ConvSpec, nb: int, channels: int) -> tuple[int, ...]:
@@ -280,14 +269,9 @@ def _slab_shape(spec: ConvSpec, nb: int, channels: int) -> tuple[int, ...]:
 
 
 def _taps_buffers(spec: ConvSpec, nb: int, channels: int) -> list[tuple[int, ...]]:
-    if _row_gemv(spec):
-        return [_row_taps_shape(spec, nb, channels)]
     if _slab_columns(spec):
         sub, npos = _tap_columns_channels(spec, channels), prod(spec.out_shape)
         return [_slab_shape(spec, nb, channels), (sub, spec.taps, npos), (sub, spec.c_out_g, npos)]
-    if _wraps(spec):
-        sub, npos = _tap_columns_channels(spec, channels), prod(spec.out_shape)
-        return [(nb, channels, _wrap_len(spec)), (sub, spec.taps, npos), (sub, spec.c_out_g, npos)]
     geo = _tap_geometry(spec)
     return [*geo.buffers(nb, channels), *[(nb, channels, spec.c_out_g, geo.wide_len)] * 2]
 
@@ -384,9 +368,15 @@ def _im2col_cost(spec: ConvSpec) -> float:
 
 
 def _rowsum_pays(spec: ConvSpec) -> bool:
-    """Two-stage path where it beats the others (measured, 1 thread): depthwise and grouped
-    convolutions with few input channels per group."""
-    return rowsum.applies(spec) and spec.taps > 1 and spec.c_in_g <= ROWSUM_MAX_CHANNELS
+    """The two-stage path where it beat taps, im2col and Winograd (1 and 8 samples, 1 thread):
+    every depthwise convolution it applies to; grouped ones with ``C_out/g <= C_in/g <=``
+    :data:`ROWSUM_MAX_CHANNELS` and at most 1/7 extra rows (``H_p/H_out``; at 7x7 im2col wins)."""
+    if not rowsum.applies(spec) or spec.taps == 1:
+        return False
+    if spec.c_in_g == 1:
+        return True
+    extra = spec.dilation[0] * (spec.kernel[0] - 1)
+    return spec.groups > 1 and spec.c_out_g <= spec.c_in_g <= ROWSUM_MAX_CHANNELS and 7 * extra <= spec.out_shape[0]
 
 
 def plan_for_spec(spec: ConvSpec, algorithm: Algorithm = "auto", budget: int | None = None) -> ConvPlan:
@@ -399,15 +389,15 @@ def _plan(spec: ConvSpec, algorithm: Algorithm, budget: int) -> ConvPlan:
     geo = wg.winograd_geometry(spec)
     if algorithm == "auto":
         if _rowsum_pays(spec):
-            plan = _plan_rowsum(spec, budget)
-            if plan.workspace_bytes <= budget:
-                return plan
+            two_stage = _plan_rowsum(spec, budget)
+            if two_stage.workspace_bytes <= budget:
+                return two_stage
         if spec.c_in_g == 1 and spec.taps > 1:
             return _plan_taps(spec, budget)
         if geo is not None and _winograd_worth_it(spec, geo):
-            plan = plan_winograd(spec, geo, budget)
-            if plan is not None:
-                return plan
+            fast = plan_winograd(spec, geo, budget)
+            if fast is not None:
+                return fast
         return _plan_gemm(spec, budget)
     if algorithm == "taps":
         if spec.c_in_g != 1:
@@ -506,98 +496,6 @@ def _tap_geometry(spec: ConvSpec) -> TapGeometry:
     return TapGeometry(spec.in_shape, spec.out_shape, spec.kernel, spec.stride, spec.padding, spec.dilation)
 
 
-def _run_taps_rows(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
-    """Depthwise 2-D, stride 1, same width, row dilation 1, as one GEMV per output row.
-
-    ``rt[n, c, r, e, j] = x_pad[n, c, r, j + e*d_w]`` (kernel column ``e`` pre-shifted,
-    zero where the window leaves the row) holds ``k_w`` copies of each padded row, so
-    the taps of output row ``i`` are the ``k_h*k_w`` consecutive ``W``-long rows from
-    ``rt[n, c, i]`` on: a ``(taps, W)`` matrix with leading dimension ``W`` that BLAS
-    reads in place.  One batched ``(mult, taps) @ (taps, W)`` call covers the block;
-    ``k_w`` copies of the input instead of ~2 memory passes per tap.
-    """
-    spec = plan.spec
-    k1, d1 = spec.kernel[1], spec.dilation[1]
-    ho, wd = spec.out_shape
-    (pt, _), (pl, _) = spec.padding
-    h_in = spec.in_shape[0]
-    mult = spec.c_out_g
-    wt = w.reshape(spec.c_in, mult, spec.taps)
-    y4 = reshape_view(y, (x.shape[0], spec.c_in, mult, ho, wd))
-    bias = None if b is None else b.reshape(spec.c_in, mult, 1, 1)
-    for n0, n1, c0, c1 in blocks(x.shape[0], spec.c_in, *plan.block):
-        nb, cb = n1 - n0, c1 - c0
-        with ws.scope():
-            rt = ws.take(_row_taps_shape(spec, nb, cb), spec.dtype)
-            r_lo, r_hi = min(pt, rt.shape[2]), max(min(pt + h_in, rt.shape[2]), pt)
-            rt[:, :, :r_lo] = 0.0
-            rt[:, :, r_hi:] = 0.0
-            src = x[n0:n1, c0:c1, r_lo - pt : r_hi - pt]
-            for e in range(k1):
-                sh = e * d1 - pl
-                lo, hi = min(wd, max(0, -sh)), max(0, min(wd, wd - sh))
-                dst = rt[:, :, r_lo:r_hi, e]
-                dst[..., :lo] = 0.0
-                dst[..., max(lo, hi) :] = 0.0
-                if hi > lo:
-                    dst[..., lo:hi] = src[..., lo + sh : hi + sh]
-            st = rt.strides
-            rows = as_strided(rt, (nb, cb, ho, spec.taps, wd), (*st[:3], st[-2], st[-1]), writeable=False)
-            out = y4[n0:n1, c0:c1].transpose(0, 1, 3, 2, 4)
-            np.matmul(wt[None, c0:c1, None], rows, out=out)
-            if bias is not None:
-                dst_y = y4[n0:n1, c0:c1]
-                np.add(dst_y, bias[c0:c1], out=dst_y)
-
-
-def _run_taps_columns(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
-    """Depthwise 2-D, stride 1, same width, as per-channel GEMVs over wrapped-row columns.
-
-    The input is loaded as rows of pitch ``W`` (:func:`_wrapped_load`); for a few
-    channels at a time their ``(taps, H*W)`` columns are one long-run copy plus the
-    masking of row-wrapping reads (:func:`_wrapped_im2col`, a few hundred KiB, cache
-    resident), reduced by ``(mult, taps) @ (taps, H*W)`` straight into ``y``.  Two
-    memory passes instead of ~2 per tap for the element-wise tap loop.
-    """
-    spec = plan.spec
-    (k0, k1), (d0, d1) = spec.kernel, spec.dilation
-    ho, wd = spec.out_shape
-    npos, flat = ho * wd, _wrap_len(spec)
-    mult = spec.c_out_g
-    wt = w.reshape(spec.c_in, mult, spec.taps)
-    y4 = reshape_view(y, (x.shape[0], spec.c_in, mult, ho, wd))
-    bias = None if b is None else b.reshape(spec.c_in, mult, 1)
-    for n0, n1, c0, c1 in blocks(x.shape[0], spec.c_in, *plan.block):
-        nb, cb = n1 - n0, c1 - c0
-        sub = _tap_columns_channels(spec, cb)
-        with ws.scope():
-            src = _wrapped_load(spec, x[n0:n1, c0:c1], 0, ws.take((nb, cb, flat), spec.dtype))
-            cols = ws.take((sub, spec.taps, npos), spec.dtype)
-            tmp = ws.take((sub, mult, npos), spec.dtype)
-            st = src.strides
-            view = as_strided(src, (nb, cb, k0, k1, npos), (*st[:2], d0 * wd * st[2], d1 * st[2], st[2]), writeable=False)
-            cols5 = cols.reshape(sub, k0, k1, npos)
-            grid = cols.reshape(sub, k0, k1, ho, wd)
-            masks = [(e, lo, hi) for e, lo, hi in _wrapped_columns(spec) if lo > 0 or hi < wd]
-            dst_all = y4[n0:n1, c0:c1]
-            direct = dst_all.strides[-1] == y.itemsize and dst_all.strides[-2] == wd * y.itemsize
-            for n in range(nb):
-                for s0 in range(0, cb, sub):
-                    s1 = min(cb, s0 + sub)
-                    k = s1 - s0
-                    np.copyto(cols5[:k], view[n, s0:s1])
-                    for e, lo, hi in masks:
-                        grid[:k, :, e, :, :lo] = 0.0
-                        grid[:k, :, e, :, hi:] = 0.0
-                    dst = dst_all[n, s0:s1]
-                    out = dst.reshape(k, mult, npos) if direct else tmp[:k]
-                    np.matmul(wt[c0 + s0 : c0 + s1], cols[:k], out=out)
-                    if bias is not None:
-                        np.add(out, bias[c0 + s0 : c0 + s1], out=out)
-                    if not direct:
-                        np.copyto(dst, out.reshape(dst.shape))
-
-
 def _run_taps_slab(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
     """Depthwise 2-D, any stride and dilation, as per-channel GEMVs over columns gathered from a
     zero-padded slab: ``cols[c, (i, j), (h, w)] = x_pad[c, h·s_0 + i·d_0, w·s_1 + j·d_1]`` (one
@@ -641,14 +539,8 @@ def _run_taps_slab(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray |
 
 def _run_taps(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
     spec = plan.spec
-    if _row_gemv(spec):
-        _run_taps_rows(plan, x, w, b, y, ws)
-        return
     if _slab_columns(spec):
         _run_taps_slab(plan, x, w, b, y, ws)
-        return
-    if _wraps(spec):
-        _run_taps_columns(plan, x, w, b, y, ws)
         return
     geo = _tap_geometry(spec)
     mult = spec.c_out_g
