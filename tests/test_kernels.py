@@ -857,10 +857,21 @@ def _with_threads(count: int, fn: Callable[[], np.ndarray]) -> np.ndarray:
         return fn()
 
 
+
+def _packed_rowsum(x_shape: tuple[int, ...]) -> np.ndarray | None:
+    """Rowsum weights packed once (``pack_conv``) for the grouped threads case."""
+    w = np.linspace(-1, 1, 48 * 8 * 9, dtype=np.float32).reshape(48, 8, 3, 3)
+    plan = K.plan_conv(x_shape, w.shape, 1, 1, 1, 6)
+    assert plan.path == "rowsum"
+    return K.pack_conv(w, plan)
+
 THREADED = {
     "im2col batch 4": lambda x4, x1: K.conv(x4, np.ones((16, 6, 3, 3), np.float32) * 0.1, np.arange(16, dtype=np.float32), 2, 1),
     "stride 1 batch 4": lambda x4, x1: K.conv(x4, np.full((16, 6, 3, 3), 0.05, np.float32), None, 1, 1),
     "depthwise rows batch 1": lambda x4, x1: K.conv(x1, np.linspace(-1, 1, 96 * 9, dtype=np.float32).reshape(96, 1, 3, 3), None, 1, 1, 1, 48),
+    "grouped rowsum batch 1": lambda x4, x1: K.conv(
+        x1, np.linspace(-1, 1, 48 * 8 * 9, dtype=np.float32).reshape(48, 8, 3, 3), None, 1, 1, 1, 6, packed=_packed_rowsum(x1.shape)
+    ),
     "winograd rows batch 1": lambda x4, x1: K.conv(x1[:, :32], np.linspace(-1, 1, 32 * 32 * 9, dtype=np.float32).reshape(32, 32, 3, 3), None, 1, 1),
     "im2col rows batch 1": lambda x4, x1: K.conv(x1, np.linspace(-1, 1, 32 * 48 * 9, dtype=np.float32).reshape(32, 48, 3, 3), None, 2, 1),
     "batch_norm": lambda x4, x1: K.batch_norm(x4, np.zeros(6, np.float32), np.ones(6, np.float32), np.full(6, 2, np.float32)),
@@ -882,6 +893,9 @@ def test_two_threads_compute_what_torch_does(name: str) -> None:
         "stride 1 batch 4": lambda: F.conv2d(torch.from_numpy(x4), torch.full((16, 6, 3, 3), 0.05), None, 1, 1),
         "depthwise rows batch 1": lambda: F.conv2d(
             torch.from_numpy(x1), torch.linspace(-1, 1, 96 * 9).reshape(96, 1, 3, 3), None, 1, 1, 1, 48
+        ),
+        "grouped rowsum batch 1": lambda: F.conv2d(
+            torch.from_numpy(x1), torch.linspace(-1, 1, 48 * 8 * 9).reshape(48, 8, 3, 3), None, 1, 1, 1, 6
         ),
         "winograd rows batch 1": lambda: F.conv2d(
             torch.from_numpy(x1[:, :32]), torch.linspace(-1, 1, 32 * 32 * 9).reshape(32, 32, 3, 3), None, 1, 1
@@ -909,3 +923,20 @@ def test_packed_winograd_weights_give_torchs_answer() -> None:
     assert_tight(y, F.conv2d(torch.from_numpy(x), torch.from_numpy(w), None, 1, 1).numpy())
     with pytest.raises(ValueError, match="packed"):
         K.conv(x, w[:, :16], None, 1, 1, 1, 2, packed=packed)
+
+
+def test_packed_rowsum_weights_give_torchs_answer() -> None:
+    """Grouped weights re-arranged once for the rowsum path (``pack_conv``) give torch's answer,
+    as the per-call re-arrangement does; a pack for another grouping is refused."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 32, 15, 11))
+    w = rng.standard_normal((32, 8, 3, 3))
+    plan = K.plan_conv(x.shape, w.shape, 1, 1, 1, 4, dtype=np.float64)
+    assert plan.path == "rowsum"
+    packed = K.pack_conv(w, plan)
+    assert packed is not None and packed.shape == (4, 8 * 3, 8 * 3)
+    want = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), None, 1, 1, 1, 4).numpy()
+    assert_tight(K.conv(x, w, None, 1, 1, 1, 4, packed=packed), want)
+    assert_tight(K.conv(x, w, None, 1, 1, 1, 4), want)
+    with pytest.raises(ValueError, match="packed"):
+        K.conv(x, w[:, :4], None, 1, 1, 1, 8, packed=packed)

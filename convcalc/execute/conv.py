@@ -584,16 +584,16 @@ def execute_conv(
 ) -> None:
     """Run ``plan`` writing ``conv(x, w) + b`` into ``y``.
 
-    ``x`` may hold fewer samples than the plan was made for; ``packed`` is the Winograd ``U`` of
-    :func:`pack_conv` (else transformed here); ``rows`` limits the GEMM and Winograd paths to
-    those output rows (block-aligned), a thread's share.  ``y`` must be
+    ``x`` may hold fewer samples than the plan was made for; ``packed`` is :func:`pack_conv`'s
+    array (Winograd's ``U`` or rowsum's matrices; else made here); ``rows`` limits the GEMM and
+    Winograd paths to those output rows (block-aligned), a thread's share.  ``y`` must be
     C-contiguous for the GEMM paths (``plan.writes_strided`` is False); the
-    Winograd and taps paths also write into strided views.
+    Winograd, taps and rowsum paths also write into strided views.
     """
     if plan.path == "taps":
         _run_taps(plan, x, w, b, y, ws)
     elif plan.path == "rowsum":
-        rowsum.run(plan.spec, plan.block, x, w, b, y, ws)
+        rowsum.run(plan.spec, plan.block, x, w, b, y, ws, packed)
     elif plan.path == "winograd":
         assert plan.winograd is not None
         u = packed if packed is not None else wg.transform_weights(w, plan.spec, plan.winograd, ws)
@@ -642,8 +642,9 @@ def conv(
         raise ValueError(f"bias must have shape ({spec.c_out},), got {ba.shape}")
     plan = plan_for_spec(spec, algorithm)
     u = None
-    if plan.winograd is not None and packed is not None:
-        if packed.shape != wg.weight_shape(spec, plan.winograd) or packed.dtype != xa.dtype:
+    want = packed_shape(plan)
+    if want is not None and packed is not None:
+        if packed.shape != want or packed.dtype != xa.dtype:
             raise ValueError(f"packed weights {packed.shape} do not match this convolution's plan (use pack_conv)")
         u = packed
     y = output_array(out, (spec.batch, spec.c_out, *spec.out_shape), xa.dtype)
@@ -663,9 +664,21 @@ PARALLEL_MIN_MACS = 1 << 21
 handing the parts over and limiting the BLAS to one thread)."""
 
 
+def packed_shape(plan: ConvPlan) -> tuple[int, ...] | None:
+    """Shape of :func:`pack_conv`'s array for ``plan`` (None: the path uses ``w`` as it is)."""
+    if plan.winograd is not None:
+        return wg.weight_shape(plan.spec, plan.winograd)
+    if plan.path == "rowsum" and plan.spec.c_in_g > 1:
+        return rowsum.fixed_buffers(plan.spec)[0]
+    return None
+
+
 def pack_conv(w: FloatArray, plan: ConvPlan) -> FloatArray | None:
-    """The weights re-arranged once for ``plan``: Winograd's ``U = G w Gᵀ`` (None for the other
-    paths, which use ``w`` as it is). Pass it as ``conv(..., packed=...)``."""
+    """The weights re-arranged once for ``plan``: Winograd's ``U = G w Gᵀ``, rowsum's
+    ``(g, C_out/g·k_h, C_in/g·k_w)`` matrices (None for the other paths, which use ``w`` as it
+    is). Pass it as ``conv(..., packed=...)``."""
+    if plan.path == "rowsum" and plan.spec.c_in_g > 1:
+        return rowsum.pack_weights(np.asarray(w, plan.spec.dtype), plan.spec)
     if plan.winograd is None:
         return None
     with reserve(_nbytes(plan.spec, [wg.weight_shape(plan.spec, plan.winograd)]) * 2) as ws:
@@ -712,7 +725,8 @@ def _thread_parts(
         sub = plan_for_spec(sub_spec, plan.path)  # type: ignore[arg-type]
         channels = slice(lo * cout_g, hi * cout_g)
         xs = x[:, lo * cin_g : hi * cin_g]
-        tasks.append(partial(part, sub, xs, w[channels], None if b is None else b[channels], y[:, channels], None))
+        us = None if u is None else u[lo:hi]
+        tasks.append(partial(part, sub, xs, w[channels], None if b is None else b[channels], y[:, channels], us))
     return tasks
 
 

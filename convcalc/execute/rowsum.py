@@ -70,9 +70,19 @@ def executed_macs(spec: ConvSpec) -> int:
     return spec.macs * padded_rows(spec) // spec.out_shape[0] + out * spec.kernel[0]
 
 
-def _weights(spec: ConvSpec, w: FloatArray, ws: Workspace) -> FloatArray:
-    """``wr[g, (o, a), (c, e)] = w[g·C_out/g + o, c, a, e]``."""
+def pack_weights(w: FloatArray, spec: ConvSpec) -> FloatArray:
+    """``wr[g, (o, a), (c, e)] = w[g·C_out/g + o, c, a, e]`` as a new array (made once per layer)."""
     (k0, k1), g, cin_g, cout_g = spec.kernel, spec.groups, spec.c_in_g, spec.c_out_g
+    wr: FloatArray = np.ascontiguousarray(w.reshape(g, cout_g, cin_g, k0, k1).transpose(0, 1, 3, 2, 4))
+    return wr.reshape(g, cout_g * k0, cin_g * k1)
+
+
+def _weights(spec: ConvSpec, w: FloatArray, ws: Workspace, packed: FloatArray | None) -> FloatArray:
+    """The stage-1 matrices: ``packed`` (:func:`pack_weights`), a view of ``w`` when ``C_in/g == 1``,
+    else re-arranged into the workspace."""
+    (k0, k1), g, cin_g, cout_g = spec.kernel, spec.groups, spec.c_in_g, spec.c_out_g
+    if packed is not None:
+        return packed
     if cin_g == 1:
         return w.reshape(g, cout_g * k0, k1)
     wr = ws.take(fixed_buffers(spec)[0], spec.dtype)
@@ -118,19 +128,28 @@ def _load(spec: ConvSpec, spans: list[tuple[int, int, int]], x: FloatArray, e4: 
             grid[:, :, e, :, max(0, wd - s) :] = 0.0
 
 
-def run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+def run(
+    spec: ConvSpec,
+    block: tuple[int, int],
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray | None,
+    y: FloatArray,
+    ws: Workspace,
+    packed: FloatArray | None = None,
+) -> None:
     """Write ``conv(x, w) + b`` into ``y`` (``x`` may hold fewer samples than ``spec``), blocks of
-    ``block = (samples, groups)``; the block buffers are taken once and sliced per block."""
+    ``block = (samples, groups)``; the block buffers are taken once and sliced per block.
+    ``packed``: :func:`pack_weights` of ``w`` (else re-arranged here when ``C_in/g > 1``)."""
     with ws.scope():
-        _run(spec, block, x, w, b, y, ws)
+        _run(spec, block, x, _weights(spec, w, ws, packed), b, y, ws)
 
 
-def _run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+def _run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, wr: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
     k0, k1 = spec.kernel
     g, cin_g, cout_g = spec.groups, spec.c_in_g, spec.c_out_g
     ho, wd = spec.out_shape
     m, npos, item = padded_rows(spec) * wd, ho * wd, y.itemsize
-    wr = _weights(spec, w, ws)
     ones = np.ones((1, k0), spec.dtype)
     y5 = reshape_view(y, (y.shape[0], g, cout_g, ho, wd))
     direct = y.strides[-1] == item and y.strides[-2] == wd * item

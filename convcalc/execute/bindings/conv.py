@@ -12,10 +12,9 @@ from collections.abc import Sequence
 
 from convcalc.execute import deform, reference
 from convcalc.execute.conv import conv as conv_kernel
-from convcalc.execute.conv import pack_conv, plan_conv
+from convcalc.execute.conv import pack_conv, packed_shape, plan_conv
 from convcalc.execute.registry import Array, Check, Context, Kernel, Plan, Weight, binds, fan_in_scale, stateless
 from convcalc.execute.transposed import conv_transpose, pack_col2im, plan_conv_transpose
-from convcalc.execute.winograd import weight_shape
 from convcalc.primitives.conv import Conv, ConvTranspose, DeformSample
 
 
@@ -30,7 +29,8 @@ def _split(weights: tuple[Array, ...]) -> tuple[Array, Array | None]:
 @binds(Conv)
 def bind_conv(op: Conv, ctx: Context) -> Plan:
     """``y = conv(x, w) + b`` planned by :func:`convcalc.execute.conv.plan_conv` (Winograd's
-    transformed weights made once here, as inference engines pre-pack them)."""
+    transformed weights and rowsum's re-arranged ones made once here, as inference engines
+    pre-pack them)."""
     c_in_g = op.in_channels // op.groups
     w_shape = (op.out_channels, c_in_g, *op.kernel_size)
     plan = plan_conv(ctx.inputs[0], w_shape, op.stride, op.padding, op.dilation, op.groups, ctx.dtype)
@@ -49,7 +49,8 @@ def bind_conv(op: Conv, ctx: Context) -> Plan:
         return Kernel(step, check)
 
     weight = Weight(w_shape, fan_in_scale(c_in_g * math.prod(op.kernel_size)))
-    packed_bytes = ctx.nbytes(weight_shape(plan.spec, plan.winograd)) if plan.winograd is not None else 0
+    shape = packed_shape(plan)
+    packed_bytes = 0 if shape is None else ctx.nbytes(shape)
     return Plan(build, (weight, *_bias(op.out_channels, op.bias)), plan.workspace_bytes, verify, packed_bytes)
 
 
