@@ -55,19 +55,20 @@ def fixed_buffers(spec: ConvSpec) -> list[tuple[int, ...]]:
 
 
 def block_buffers(spec: ConvSpec, nb: int, gb: int) -> list[tuple[int, ...]]:
-    """Per block of ``nb`` samples x ``gb`` groups: ``E``, ``Q`` and the output (for strided ``y``)."""
-    m = padded_rows(spec) * spec.in_shape[1]
+    """Per block of ``nb`` samples x ``gb`` groups: ``E`` (input rows only), ``Q`` (all padded
+    rows) and the output (for a strided ``y``)."""
+    h, wd = spec.in_shape
     return [
-        (nb, gb * spec.c_in_g * spec.kernel[1], m),
-        (nb, gb * spec.c_out_g * spec.kernel[0], m),
+        (nb, gb * spec.c_in_g * spec.kernel[1], h * wd),
+        (nb, gb * spec.c_out_g * spec.kernel[0], padded_rows(spec) * wd),
         (nb, gb * spec.c_out_g, 1, prod(spec.out_shape)),
     ]
 
 
 def executed_macs(spec: ConvSpec) -> int:
-    """Stage 1 over all ``H_p`` padded rows plus stage 2's ``k_h`` per output."""
+    """Stage 1 over the ``H_in`` input rows plus stage 2's ``k_h`` per output."""
     out = spec.batch * spec.c_out * prod(spec.out_shape)
-    return spec.macs * padded_rows(spec) // spec.out_shape[0] + out * spec.kernel[0]
+    return spec.macs * spec.in_shape[0] // spec.out_shape[0] + out * spec.kernel[0]
 
 
 def pack_weights(w: FloatArray, spec: ConvSpec) -> FloatArray:
@@ -91,37 +92,34 @@ def _weights(spec: ConvSpec, w: FloatArray, ws: Workspace, packed: FloatArray | 
 
 
 def _spans(spec: ConvSpec) -> list[tuple[int, int, int]]:
-    """``(s_e, lo, hi)`` per kernel column: plane ``e`` holds input data at flat ``[lo, hi)``."""
-    (pt, _), (pl, _) = spec.padding
-    h, wd = spec.in_shape
-    m = padded_rows(spec) * wd
-    shifts = [e * spec.dilation[1] - pl for e in range(spec.kernel[1])]
-    return [(s, min(m, max(0, pt * wd - s)), min(m, max(0, (pt + h) * wd - s))) for s in shifts]
+    """``(s_e, lo, hi)`` per kernel column: plane ``e`` holds ``x[m + s_e]`` at flat ``[lo, hi)``."""
+    m = prod(spec.in_shape)
+    shifts = [e * spec.dilation[1] - spec.padding[1][0] for e in range(spec.kernel[1])]
+    return [(s, min(m, max(0, -s)), max(0, min(m, m - s))) for s in shifts]
 
 
 def _zero_margins(spans: list[tuple[int, int, int]], e4: FloatArray) -> None:
-    """Zero the flat ranges of ``e4`` (``(nb, C, k_w, H_p·W)``) no plane copies data into (once per
+    """Zero the flat ranges of ``e4`` (``(nb, C, k_w, H·W)``) no plane copies data into (once per
     call: every block reuses the buffer)."""
     e4[..., : max(lo for _, lo, _ in spans)] = 0.0
     e4[..., min(max(lo, hi) for _, lo, hi in spans) :] = 0.0
 
 
 def _load(spec: ConvSpec, spans: list[tuple[int, int, int]], x: FloatArray, e4: FloatArray, grid: FloatArray) -> None:
-    """``e4[n, c, e]`` (``grid``: the same as ``(nb, C, k_w, H_p, W)``) = the input shifted by ``s_e``,
-    zero-padded: one flat copy per kernel column, then the columns whose reads wrap across a row end
-    zeroed (margins zeroed by :func:`_zero_margins`).  An input whose rows are not one flat run
-    (a strided view) is copied row by row."""
-    (pt, _), _ = spec.padding
+    """``e4[n, c, e]`` (``grid``: the same as ``(nb, C, k_w, H, W)``) = the input shifted by ``s_e``:
+    one flat copy per kernel column, then the columns whose reads wrap across a row end zeroed
+    (the ends by :func:`_zero_margins`).  An input whose rows are not one flat run (a strided
+    view) is copied row by row."""
     h, wd = spec.in_shape
     item = x.itemsize
     if x.strides[-1] != item or x.strides[-2] != wd * item:
         for e, (s, _, _) in enumerate(spans):
-            copy_padded(x, [(-pt, grid.shape[3] - pt), (s, s + wd)], grid[:, :, e])
+            copy_padded(x, [(0, h), (s, s + wd)], grid[:, :, e])
         return
     src = x.reshape(*x.shape[:2], h * wd)
     for e, (s, lo, hi) in enumerate(spans):
         if hi > lo:
-            e4[:, :, e, lo:hi] = src[..., lo + s - pt * wd : hi + s - pt * wd]
+            e4[:, :, e, lo:hi] = src[..., lo + s : hi + s]
         if s < 0:
             grid[:, :, e, :, : min(wd, -s)] = 0.0
         elif s > 0:
@@ -149,7 +147,8 @@ def _run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, wr: FloatArray, 
     k0, k1 = spec.kernel
     g, cin_g, cout_g = spec.groups, spec.c_in_g, spec.c_out_g
     ho, wd = spec.out_shape
-    m, npos, item = padded_rows(spec) * wd, ho * wd, y.itemsize
+    h, hp, pt = spec.in_shape[0], padded_rows(spec), spec.padding[0][0]
+    m, npos, item = hp * wd, ho * wd, y.itemsize
     ones = np.ones((1, k0), spec.dtype)
     y5 = reshape_view(y, (y.shape[0], g, cout_g, ho, wd))
     direct = y.strides[-1] == item and y.strides[-2] == wd * item
@@ -159,12 +158,15 @@ def _run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, wr: FloatArray, 
     e = ws.take(shapes[0], spec.dtype)
     q = ws.take(shapes[1], spec.dtype)
     tmp = None if direct else ws.take(shapes[2], spec.dtype)
-    e4 = e.reshape(nbm, gbm * cin_g, k1, m)
-    grid = e.reshape(nbm, gbm * cin_g, k1, m // wd, wd)
+    e4 = e.reshape(nbm, gbm * cin_g, k1, h * wd)
+    grid = e.reshape(nbm, gbm * cin_g, k1, h, wd)
     spans = _spans(spec)
     _zero_margins(spans, e4)
-    e_mm = e.reshape(nbm, gbm, cin_g * k1, m)
-    q_mm = q.reshape(nbm, gbm, cout_g * k0, m)
+    e_mm = e.reshape(nbm, gbm, cin_g * k1, h * wd)
+    q4 = q.reshape(nbm, gbm * cout_g * k0, hp, wd)
+    q4[:, :, :pt] = 0.0
+    q4[:, :, pt + h :] = 0.0
+    q_mm = q.reshape(nbm, gbm, cout_g * k0, m)[..., pt * wd : (pt + h) * wd]
     st = q.strides
     rows = as_strided(q, (nbm, gbm * cout_g, k0, npos), (st[0], k0 * st[1], st[1] + spec.dilation[0] * wd * st[2], st[2]))
     for n0, n1, g0, g1 in blocks(x.shape[0], g, nbm, gbm):
