@@ -11,18 +11,22 @@ Paths (chosen by :func:`plan_conv`, all exact up to float rounding):
   group one GEMM ``W_g (C_out/g, K) @ cols_g (K, P)`` written straight into
   the channels-first output.  Work is split into blocks of samples/output
   rows so scratch stays within the workspace budget.
-* ``taps`` - depthwise (``C_in/groups == 1``, any channel multiplier):
-  ``y += w[:, tap] * x_shifted`` per kernel tap, each tap one long
-  contiguous slice of the flattened, phase-split padded input
-  (:mod:`convcalc.execute.taps`).  2-D stride-1 convolutions that keep the
-  width instead use BLAS: with rows of at least ``ROW_GEMV_MIN_WIDTH`` and no
-  row dilation, one GEMV per output row over ``k_w`` shifted copies of the
-  input rows (:func:`_run_taps_rows`); otherwise ``(taps, H*W)`` columns per
-  few channels copied from rows of pitch ``W`` (taps that wrap across a row
-  end masked per kernel column) and one small GEMV/GEMM per channel
-  (:func:`_run_taps_columns`), both written straight into ``y``.
-* ``im2col`` for 2-D stride-1 convolutions that keep the width uses the same
-  wrapped rows: one long-run copy for all taps instead of ``W``-long runs.
+* ``taps`` - depthwise (``C_in/groups == 1``, any channel multiplier) that
+  ``rowsum`` does not take (strided, 1-D, 3-D): for 2-D, ``(taps, P)`` columns
+  per few channels gathered from a zero-padded slab, ``cols[c, (i, j), (h, w)] =
+  x_pad[c, h*s_0 + i*d_0, w*s_1 + j*d_1]``, and one small GEMV/GEMM
+  ``(mult, taps) @ (taps, P)`` per channel (:func:`_run_taps_slab`); otherwise
+  ``y += w[:, tap] * x_shifted`` per kernel tap, each tap one long contiguous
+  slice of the flattened, phase-split padded input (:mod:`convcalc.execute.taps`).
+* ``rowsum`` - 2-D, stride 1, width kept (depthwise, and grouped with few
+  channels per group, see :func:`_rowsum_pays`): ``k_w`` flat shifted copies
+  ``E`` of the input, stage 1 one GEMM per group
+  ``Q[(o, a), m] = W_g (C_out/g*k_h, C_in/g*k_w) @ E_g (C_in/g*k_w, H*W)``, stage 2
+  ``y[o, i*W + j] = sum_a Q[(o, a), (i + a*d_0)*W + j]`` as a GEMV of ones over
+  rows of ``Q`` read in place (:mod:`convcalc.execute.rowsum`).
+* ``im2col`` for 2-D stride-1 convolutions that keep the width uses "wrapped"
+  rows of pitch ``W``: one long-run copy for all taps instead of ``W``-long
+  runs, the reads that wrap across a row end masked per kernel column.
 * ``winograd`` - F(m, r), ``m`` in {2, 4, 6}, for 2- and 3-tap stride-1 axes
   with enough channels (see :mod:`convcalc.execute.winograd`).
 
