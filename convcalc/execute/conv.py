@@ -33,7 +33,7 @@ Paths (chosen by :func:`plan_conv`, all exact up to float rounding):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import product
 from math import prod
@@ -435,12 +435,11 @@ def _run_gemm(
     b: FloatArray | None,
     y: FloatArray,
     ws: Workspace,
-    row_range: tuple[int, int] | None = None,
 ) -> None:
     spec = plan.spec
     g, kg = spec.groups, spec.c_in_g * spec.taps
     wr = w.reshape(g, spec.c_out_g, kg)
-    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *plan.block, row_range=row_range):
+    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *plan.block):
         nb, rows = n1 - n0, r1 - r0
         p = rows * prod(spec.out_shape[1:])
         with ws.scope():
@@ -659,13 +658,11 @@ def execute_conv(
     y: FloatArray,
     ws: Workspace,
     packed: FloatArray | None = None,
-    rows: tuple[int, int] | None = None,
 ) -> None:
     """Run ``plan`` writing ``conv(x, w) + b`` into ``y``.
 
     ``x`` may hold fewer samples than the plan was made for; ``packed`` is the Winograd ``U`` of
-    :func:`pack_conv` (else transformed here); ``rows`` limits the GEMM and Winograd paths to
-    those output rows (block-aligned), a thread's share.  ``y`` must be
+    :func:`pack_conv` (else transformed here);  ``y`` must be
     C-contiguous for the GEMM paths (``plan.writes_strided`` is False); the
     Winograd and taps paths also write into strided views.
     """
@@ -674,9 +671,9 @@ def execute_conv(
     elif plan.path == "winograd":
         assert plan.winograd is not None
         u = packed if packed is not None else wg.transform_weights(w, plan.spec, plan.winograd, ws)
-        wg.run_winograd(x, u, b, plan.spec, plan.winograd, plan.block, [y], ws, rows)
+        wg.run_winograd(x, u, b, plan.spec, plan.winograd, plan.block, [y], ws)
     else:
-        _run_gemm(plan, x, w, b, y, ws, rows)
+        _run_gemm(plan, x, w, b, y, ws)
 
 
 def output_array(out: FloatArray | None, shape: tuple[int, ...], dtype: np.dtype[np.floating]) -> FloatArray:
@@ -756,7 +753,12 @@ def _thread_parts(
     """Independent parts of one convolution for :mod:`convcalc.execute.parallel`: whole samples
     when the batch has at least as many as threads (the plan runs on fewer samples as is), else
     for a depthwise taps convolution of one sample, ranges of channels (each planned alone);
-    each part reserves its own thread's workspace. An empty list or one part: run inline."""
+    each part reserves its own thread's workspace. An empty list or one part: run inline.
+
+    The GEMM and Winograd paths of a single sample are not split: the BLAS threads their
+    matrix products itself (splitting the output rows among our threads instead, each with a
+    one-thread BLAS, made ResNet-50 at batch 1 on two threads 1.3x slower: OpenBLAS serialises
+    many small concurrent calls)."""
     spec = plan.spec
     count = parallel.threads()
     if count == 1 or spec.macs < PARALLEL_MIN_MACS:
@@ -770,8 +772,6 @@ def _thread_parts(
         return [
             partial(part, plan, x[lo:hi], w, b, y[lo:hi], u) for lo, hi in parallel.parts(spec.batch, spec.batch * MIN_SPLIT)
         ]
-    if plan.path in ("im2col", "winograd"):
-        return _row_parts(plan, x, w, b, y, u, count)
     if plan.path != "taps" or spec.batch != 1 or spec.c_in_g != 1:
         return []
     mult = spec.c_out_g
@@ -784,29 +784,6 @@ def _thread_parts(
         channels = slice(lo * mult, hi * mult)
         tasks.append(partial(part, sub, x[:, lo:hi], w[channels], None if b is None else b[channels], y[:, channels], None))
     return tasks
-
-
-def _row_parts(
-    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, u: FloatArray | None, count: int
-) -> list[Callable[[], None]]:
-    """Output-row ranges for the threads (im2col copies, Winograd transforms and the GEMMs of
-    each range run in parallel, the BLAS on one thread): the plan re-blocked to about
-    ``rows / count`` rows per block (a multiple of Winograd's tile height)."""
-    spec = plan.spec
-    rows = spec.out_shape[0]
-    unit = plan.winograd.row_unit if plan.winograd is not None else 1
-    per_thread = -(-rows // count)
-    share = -(-per_thread // unit) * unit
-    if share >= rows:
-        return []
-    block = (plan.block[0], min(plan.block[1], share))
-    sub = replace(plan, block=block)
-
-    def part(lo: int, hi: int) -> None:
-        with reserve(sub.workspace_bytes) as ws:
-            execute_conv(sub, x, w, b, y, ws, u, (lo, hi))
-
-    return [partial(part, lo, min(rows, lo + share)) for lo in range(0, rows, share)]
 
 
 MIN_SPLIT = parallel.MIN_ELEMENTS

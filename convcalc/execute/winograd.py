@@ -398,17 +398,15 @@ def run_winograd(
     block: tuple[int, int],
     targets: Sequence[FloatArray],
     ws: Workspace,
-    rows: tuple[int, int] | None = None,
 ) -> None:
     """Write ``conv(x, w_f) + b`` into ``targets[f]`` for each filter, from transformed weights ``u``.
 
     ``u`` is ``(filters * alpha^n, C_out, K)``; targets may be strided views;
-    the bias is added block by block while the outputs are cache hot. ``rows``: only these
-    output rows (multiples of the tile height, but the last), a thread's share.
+    the bias is added block by block while the outputs are cache hot.
     """
     kat, _, kbt = _kron_matrices(geo, spec.dtype)
     dt = spec.dtype
-    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *block, row_range=rows):
+    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *block):
         blk = _block(spec, geo, n1 - n0, r1 - r0)
         with ws.scope():
             slab = ws.take(blk.slab, dt)
