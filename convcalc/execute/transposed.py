@@ -235,12 +235,14 @@ def _prefer_col2im(
     columns (``~2·k²·C_out/g·P``): ``4·C_out/g <= C_in/g``. Measured with the weights packed
     once (CPU time, 1 thread, torch / ours, phases -> col2im): 256->128 k4/2 @16 0.37 -> 0.76
     (batch 8: 0.65 -> 0.77), DCGAN 512->256 @4 0.13 -> 1.12, 128->64 @32 0.49 -> 0.66, 64->3 @32
-    0.50 -> 1.43; 128->64 @32 at batch 8 stays with the phases (0.55 vs 0.51). With ``k = s``
-    every phase is a plain 1x1 GEMM and with stride 1 the single phase may use Winograd: the
-    phases keep those."""
+    0.50 -> 1.43; 128->64 @32 at batch 8 stays with the phases (0.55 vs 0.51). Narrow stride-1
+    layers too: DCGAN's projection 100->512 k4 @1x1 (one GEMV on the packed weights instead of
+    an im2col of the padded input) 0.39 -> 2.5. With ``k = s`` every phase is a plain 1x1 GEMM
+    and a wide stride-1 layer's single phase may use Winograd: the phases keep those."""
     overlapping = any(k > s for k, s in zip(kernel, stride, strict=True))
     c_in_g = c_in // groups
-    return max(stride) > 1 and overlapping and (n * prod(in_sp) <= 8 * c_in_g or 4 * c_out_g <= c_in_g)
+    narrow = n * prod(in_sp) <= 8 * c_in_g
+    return overlapping and (narrow or (max(stride) > 1 and 4 * c_out_g <= c_in_g))
 
 
 def _phase_plan(spec: ConvSpec, budget: int) -> ConvPlan:
