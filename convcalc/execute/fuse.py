@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -71,10 +72,20 @@ def _folds(step: FusedStep, plans: Sequence[Plan]) -> bool:
     return not step.in_place and Fuse.FOLDS in plans[step.stage].fuse
 
 
-def folded_bytes(steps: Sequence[FusedStep], plans: Sequence[Plan], dtype: np.dtype[np.floating]) -> int:
-    """Bytes of the folded copies of the weights (each folding stage's weights and its bias,
-    made once more)."""
-    return sum(plans[s.stage].weight_bytes(dtype) for s in steps if s.folds)
+def folded_bytes(steps: Sequence[FusedStep], plans: Sequence[Plan], channels: Sequence[int], dtype: np.dtype[Any]) -> int:
+    """Bytes of the folded copies of the weights: each folding stage's weights (and packed
+    weights) made once more, plus a bias of its ``channels`` outputs where it had none."""
+    total = 0
+    for step in steps:
+        if step.folds:
+            plan = plans[step.stage]
+            total += plan.weight_bytes(dtype) + (0 if len(plan.weights) > 1 else channels[step.stage] * dtype.itemsize)
+    return total
+
+
+def summary(steps: Sequence[FusedStep]) -> tuple[int, int]:
+    """How many batch norms the pass folds and how many of its steps run in place."""
+    return sum(len(s.folds) for s in steps), sum(s.in_place for s in steps)
 
 
 def fused_step(step: FusedStep, kernels: Sequence[Kernel]) -> Step:

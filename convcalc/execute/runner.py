@@ -70,6 +70,8 @@ class RunOutcome:
     memory: memory.MemoryPlan
     stages: list[StageRun] = field(default_factory=list)
     end_to_end: timing.Measurement | None = None
+    fused: tuple[int, int] | None = None
+    """Batch norms folded and steps run in place by the end-to-end pass (None: not fused)."""
 
 
 def make_weights(weights: Sequence[Weight], dtype: np.dtype[Any], rng: np.random.Generator) -> tuple[Array, ...]:
@@ -124,7 +126,7 @@ def plan_stages(stages: Sequence[StageResult], source: tuple[str, Shape], cfg: C
         (source[0], (cfg.batch, *source[1])),
         dtype,
         cfg.threads or 1,
-        fuse.folded_bytes(steps, plans, dtype),
+        fuse.folded_bytes(steps, plans, [s.output[0] for s in stages], dtype),
     )
     return StagePlans(plans, steps, estimate)
 
@@ -186,7 +188,7 @@ def run_stages(
 ) -> RunOutcome:
     """Execute ``stages`` (a graph reading ``source``) on seeded random data; see module docstring."""
     ready = prepare(stages, source, cfg)
-    outcome = RunOutcome(ready.memory)
+    outcome = RunOutcome(ready.memory, fused=fuse.summary(ready.steps) if cfg.fuse else None)
     last = memory.last_use([s.inputs for s in stages])
     tensors: dict[str, Array] = {source[0]: ready.x}
     with threads_limit(cfg.threads), parallel.using(cfg.threads):
