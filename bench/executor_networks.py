@@ -10,8 +10,12 @@ the graph. torch runs the same network built from ``torch.nn`` by the test suite
 (``tests/test_library_*.py``; the suite checks every layer's shape against the spec) in eval
 mode under ``torch.inference_mode()``. Both are timed at their best: the min of ``--repeats``
 passes after two warm-up passes; torch on ``--fresh`` fresh models and inputs, keeping its best.
+convcalc's pass folds batch norms into the convolutions and runs activations in place
+(:mod:`convcalc.execute.fuse`); torch eager does not, so torch is also timed after
+``torch.fx.experimental.optimization.fuse`` (torch's own conv-BN folding; it leaves the batch
+norms after transposed convolutions) — the "fused" columns.
 Threads: ``torch.set_num_threads`` and threadpoolctl (the BLAS NumPy uses) set alike.
-ratio = torch_time / convcalc_time (>= 1: convcalc faster).
+ratio = torch_time / convcalc_time (>= 1: convcalc faster), against eager and against fused torch.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -62,6 +67,8 @@ class Row:
     torch_ms: float
     torch_median_ms: float
     ratio: float
+    torch_fused_ms: float
+    ratio_fused: float
 
 
 def _times(fn: Callable[[], Any], repeats: int, clock: Callable[[], float]) -> list[float]:
@@ -85,12 +92,14 @@ def bench(name: str, batch: int, threads: int, repeats: int, fresh: int, clock: 
         ours = _times(ready.forward, repeats, clock)
     del ready
     theirs: list[float] = []
-    best = math.inf
+    best = best_fused = math.inf
     for _ in range(fresh):
         model = NETS[name]().eval()
+        fused = fuse(model)
         x = torch.randn(batch, *spec.input_shape)
         with torch.inference_mode():
             run = _times(lambda m=model, t=x: m(t), repeats, clock)
+            best_fused = min(best_fused, *_times(lambda m=fused, t=x: m(t), repeats, clock))
         if min(run) < best:
             best, theirs = min(run), run
     return Row(
@@ -102,6 +111,8 @@ def bench(name: str, batch: int, threads: int, repeats: int, fresh: int, clock: 
         best * 1e3,
         float(np.median(theirs)) * 1e3,
         best / min(ours),
+        best_fused * 1e3,
+        best_fused / min(ours),
     )
 
 
@@ -140,10 +151,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print(row: Row, header: bool) -> None:
     if header:
-        print(f"{'network':<16}{'N':>3}{'thr':>4}{'convcalc ms':>12}{'(median)':>10}{'torch ms':>10}{'(median)':>10}{'ratio':>7}")
+        print(
+            f"{'network':<16}{'N':>3}{'thr':>4}{'convcalc ms':>12}{'(median)':>10}{'torch ms':>10}{'(median)':>10}{'ratio':>7}"
+            f"{'fused ms':>10}{'ratio':>7}"
+        )
     print(
         f"{row.net:<16}{row.batch:>3}{row.threads:>4}{row.convcalc_ms:>12.2f}{row.convcalc_median_ms:>10.2f}"
-        f"{row.torch_ms:>10.2f}{row.torch_median_ms:>10.2f}{row.ratio:>7.2f}",
+        f"{row.torch_ms:>10.2f}{row.torch_median_ms:>10.2f}{row.ratio:>7.2f}{row.torch_fused_ms:>10.2f}{row.ratio_fused:>7.2f}",
         flush=True,
     )
 

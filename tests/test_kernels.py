@@ -865,6 +865,7 @@ def _packed_rowsum(x_shape: tuple[int, ...]) -> np.ndarray | None:
     assert plan.path == "rowsum"
     return K.pack_conv(w, plan)
 
+
 THREADED = {
     "im2col batch 4": lambda x4, x1: K.conv(x4, np.ones((16, 6, 3, 3), np.float32) * 0.1, np.arange(16, dtype=np.float32), 2, 1),
     "stride 1 batch 4": lambda x4, x1: K.conv(x4, np.full((16, 6, 3, 3), 0.05, np.float32), None, 1, 1),
@@ -872,8 +873,8 @@ THREADED = {
     "grouped rowsum batch 1": lambda x4, x1: K.conv(
         x1, np.linspace(-1, 1, 48 * 8 * 9, dtype=np.float32).reshape(48, 8, 3, 3), None, 1, 1, 1, 6, packed=_packed_rowsum(x1.shape)
     ),
-    "winograd rows batch 1": lambda x4, x1: K.conv(x1[:, :32], np.linspace(-1, 1, 32 * 32 * 9, dtype=np.float32).reshape(32, 32, 3, 3), None, 1, 1),
-    "im2col rows batch 1": lambda x4, x1: K.conv(x1, np.linspace(-1, 1, 32 * 48 * 9, dtype=np.float32).reshape(32, 48, 3, 3), None, 2, 1),
+    "winograd batch 1": lambda x4, x1: K.conv(x1[:, :32], np.linspace(-1, 1, 32 * 32 * 9, dtype=np.float32).reshape(32, 32, 3, 3), None, 1, 1),
+    "im2col batch 1": lambda x4, x1: K.conv(x1, np.linspace(-1, 1, 32 * 48 * 9, dtype=np.float32).reshape(32, 48, 3, 3), None, 2, 1),
     "batch_norm": lambda x4, x1: K.batch_norm(x4, np.zeros(6, np.float32), np.ones(6, np.float32), np.full(6, 2, np.float32)),
     "relu": lambda x4, x1: K.relu(x1),
     "relu6": lambda x4, x1: K.relu6(x4 * 10),
@@ -881,13 +882,22 @@ THREADED = {
 
 
 @pytest.mark.parametrize("name", list(THREADED))
-def test_two_threads_compute_what_torch_does(name: str) -> None:
-    """Work split among two threads (samples, channels) gives torch's answer, as one thread does."""
+def test_two_threads_compute_what_torch_does(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work split among two threads (samples, channels; a single sample's im2col and Winograd
+    gathers) gives torch's answer, as one thread does; the pool really ran two parts (the size
+    threshold is lowered so these small arrays split)."""
+    from convcalc.execute import parallel
+
     rng = np.random.default_rng(5)
     x4 = rng.standard_normal((4, 6, 40, 70), dtype=np.float32)
     x1 = rng.standard_normal((1, 48, 70, 70), dtype=np.float32)
     one = _with_threads(1, lambda: THREADED[name](x4, x1))
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1 << 12)
+    split: list[int] = []
+    real_run = parallel.run
+    monkeypatch.setattr(parallel, "run", lambda tasks: (split.append(len(tasks)), real_run(tasks))[1])
     two = _with_threads(2, lambda: THREADED[name](x4, x1))
+    assert max(split, default=0) >= 2, split
     reference = {
         "im2col batch 4": lambda: F.conv2d(torch.from_numpy(x4), torch.full((16, 6, 3, 3), 0.1), torch.arange(16.0), 2, 1),
         "stride 1 batch 4": lambda: F.conv2d(torch.from_numpy(x4), torch.full((16, 6, 3, 3), 0.05), None, 1, 1),
@@ -897,10 +907,10 @@ def test_two_threads_compute_what_torch_does(name: str) -> None:
         "grouped rowsum batch 1": lambda: F.conv2d(
             torch.from_numpy(x1), torch.linspace(-1, 1, 48 * 8 * 9).reshape(48, 8, 3, 3), None, 1, 1, 1, 6
         ),
-        "winograd rows batch 1": lambda: F.conv2d(
+        "winograd batch 1": lambda: F.conv2d(
             torch.from_numpy(x1[:, :32]), torch.linspace(-1, 1, 32 * 32 * 9).reshape(32, 32, 3, 3), None, 1, 1
         ),
-        "im2col rows batch 1": lambda: F.conv2d(torch.from_numpy(x1), torch.linspace(-1, 1, 32 * 48 * 9).reshape(32, 48, 3, 3), None, 2, 1),
+        "im2col batch 1": lambda: F.conv2d(torch.from_numpy(x1), torch.linspace(-1, 1, 32 * 48 * 9).reshape(32, 48, 3, 3), None, 2, 1),
         "batch_norm": lambda: F.batch_norm(torch.from_numpy(x4), torch.zeros(6), torch.ones(6), torch.full((6,), 2.0)),
         "relu": lambda: F.relu(torch.from_numpy(x1)),
         "relu6": lambda: F.relu6(torch.from_numpy(x4 * 10)),

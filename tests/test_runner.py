@@ -240,14 +240,14 @@ def test_the_estimate_counts_every_weight_and_temporaries() -> None:
         stage = evaluate_layer(layer, shape).stages[0]
         stages.append(stage._replace(name=f"l{index}", inputs=(f"l{index - 1}",) if index else ("in",)))
         shape = stage.output
-    _, plan = plan_stages(stages, ("in", (500,)), Config(batch=4))
+    plan = plan_stages(stages, ("in", (500,)), Config(batch=4)).memory
     weights = 4 * ((300 * 500 + 300) + (20 * 300 + 20))
     assert plan.weight_bytes == weights
     assert plan.peak_bytes >= weights + 4 * 4 * 500
 
     def activation_peak(fn: str) -> int:
         layer = evaluate_layer(parse_layer({"type": fn}), (64, 32, 32))
-        return plan_stages(layer.stages, ("in", (64, 32, 32)), Config()).__getitem__(1).peak_bytes
+        return plan_stages(layer.stages, ("in", (64, 32, 32)), Config()).memory.peak_bytes
 
     output = 4 * 64 * 32 * 32
     assert activation_peak("gelu") - activation_peak("relu") >= 10 * output

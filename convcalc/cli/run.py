@@ -62,6 +62,13 @@ ThreadsOpt = Annotated[
 VerifyOpt = Annotated[
     bool, typer.Option("--verify", help="Check conv/transposed/linear outputs on a crop against a direct loop.")
 ]
+FuseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fuse/--no-fuse",
+        help="Let the end-to-end pass fold batch norms into convolutions and run activations in place (as inference engines do).",
+    ),
+]
 MemOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -114,6 +121,7 @@ def run_command(
     threads: ThreadsOpt = None,
     verify: VerifyOpt = False,
     max_memory: MemOpt = None,
+    fuse: FuseOpt = True,
     fmt: FmtOpt = Format.table,
     mode: ModeOpt = Mode.eval,
     debug: DebugOpt = False,
@@ -124,7 +132,14 @@ def run_command(
     from convcalc.execute import session
 
     cfg = session.make_config(
-        dtype=dtype.value, seed=seed, repeats=repeats, warmup=warmup, threads=threads, verify=verify, max_memory=max_memory
+        dtype=dtype.value,
+        seed=seed,
+        repeats=repeats,
+        warmup=warmup,
+        threads=threads,
+        verify=verify,
+        max_memory=max_memory,
+        fuse=fuse,
     )
     show = fmt is Format.table
     if target is not None and spec is None and _is_network(target):

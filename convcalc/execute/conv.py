@@ -37,7 +37,7 @@ Paths (chosen by :func:`plan_conv`, all exact up to float rounding):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import product
 from math import prod
@@ -189,7 +189,7 @@ def _phase_blocks(spec: ConvSpec) -> tuple[_PhaseBlock, ...]:
 def _phase_columns(slab: FloatArray, phases: FloatArray, cols: FloatArray, spec: ConvSpec, rows: int) -> None:
     """Columns in natural tap order from a padded slab, one contiguous-inner copy per phase block
     into the block's (strided) taps, so the weights are used as they are."""
-    np.copyto(phases, phase_view(slab, spec.stride))
+    parallel.copyto(phases, phase_view(slab, spec.stride))
     out_sp = (rows, *spec.out_shape[1:])
     grid = cols.reshape(*cols.shape[:2], *spec.kernel, *out_sp)
     for blk in _phase_blocks(spec):
@@ -458,12 +458,11 @@ def _run_gemm(
     b: FloatArray | None,
     y: FloatArray,
     ws: Workspace,
-    row_range: tuple[int, int] | None = None,
 ) -> None:
     spec = plan.spec
     g, kg = spec.groups, spec.c_in_g * spec.taps
     wr = w.reshape(g, spec.c_out_g, kg)
-    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *plan.block, row_range=row_range):
+    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *plan.block):
         nb, rows = n1 - n0, r1 - r0
         p = rows * prod(spec.out_shape[1:])
         with ws.scope():
@@ -489,7 +488,7 @@ def _run_gemm(
                 if _strided(spec):
                     _phase_columns(src, ws.take(shapes[1], spec.dtype), buf, spec, rows)
                 else:
-                    np.copyto(buf.reshape(nb, spec.c_in, *spec.kernel, rows, *spec.out_shape[1:]), _window_view(src, spec, rows))
+                    parallel.copyto(buf.reshape(nb, spec.c_in, *spec.kernel, rows, *spec.out_shape[1:]), _window_view(src, spec, rows))
                 cols = buf.reshape(nb, g, kg, p)
             out = reshape_view(y[n0:n1, :, r0:r1], (nb, g, spec.c_out_g, p))
             np.matmul(wr, cols, out=out)
@@ -584,13 +583,11 @@ def execute_conv(
     y: FloatArray,
     ws: Workspace,
     packed: FloatArray | None = None,
-    rows: tuple[int, int] | None = None,
 ) -> None:
     """Run ``plan`` writing ``conv(x, w) + b`` into ``y``.
 
     ``x`` may hold fewer samples than the plan was made for; ``packed`` is :func:`pack_conv`'s
-    array (Winograd's ``U`` or rowsum's matrices; else made here); ``rows`` limits the GEMM and
-    Winograd paths to those output rows (block-aligned), a thread's share.  ``y`` must be
+    array (Winograd's ``U`` or rowsum's matrices; else made here).  ``y`` must be
     C-contiguous for the GEMM paths (``plan.writes_strided`` is False); the
     Winograd, taps and rowsum paths also write into strided views.
     """
@@ -601,9 +598,9 @@ def execute_conv(
     elif plan.path == "winograd":
         assert plan.winograd is not None
         u = packed if packed is not None else wg.transform_weights(w, plan.spec, plan.winograd, ws)
-        wg.run_winograd(x, u, b, plan.spec, plan.winograd, plan.block, [y], ws, rows)
+        wg.run_winograd(x, u, b, plan.spec, plan.winograd, plan.block, [y], ws)
     else:
-        _run_gemm(plan, x, w, b, y, ws, rows)
+        _run_gemm(plan, x, w, b, y, ws)
 
 
 def output_array(out: FloatArray | None, shape: tuple[int, ...], dtype: np.dtype[np.floating]) -> FloatArray:
@@ -696,7 +693,12 @@ def _thread_parts(
     """Independent parts of one convolution for :mod:`convcalc.execute.parallel`: whole samples
     when the batch has at least as many as threads (the plan runs on fewer samples as is), else
     for a taps or rowsum convolution of one sample, ranges of groups (each planned alone);
-    each part reserves its own thread's workspace. An empty list or one part: run inline."""
+    each part reserves its own thread's workspace. An empty list or one part: run inline.
+
+    The GEMM and Winograd paths of a single sample are not split: the BLAS threads their
+    matrix products itself (splitting the output rows among our threads instead, each with a
+    one-thread BLAS, made ResNet-50 at batch 1 on two threads 1.3x slower: OpenBLAS serialises
+    many small concurrent calls)."""
     spec = plan.spec
     count = parallel.threads()
     if count == 1 or spec.macs < PARALLEL_MIN_MACS:
@@ -710,8 +712,6 @@ def _thread_parts(
         return [
             partial(part, plan, x[lo:hi], w, b, y[lo:hi], u) for lo, hi in parallel.parts(spec.batch, spec.batch * MIN_SPLIT)
         ]
-    if plan.path in ("im2col", "winograd"):
-        return _row_parts(plan, x, w, b, y, u, count)
     if plan.path not in ("taps", "rowsum") or spec.batch != 1:
         return []
     cin_g, cout_g = spec.c_in_g, spec.c_out_g
@@ -732,29 +732,6 @@ def _thread_parts(
         us = None if u is None else u[lo:hi]
         tasks.append(partial(part, sub, xs, w[channels], None if b is None else b[channels], y[:, channels], us))
     return tasks
-
-
-def _row_parts(
-    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, u: FloatArray | None, count: int
-) -> list[Callable[[], None]]:
-    """Output-row ranges for the threads (im2col copies, Winograd transforms and the GEMMs of
-    each range run in parallel, the BLAS on one thread): the plan re-blocked to about
-    ``rows / count`` rows per block (a multiple of Winograd's tile height)."""
-    spec = plan.spec
-    rows = spec.out_shape[0]
-    unit = plan.winograd.row_unit if plan.winograd is not None else 1
-    per_thread = -(-rows // count)
-    share = -(-per_thread // unit) * unit
-    if share >= rows:
-        return []
-    block = (plan.block[0], min(plan.block[1], share))
-    sub = replace(plan, block=block)
-
-    def part(lo: int, hi: int) -> None:
-        with reserve(sub.workspace_bytes) as ws:
-            execute_conv(sub, x, w, b, y, ws, u, (lo, hi))
-
-    return [partial(part, lo, min(rows, lo + share)) for lo in range(0, rows, share)]
 
 
 MIN_SPLIT = parallel.MIN_ELEMENTS

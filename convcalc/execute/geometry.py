@@ -15,6 +15,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike, NDArray
 
+from convcalc.execute import parallel
+
 FloatArray = NDArray[Any]
 Pairs = tuple[tuple[int, int], ...]
 IntSpec = int | Sequence[int]
@@ -122,7 +124,7 @@ def copy_padded(src: FloatArray, ranges: Sequence[tuple[int, int]], dst: FloatAr
         after[lead + axis] = slice(keep.stop, hi - lo)
         dst[tuple(before)] = fill
         dst[tuple(after)] = fill
-    dst[tuple(dst_sl)] = src[tuple(src_sl)]
+    parallel.copyto(dst[tuple(dst_sl)], src[tuple(src_sl)])
 
 
 def phase_view(slab: FloatArray, stride: Sequence[int]) -> FloatArray:
@@ -168,10 +170,8 @@ def choose_block(
     return 1, min(rows, lo * unit)
 
 
-def blocks(n: int, rows: int, nb: int, rb: int, row_range: tuple[int, int] | None = None) -> Iterator[tuple[int, int, int, int]]:
-    """Yield ``(n0, n1, r0, r1)`` covering ``n`` samples and ``rows`` rows (only the rows of
-    ``row_range`` when given: a thread's share)."""
-    lo, hi = (0, rows) if row_range is None else row_range
+def blocks(n: int, rows: int, nb: int, rb: int) -> Iterator[tuple[int, int, int, int]]:
+    """Yield ``(n0, n1, r0, r1)`` covering ``n`` samples and ``rows`` rows."""
     for n0 in range(0, n, nb):
-        for r0 in range(lo, hi, rb):
-            yield n0, min(n, n0 + nb), r0, min(hi, r0 + rb)
+        for r0 in range(0, rows, rb):
+            yield n0, min(n, n0 + nb), r0, min(rows, r0 + rb)

@@ -43,24 +43,50 @@ def _channel(v: ArrayLike | None, x: FloatArray, default: float) -> FloatArray:
     return arr.reshape((1, c) + (1,) * (x.ndim - 2))
 
 
+BATCH_NORM_EPS = 1e-5
+"""PyTorch's default ``eps`` of ``BatchNorm*d``."""
+
+
+def batch_norm_affine(
+    running_mean: FloatArray,
+    running_var: FloatArray,
+    weight: FloatArray | None = None,
+    bias: FloatArray | None = None,
+    eps: float = BATCH_NORM_EPS,
+) -> tuple[FloatArray, FloatArray]:
+    """Eval-mode batch norm as a per-channel affine ``y = x·scale + shift``:
+    ``scale = weight / sqrt(var + eps)``, ``shift = bias - mean·scale`` (vectors of ``C``)."""
+    dtype = running_var.dtype
+    scale = (np.ones_like(running_var) if weight is None else weight) / np.sqrt(running_var + dtype.type(eps))
+    shift = (np.zeros_like(running_mean) if bias is None else bias) - running_mean * scale
+    return scale, shift
+
+
 def batch_norm(
     x: ArrayLike,
     running_mean: ArrayLike,
     running_var: ArrayLike,
     weight: ArrayLike | None = None,
     bias: ArrayLike | None = None,
-    eps: float = 1e-5,
+    eps: float = BATCH_NORM_EPS,
 ) -> FloatArray:
-    """Eval-mode batch norm: ``(x - mean) / sqrt(var + eps) * weight + bias``."""
+    """Eval-mode batch norm: ``(x - mean) / sqrt(var + eps) * weight + bias`` (:func:`batch_norm_affine`)."""
     xa = as_float_array(x)
-    scale = _channel(weight, xa, 1.0) / np.sqrt(_channel(running_var, xa, 1.0) + xa.dtype.type(eps))
-    shift = _channel(bias, xa, 0.0) - _channel(running_mean, xa, 0.0) * scale
+    vectors = [None if v is None else _channel(v, xa, 0.0).reshape(-1) for v in (running_mean, running_var, weight, bias)]
+    assert vectors[0] is not None and vectors[1] is not None
+    return channel_affine(xa, *batch_norm_affine(vectors[0], vectors[1], vectors[2], vectors[3], eps))
+
+
+def channel_affine(x: FloatArray, scale: FloatArray, shift: FloatArray) -> FloatArray:
+    """``x·scale + shift`` with per-channel vectors, in one new array."""
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    scale_c, shift_c = scale.reshape(shape), shift.reshape(shape)
 
     def part(y: FloatArray, index: Index) -> None:
-        np.multiply(xa[index], scale[index], out=y[index])
-        np.add(y[index], shift[index], out=y[index])
+        np.multiply(x[index], scale_c[index], out=y[index])
+        np.add(y[index], shift_c[index], out=y[index])
 
-    return _chunked(np.empty(xa.shape, xa.dtype), part)
+    return _chunked(np.empty(x.shape, x.dtype), part)
 
 
 Index = tuple[slice, ...]
@@ -119,18 +145,22 @@ def group_norm(
 # ---------------------------------------------------------------- activations
 
 
-def relu(x: ArrayLike) -> FloatArray:
-    """``max(x, 0)``."""
+def relu(x: ArrayLike, out: FloatArray | None = None) -> FloatArray:
+    """``max(x, 0)`` (into ``out``, which may be ``x``, when given)."""
     xa = as_float_array(x)
     zero = xa.dtype.type(0)
-    return _chunked(np.empty(xa.shape, xa.dtype), lambda y, i: np.maximum(xa[i], zero, out=y[i]))
+    return _chunked(_out(xa, out), lambda y, i: np.maximum(xa[i], zero, out=y[i]))
 
 
-def relu6(x: ArrayLike) -> FloatArray:
-    """``min(max(x, 0), 6)``."""
+def relu6(x: ArrayLike, out: FloatArray | None = None) -> FloatArray:
+    """``min(max(x, 0), 6)`` (into ``out``, which may be ``x``, when given)."""
     xa = as_float_array(x)
     lo, hi = xa.dtype.type(0), xa.dtype.type(6)
-    return _chunked(np.empty(xa.shape, xa.dtype), lambda y, i: np.clip(xa[i], lo, hi, out=y[i]))
+    return _chunked(_out(xa, out), lambda y, i: np.clip(xa[i], lo, hi, out=y[i]))
+
+
+def _out(x: FloatArray, out: FloatArray | None) -> FloatArray:
+    return np.empty(x.shape, x.dtype) if out is None else out
 
 
 def leaky_relu(x: ArrayLike, negative_slope: float = 0.01) -> FloatArray:
@@ -146,9 +176,10 @@ def sigmoid(x: ArrayLike) -> FloatArray:
     return np.where(xa >= 0, 1 / (1 + z), z / (1 + z))
 
 
-def tanh(x: ArrayLike) -> FloatArray:
-    """Hyperbolic tangent."""
-    return np.tanh(as_float_array(x))
+def tanh(x: ArrayLike, out: FloatArray | None = None) -> FloatArray:
+    """Hyperbolic tangent (into ``out``, which may be ``x``, when given)."""
+    xa = as_float_array(x)
+    return np.tanh(xa, out=_out(xa, out))
 
 
 def silu(x: ArrayLike) -> FloatArray:
@@ -256,11 +287,13 @@ class Activation(NamedTuple):
 
     fn: Callable[[FloatArray], FloatArray]
     temporaries: int
+    in_place: Callable[[FloatArray], FloatArray] | None = None
+    """The activation written into its input's buffer (returns it), for the fused pass."""
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation(relu, 0),
-    "relu6": Activation(relu6, 0),
+    "relu": Activation(relu, 0, lambda x: relu(x, out=x)),
+    "relu6": Activation(relu6, 0, lambda x: relu6(x, out=x)),
     "leaky_relu": Activation(leaky_relu, 2),  # mask, slope · x
     "elu": Activation(elu, 3),  # mask, minimum, expm1
     "gelu": Activation(gelu, 28),  # erf runs in float64 (2 units per array), ~12 arrays live, + x/sqrt2, sign
@@ -269,7 +302,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "hardswish": Activation(hardswish, 3),  # x + 3, clip, / 6
     "hardsigmoid": Activation(hardsigmoid, 2),  # x + 3, clip
     "sigmoid": Activation(sigmoid, 7),  # |x|, -|x|, exp, mask, 1 + z, 1 / (1 + z), z / (1 + z)
-    "tanh": Activation(tanh, 0),
+    "tanh": Activation(tanh, 0, lambda x: tanh(x, out=x)),
     "softmax": Activation(lambda x: softmax(x, axis=1), 1),  # x - max
     "log_softmax": Activation(lambda x: log_softmax(x, axis=1), 1),  # exp(shifted)
 }
@@ -291,16 +324,20 @@ LRN_TEMPORARIES = 7
 window, the denominator and its power), each at most ``(C + size)/C`` outputs; counted as 2 each."""
 
 
-def add(xs: Sequence[FloatArray]) -> FloatArray:
-    """Element-wise sum of same-shaped arrays (one new array, summed in place)."""
+def add(xs: Sequence[FloatArray], out: FloatArray | None = None) -> FloatArray:
+    """Element-wise sum of same-shaped arrays, into one new array (or ``out``, which may be
+    ``xs[0]``): one pass for the first two, then one per further input."""
     first = xs[0]
 
     def part(y: FloatArray, index: Index) -> None:
-        np.copyto(y[index], first[index])
-        for x in xs[1:]:
+        if len(xs) == 1:
+            np.copyto(y[index], first[index])
+            return
+        np.add(first[index], xs[1][index], out=y[index])
+        for x in xs[2:]:
             np.add(y[index], x[index], out=y[index])
 
-    return _chunked(np.empty(first.shape, first.dtype), part)
+    return _chunked(_out(first, out), part)
 
 
 def multiply(xs: Sequence[FloatArray]) -> FloatArray:

@@ -6,7 +6,8 @@ stages' :class:`~convcalc.execute.registry.Plan` s alone:
 ``peak = Σ weights + threads · max workspace + max over stages i of (live_i + 2·out_i + temporaries_i)``
 
 * every stage's weights: they are all made before the first stage runs, so the end-to-end
-  forward pass can run after the per-layer timings;
+  forward pass can run after the per-layer timings; and ``folded_bytes``, the second copy of
+  the weights into which the end-to-end pass folds batch norms (:mod:`convcalc.execute.fuse`);
 * the largest workspace, once per thread (``--threads``): each thread keeps its own scratch
   arena between calls and it only grows;
 * ``live_i``: the activations alive while stage ``i`` runs (the network's input, kept for the
@@ -68,12 +69,13 @@ def estimate(
     source: tuple[str, Shape],
     dtype: np.dtype[Any],
     threads: int = 1,
+    folded_bytes: int = 0,
 ) -> MemoryPlan:
     """Peak bytes of running the stages (module docstring); shapes include the batch."""
     last = last_use(inputs)
     source_bytes = math.prod(source[1]) * dtype.itemsize
     live: dict[str, int] = {}
-    weights = sum(p.weight_bytes(dtype) for p in plans)
+    weights = sum(p.weight_bytes(dtype) for p in plans) + folded_bytes
     workspace = threads * max((p.workspace_bytes for p in plans), default=0)
     peak, where = 0, ""
     for index, (name, shape, plan) in enumerate(zip(names, outputs, plans, strict=True)):

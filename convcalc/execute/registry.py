@@ -13,6 +13,7 @@ reference on a crop). So the memory of a whole run is known before one weight is
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,12 +75,31 @@ class Context:
         return self.nbytes(self.output)
 
 
+class Fuse(enum.Flag):
+    """What the end-to-end pass may do with a stage (:mod:`convcalc.execute.fuse`), declared by
+    its plan before anything is made; the kernel carries the matching callable."""
+
+    NONE = 0
+    FRESH = enum.auto()
+    """``step`` returns a new array that shares memory with no input and no weight."""
+    IN_PLACE = enum.auto()
+    """``Kernel.in_place`` computes the same output into its first input's buffer."""
+    FOLDS = enum.auto()
+    """``Kernel.fold(scale, shift)`` is the kernel of ``scale·step(x) + shift`` per output channel."""
+    AFFINE = enum.auto()
+    """The stage is ``x·scale + shift`` per channel, ``Kernel.affine = (scale, shift)``."""
+
+
 @dataclass(frozen=True)
 class Kernel:
-    """One stage ready to run: ``step(inputs) -> output`` and an optional crop reference."""
+    """One stage ready to run: ``step(inputs) -> output``, an optional crop reference and the
+    callables of its plan's :class:`Fuse` flags."""
 
     step: Step
     reference: Reference | None = None
+    in_place: Step | None = None
+    fold: Callable[[Array, Array], Kernel] | None = None
+    affine: tuple[Array, Array] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +108,8 @@ class Plan:
 
     ``temporary_bytes`` bounds the arrays one call allocates besides its output (e.g. the
     intermediate arrays of an element-wise formula, a float64 copy for a reference check);
-    ``packed_bytes`` the weights ``build`` re-arranges once for the kernel (kept with them).
+    ``packed_bytes`` the weights ``build`` re-arranges once for the kernel (kept with them);
+    ``fuse`` what the end-to-end pass may fuse (:class:`Fuse`).
     """
 
     build: Callable[[tuple[Array, ...]], Kernel]
@@ -96,14 +117,17 @@ class Plan:
     workspace_bytes: int = 0
     temporary_bytes: int = 0
     packed_bytes: int = 0
+    fuse: Fuse = Fuse.NONE
 
     def weight_bytes(self, dtype: np.dtype[Any]) -> int:
         return sum(math.prod(w.shape) for w in self.weights) * dtype.itemsize + self.packed_bytes
 
 
-def stateless(step: Step, temporary_bytes: int = 0) -> Plan:
-    """The plan of a stage without weights or workspace."""
-    return Plan(lambda _: Kernel(step), temporary_bytes=temporary_bytes)
+def stateless(step: Step, temporary_bytes: int = 0, *, fresh: bool = False, in_place: Step | None = None) -> Plan:
+    """The plan of a stage without weights or workspace (``fresh``: it returns new arrays;
+    ``in_place``: the same output written into the first input's buffer)."""
+    fuse = (Fuse.FRESH if fresh else Fuse.NONE) | (Fuse.IN_PLACE if in_place is not None else Fuse.NONE)
+    return Plan(lambda _: Kernel(step, in_place=in_place), temporary_bytes=temporary_bytes, fuse=fuse)
 
 
 OpT = TypeVar("OpT")

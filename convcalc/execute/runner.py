@@ -14,13 +14,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from convcalc.engine import StageResult
 from convcalc.errors import LimitError
-from convcalc.execute import memory, parallel, registry, timing
+from convcalc.execute import fuse, memory, parallel, registry, timing
 from convcalc.execute.peak import threads_limit
 from convcalc.execute.registry import Array, Check, Context, Kernel, Plan, Shape, Weight
 
@@ -29,7 +29,8 @@ from convcalc.execute.registry import Array, Check, Context, Kernel, Plan, Shape
 class Config:
     """How to run: batch, dtype, seed; ``repeats`` timed calls per stage (``None``: adaptive,
     within ``budget_s`` seconds per stage) after ``warmup`` untimed ones; BLAS threads; checks;
-    the memory budget in bytes; whether to time one end-to-end forward pass after the stages."""
+    the memory budget in bytes; whether to time one end-to-end forward pass after the stages
+    and whether that pass fuses (:mod:`convcalc.execute.fuse`)."""
 
     batch: int = 1
     dtype: str = "float32"
@@ -41,6 +42,7 @@ class Config:
     max_memory: int | None = None
     budget_s: float = 0.1
     end_to_end: bool = True
+    fuse: bool = True
 
 
 @dataclass
@@ -68,6 +70,8 @@ class RunOutcome:
     memory: memory.MemoryPlan
     stages: list[StageRun] = field(default_factory=list)
     end_to_end: timing.Measurement | None = None
+    fused: tuple[int, int] | None = None
+    """Batch norms folded and steps run in place by the end-to-end pass (None: not fused)."""
 
 
 def make_weights(weights: Sequence[Weight], dtype: np.dtype[Any], rng: np.random.Generator) -> tuple[Array, ...]:
@@ -87,8 +91,17 @@ def make_weights(weights: Sequence[Weight], dtype: np.dtype[Any], rng: np.random
     return tuple(made)
 
 
-def plan_stages(stages: Sequence[StageResult], source: tuple[str, Shape], cfg: Config) -> tuple[list[Plan], memory.MemoryPlan]:
-    """Every stage's plan and the run's memory estimate (nothing allocated)."""
+class StagePlans(NamedTuple):
+    """Every stage's plan, the steps of the end-to-end pass and the memory estimate."""
+
+    plans: list[Plan]
+    steps: list[fuse.FusedStep]
+    memory: memory.MemoryPlan
+
+
+def plan_stages(stages: Sequence[StageResult], source: tuple[str, Shape], cfg: Config) -> StagePlans:
+    """Every stage's plan, the steps of the end-to-end pass and the run's memory estimate
+    (nothing allocated)."""
     missing = sorted({s.op.op for s in stages} - registry.bound_ops())
     if missing:
         raise LimitError(f"the executor has no kernel for {', '.join(missing)}.")
@@ -99,6 +112,12 @@ def plan_stages(stages: Sequence[StageResult], source: tuple[str, Shape], cfg: C
             tuple((cfg.batch, *s) for s in stage.input_shapes), (cfg.batch, *stage.output), dtype, cfg.verify
         )
         plans.append(registry.binding(stage.op.op)(stage.op, ctx))
+    names, inputs = [s.name for s in stages], [s.inputs for s in stages]
+    steps = (
+        fuse.plan_fusion(names, inputs, plans)
+        if cfg.fuse
+        else [fuse.FusedStep(i, s.inputs, s.name) for i, s in enumerate(stages)]
+    )
     estimate = memory.estimate(
         [s.name for s in stages],
         [s.inputs for s in stages],
@@ -107,21 +126,24 @@ def plan_stages(stages: Sequence[StageResult], source: tuple[str, Shape], cfg: C
         (source[0], (cfg.batch, *source[1])),
         dtype,
         cfg.threads or 1,
+        fuse.folded_bytes(steps, plans, [s.output[0] for s in stages], dtype),
     )
-    return plans, estimate
+    return StagePlans(plans, steps, estimate)
 
 
-def _forward(kernels: Sequence[Kernel], stages: Sequence[StageResult], source: tuple[str, Array]) -> Callable[[], None]:
-    """One pass over the graph, each tensor dropped after its last reader (the result too, so
-    a pass never overlaps the previous pass's output)."""
-    last = memory.last_use([s.inputs for s in stages])
+def _forward(steps: Sequence[fuse.FusedStep], kernels: Sequence[Kernel], source: tuple[str, Array]) -> Callable[[], Array]:
+    """One pass over the (fused) graph returning its output, each tensor dropped after its
+    last reader."""
+    calls = [fuse.fused_step(step, kernels) for step in steps]
+    last = memory.last_use([s.inputs for s in steps])
 
-    def run() -> None:
+    def run() -> Array:
         tensors = {source[0]: source[1]}
-        for index, (kernel, stage) in enumerate(zip(kernels, stages, strict=True)):
-            tensors[stage.name] = kernel.step([tensors[name] for name in stage.inputs])
-            for name in [n for n in tensors if last.get(n, -1) <= index and n != stage.name]:
+        for index, (call, step) in enumerate(zip(calls, steps, strict=True)):
+            tensors[step.output] = call([tensors[name] for name in step.inputs])
+            for name in [n for n in tensors if last.get(n, -1) <= index and n != step.output]:
                 del tensors[name]
+        return tensors[steps[-1].output]
 
     return run
 
@@ -134,14 +156,19 @@ class Prepared:
     memory: memory.MemoryPlan
     kernels: list[Kernel]
     x: Array
-    forward: Callable[[], None]
-    """One end-to-end pass over the graph (its result dropped)."""
+    output: Callable[[], Array]
+    """One end-to-end pass over the (fused) graph, returning the network's output."""
+    steps: list[fuse.FusedStep]
+
+    def forward(self) -> None:
+        """One end-to-end pass, its result dropped (so a timed pass never overlaps the last one's output)."""
+        self.output()
 
 
 def prepare(stages: Sequence[StageResult], source: tuple[str, Shape], cfg: Config) -> Prepared:
     """Plan, check the memory budget (a :class:`LimitError` before anything is allocated), then
     make the seeded input and weights and build every stage's kernel."""
-    plans, estimate = plan_stages(stages, source, cfg)
+    plans, steps, estimate = plan_stages(stages, source, cfg)
     if cfg.max_memory is not None:
         memory.refuse_above(estimate, cfg.max_memory, "--max-memory")
     dtype = np.dtype(cfg.dtype)
@@ -150,7 +177,7 @@ def prepare(stages: Sequence[StageResult], source: tuple[str, Shape], cfg: Confi
         plan.build(make_weights(plan.weights, dtype, np.random.default_rng((cfg.seed, index))))
         for index, plan in enumerate(plans)
     ]
-    return Prepared(plans, estimate, kernels, x, _forward(kernels, stages, (source[0], x)))
+    return Prepared(plans, estimate, kernels, x, _forward(steps, kernels, (source[0], x)), steps)
 
 
 def run_stages(
@@ -161,7 +188,7 @@ def run_stages(
 ) -> RunOutcome:
     """Execute ``stages`` (a graph reading ``source``) on seeded random data; see module docstring."""
     ready = prepare(stages, source, cfg)
-    outcome = RunOutcome(ready.memory)
+    outcome = RunOutcome(ready.memory, fused=fuse.summary(ready.steps) if cfg.fuse else None)
     last = memory.last_use([s.inputs for s in stages])
     tensors: dict[str, Array] = {source[0]: ready.x}
     with threads_limit(cfg.threads), parallel.using(cfg.threads):

@@ -139,13 +139,14 @@ def make_config(
     threads: int | None,
     verify: bool,
     max_memory: str | None,
+    fuse: bool = True,
 ) -> Config:
     """The run configuration from the command's flags (bad values raise :class:`SpecError`, exit 2);
     without ``--max-memory`` the budget is :func:`convcalc.execute.memory.default_budget`."""
     if not 0 <= seed <= MAX_SEED:
         raise SpecError(f"--seed must be between 0 and 2**64 - 1, got {seed}.", hint="Use e.g. --seed 0.")
     budget = parse_bytes(max_memory) if max_memory is not None else default_budget()
-    return Config(1, dtype, seed, repeats, warmup, threads, verify, budget)
+    return Config(1, dtype, seed, repeats, warmup, threads, verify, budget, fuse=fuse)
 
 
 def _check_batch(batch: int, where: str) -> int:
@@ -262,8 +263,8 @@ def report_table(report: Report) -> Table:
     e2e = report.outcome.end_to_end
     if e2e is not None:
         table.notes.append(
-            f"end-to-end forward pass: {_ms(e2e.median)} ms median, min {_ms(e2e.min)} ms, IQR {_ms(e2e.iqr)} ms"
-            f" ({len(e2e.samples)} samples)"
+            f"end-to-end forward pass{_fused_text(report.outcome.fused)}: {_ms(e2e.median)} ms median, min {_ms(e2e.min)} ms,"
+            f" IQR {_ms(e2e.iqr)} ms ({len(e2e.samples)} samples)"
         )
     memory = report.outcome.memory
     table.notes.append(
@@ -279,10 +280,24 @@ def report_table(report: Report) -> Table:
     return table
 
 
+def _fused_text(fused: tuple[int, int] | None) -> str:
+    if fused is None or fused == (0, 0):
+        return ""
+    return f" ({fused[0]} batch norms folded into convolutions, {fused[1]} steps in place; --no-fuse: as timed above)"
+
+
 def _measurement(m: timing.Measurement | None) -> dict[str, object] | None:
     if m is None:
         return None
     return {"median_s": m.median, "min_s": m.min, "iqr_s": m.iqr, "samples": len(m.samples), "noisy": m.noisy}
+
+
+def _end_to_end(report: Report) -> dict[str, object] | None:
+    measured = _measurement(report.outcome.end_to_end)
+    fused = report.outcome.fused
+    if measured is not None:
+        measured["fused"] = None if fused is None else {"folded_batch_norms": fused[0], "in_place_steps": fused[1]}
+    return measured
 
 
 def report_dict(report: Report) -> dict[str, object]:
@@ -322,7 +337,7 @@ def report_dict(report: Report) -> dict[str, object]:
         "totals": {
             "time_s": total,
             "min_time_s": sum(r.min_s for r in report.rows),
-            "end_to_end": _measurement(report.outcome.end_to_end),
+            "end_to_end": _end_to_end(report),
             "macs": macs,
             "gflops": 2 * macs / total / 1e9 if total else 0.0,
             "shape_ok": all(r.shape_ok for r in report.rows),

@@ -226,21 +226,19 @@ def _axis_scatter(length: int, k: int, s: int, d: int, pad: tuple[int, int], out
     return _AxisScatter(tuple(taps), s, -(-out_len // s), out_len)
 
 
-def _prefer_col2im(
-    n: int, in_sp: tuple[int, ...], c_in: int, c_out_g: int, kernel: tuple[int, ...], stride: tuple[int, ...], groups: int
-) -> bool:
-    """col2im beats the stride phases on strided kernels whose windows overlap (some ``k > s``)
-    when the phases' GEMMs would be narrow (``N·P <= 8·C_in/g``: few positions for many
-    channels) or when the phases' im2col copies (``~k²·C_in/g·P`` values) outweigh col2im's
-    columns (``~2·k²·C_out/g·P``): ``4·C_out/g <= C_in/g``. Measured with the weights packed
-    once (CPU time, 1 thread, torch / ours, phases -> col2im): 256->128 k4/2 @16 0.37 -> 0.76
-    (batch 8: 0.65 -> 0.77), DCGAN 512->256 @4 0.13 -> 1.12, 128->64 @32 0.49 -> 0.66, 64->3 @32
-    0.50 -> 1.43; 128->64 @32 at batch 8 stays with the phases (0.55 vs 0.51). With ``k = s``
-    every phase is a plain 1x1 GEMM and with stride 1 the single phase may use Winograd: the
-    phases keep those."""
+def _prefer_col2im(n: int, in_sp: tuple[int, ...], c_in: int, kernel: tuple[int, ...], stride: tuple[int, ...], groups: int) -> bool:
+    """col2im beats the stride phases on every strided kernel whose windows overlap (some
+    ``k > s``), and on narrow stride-1 layers (``N·P <= 8·C_in/g``: few positions for many
+    channels). Measured with the weights packed once (wall clock, 1 thread, ms, phases ->
+    col2im), k4/2: 512->256 @4 14.0 -> 1.5 (batch 8: 18.3 -> 9.6), 256->128 @8 2.5 -> 0.95
+    (8.1 -> 6.9), 128->64 @16 1.5 -> 1.0 (8.1 -> 7.4), 64->3 @32 0.70 -> 0.23 (6.5 -> 1.2),
+    128->64 @32 batch 8 38.9 -> 36.1, 64->32 @64 10.1 -> 7.2, 32->16 @128 17.1 -> 16.0; stride
+    1, DCGAN's projection 100->512 k4 @1x1 (one GEMV on the packed weights instead of an im2col
+    of the padded input) 2.6 -> 0.4. With ``k = s`` every phase is a plain 1x1 GEMM and a wide
+    stride-1 layer's single phase may use Winograd: the phases keep those."""
     overlapping = any(k > s for k, s in zip(kernel, stride, strict=True))
-    c_in_g = c_in // groups
-    return max(stride) > 1 and overlapping and (n * prod(in_sp) <= 8 * c_in_g or 4 * c_out_g <= c_in_g)
+    narrow = n * prod(in_sp) <= 8 * (c_in // groups)
+    return overlapping and (max(stride) > 1 or narrow)
 
 
 def _phase_plan(spec: ConvSpec, budget: int) -> ConvPlan:
@@ -311,7 +309,7 @@ def _plan_transpose(
     c_out = c_out_g * groups
     macs = n * prod(in_sp) * c_in * c_out_g * prod(kernel)
     per_sample = c_out * prod(kernel) * prod(in_sp) * dt.itemsize
-    if algorithm == "col2im" or (algorithm == "auto" and _prefer_col2im(n, tuple(in_sp), c_in, c_out_g, tuple(kernel), st, groups)):
+    if algorithm == "col2im" or (algorithm == "auto" and _prefer_col2im(n, tuple(in_sp), c_in, tuple(kernel), st, groups)):
         w_bytes = buffer_bytes([(w_shape, dt)])
         if per_sample + w_bytes <= budget:
             nb = max(1, min(n, COL2IM_BLOCK_BYTES // per_sample, (budget - w_bytes) // per_sample))

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
 
+from convcalc.execute import parallel
 from convcalc.execute.convspec import ConvSpec
 from convcalc.execute.geometry import FloatArray, add_bias, blocks, copy_padded, reshape_view
 from convcalc.execute.workspace import Workspace
@@ -318,7 +319,7 @@ def _input_transform(
             q1 = min(blk.q[0], q0 + blk.chunk)
             part = view[(slice(None),) * nw + (n, slice(q0, q1))]
             buf = gather[:, : part[(0,) * nw].size].reshape(part.shape)
-            np.copyto(buf, part)
+            parallel.copyto(buf, part)
             t0 = n * per_sample + q0 * per_row
             dst = v[:, t0 : t0 + (q1 - q0) * per_row]
             np.matmul(kbt, buf.reshape(kbt.shape[1], -1), out=reshape_view(dst, (a, -1)))
@@ -398,17 +399,15 @@ def run_winograd(
     block: tuple[int, int],
     targets: Sequence[FloatArray],
     ws: Workspace,
-    rows: tuple[int, int] | None = None,
 ) -> None:
     """Write ``conv(x, w_f) + b`` into ``targets[f]`` for each filter, from transformed weights ``u``.
 
     ``u`` is ``(filters * alpha^n, C_out, K)``; targets may be strided views;
-    the bias is added block by block while the outputs are cache hot. ``rows``: only these
-    output rows (multiples of the tile height, but the last), a thread's share.
+    the bias is added block by block while the outputs are cache hot.
     """
     kat, _, kbt = _kron_matrices(geo, spec.dtype)
     dt = spec.dtype
-    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *block, row_range=rows):
+    for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *block):
         blk = _block(spec, geo, n1 - n0, r1 - r0)
         with ws.scope():
             slab = ws.take(blk.slab, dt)

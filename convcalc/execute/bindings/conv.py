@@ -10,16 +10,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from convcalc.execute import deform, reference
+from convcalc.execute import deform, fuse, reference
 from convcalc.execute.conv import conv as conv_kernel
 from convcalc.execute.conv import pack_conv, packed_shape, plan_conv
-from convcalc.execute.registry import Array, Check, Context, Kernel, Plan, Weight, binds, fan_in_scale, stateless
+from convcalc.execute.registry import Array, Check, Context, Fuse, Kernel, Plan, Weight, binds, fan_in_scale, stateless
 from convcalc.execute.transposed import conv_transpose, pack_col2im, plan_conv_transpose
 from convcalc.primitives.conv import Conv, ConvTranspose, DeformSample
 
 
 def _bias(out_channels: int, bias: bool) -> tuple[Weight, ...]:
     return (Weight((out_channels,), 0.1),) if bias else ()
+
+
+FOLDS = Fuse.FRESH | Fuse.FOLDS
+"""A convolution returns a new output and absorbs a following per-channel affine."""
 
 
 def _split(weights: tuple[Array, ...]) -> tuple[Array, Array | None]:
@@ -46,12 +50,12 @@ def bind_conv(op: Conv, ctx: Context) -> Plan:
         def check(xs: Sequence[Array], y: Array) -> Check:
             return reference.conv_check(xs, y, w, b, op.stride, op.padding, op.dilation, op.groups)
 
-        return Kernel(step, check)
+        return Kernel(step, check, fold=lambda scale, shift: build(fuse.fold_conv(w, b, scale, shift)))
 
     weight = Weight(w_shape, fan_in_scale(c_in_g * math.prod(op.kernel_size)))
     shape = packed_shape(plan)
     packed_bytes = 0 if shape is None else ctx.nbytes(shape)
-    return Plan(build, (weight, *_bias(op.out_channels, op.bias)), plan.workspace_bytes, verify, packed_bytes)
+    return Plan(build, (weight, *_bias(op.out_channels, op.bias)), plan.workspace_bytes, verify, packed_bytes, FOLDS)
 
 
 @binds(ConvTranspose)
@@ -74,11 +78,11 @@ def bind_conv_transpose(op: ConvTranspose, ctx: Context) -> Plan:
         def check(xs: Sequence[Array], y: Array) -> Check:
             return reference.conv_transpose_check(xs, y, w, b, op.stride, op.padding, op.dilation, op.groups)
 
-        return Kernel(step, check)
+        return Kernel(step, check, fold=lambda scale, shift: build(fuse.fold_conv_transpose(w, b, scale, shift, op.groups)))
 
     weight = Weight(w_shape, fan_in_scale(op.in_channels // op.groups))
     packed_bytes = ctx.nbytes(w_shape) if plan.channels_last else 0
-    return Plan(build, (weight, *_bias(op.out_channels, op.bias)), plan.workspace_bytes, verify, packed_bytes)
+    return Plan(build, (weight, *_bias(op.out_channels, op.bias)), plan.workspace_bytes, verify, packed_bytes, FOLDS)
 
 
 @binds(DeformSample)

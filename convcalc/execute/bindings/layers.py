@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from convcalc.execute import layers, pool, reference
-from convcalc.execute.registry import Array, Check, Context, Kernel, Plan, Weight, binds, fan_in_scale, stateless
+from convcalc.execute.registry import Array, Check, Context, Fuse, Kernel, Plan, Weight, binds, fan_in_scale, stateless
 from convcalc.primitives.activation import Activation
 from convcalc.primitives.linear import Embedding, Linear
 from convcalc.primitives.norm import LocalResponseNorm, Norm
@@ -65,12 +65,13 @@ def bind_norm(op: Norm, ctx: Context) -> Plan:
     def build(weights: tuple[Array, ...]) -> Kernel:
         weight = weights[0] if op.affine else None
         bias = weights[1] if op.affine and op.bias else None
-        mean, var = weights[len(affine) :] if op.style == "batch" else (None, None)
+        if op.style == "batch":
+            mean, var = weights[len(affine) :]
+            scale, shift = layers.batch_norm_affine(mean, var, weight, bias)
+            return Kernel(lambda xs: layers.channel_affine(xs[0], scale, shift), affine=(scale, shift))
 
         def step(xs: Sequence[Array]) -> Array:
             x = xs[0]
-            if mean is not None and var is not None:
-                return layers.batch_norm(x, mean, var, weight, bias)
             if op.style in ("group", "instance"):
                 return layers.group_norm(x, op.groups if op.style == "group" else channels, weight, bias)
             if op.normalized_shape is not None:
@@ -81,9 +82,11 @@ def bind_norm(op: Norm, ctx: Context) -> Plan:
 
         return Kernel(step)
 
-    # batch norm: x · scale (1); the others: centered, its square, y · weight (3 + the input's copy)
-    temporaries = (1 if op.style == "batch" else 4) * ctx.output_bytes
-    return Plan(build, (*affine, *stats), temporary_bytes=temporaries)
+    # batch norm: one affine pass into the output; the others: centered, its square, y · weight (3 + the input's copy)
+    temporaries = 0 if op.style == "batch" else 4 * ctx.output_bytes
+    fuse = Fuse.FRESH | Fuse.AFFINE if op.style == "batch" else Fuse.NONE
+    packed = 2 * ctx.nbytes((channels,)) if op.style == "batch" else 0  # scale and shift
+    return Plan(build, (*affine, *stats), temporary_bytes=temporaries, packed_bytes=packed, fuse=fuse)
 
 
 def _affine_trailing(x: Array, weight: Array | None, bias: Array | None, shape: Sequence[int]) -> Array:
@@ -105,7 +108,13 @@ def bind_activation(op: Activation, ctx: Context) -> Plan:
         slope = Weight((max(op.num_parameters, 1),), 0.0, 0.25)
         return Plan(build, (slope,), temporary_bytes=2 * ctx.output_bytes)  # mask, slope · x
     activation = layers.ACTIVATIONS[op.fn]
-    return stateless(lambda xs: activation.fn(xs[0]), activation.temporaries * ctx.output_bytes)
+    in_place = activation.in_place
+    return stateless(
+        lambda xs: activation.fn(xs[0]),
+        activation.temporaries * ctx.output_bytes,
+        fresh=in_place is not None,
+        in_place=None if in_place is None else lambda xs: in_place(xs[0]),
+    )
 
 
 @binds(Linear)

@@ -20,8 +20,10 @@ from convcalc.primitives.reshape import ChannelSlice, Flatten
 
 @binds(Add)
 def bind_add(op: Add, ctx: Context) -> Plan:
-    """``y = x_0 + x_1 + ...`` (summed in place into one copy)."""
-    return stateless(layers.add)
+    """``y = x_0 + x_1 + ...`` into a new array (the fused pass: into ``x_0``'s buffer, when it
+    has the output's shape)."""
+    in_place = (lambda xs: layers.add(xs, out=xs[0])) if ctx.inputs[0] == ctx.output else None
+    return stateless(layers.add, fresh=True, in_place=in_place)
 
 
 @binds(Multiply)

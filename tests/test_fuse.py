@@ -1,0 +1,170 @@
+"""The fused end-to-end pass (:mod:`convcalc.execute.fuse`): folded weights give what torch
+computes for the convolution followed by its batch norm, the graph rewrite fuses only where
+that is safe, the fused pass equals the unfused one on shipped networks, and the memory
+estimate counts the folded copies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convcalc.execute import fuse
+from convcalc.execute.runner import Config, plan_stages, prepare
+from convcalc.network.evaluate import INPUT_TENSOR, evaluate_network
+from convcalc.network.spec import load_network, override, parse_network
+from convcalc.parse.yaml import load_text
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def _bn(rng: np.random.Generator, channels: int) -> tuple[np.ndarray, ...]:
+    mean = rng.standard_normal(channels)
+    var = rng.uniform(0.1, 3.0, channels)
+    gamma = rng.standard_normal(channels)
+    beta = rng.standard_normal(channels)
+    return mean, var, gamma, beta
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    groups=st.sampled_from([1, 2, 3]),
+    per_in=st.integers(1, 3),
+    per_out=st.integers(1, 3),
+    bias=st.booleans(),
+    transposed=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_folded_weights_compute_conv_then_batch_norm(
+    groups: int, per_in: int, per_out: int, bias: bool, transposed: bool, seed: int
+) -> None:
+    """torch runs ``batch_norm(conv(x, w, b))`` and ``conv(x, w', b')`` with the folded weights:
+    the same output (float64), for grouped and transposed convolutions too."""
+    rng = np.random.default_rng(seed)
+    c_in, c_out = groups * per_in, groups * per_out
+    shape = (c_in, per_out, 3, 2) if transposed else (c_out, per_in, 3, 2)
+    w = rng.standard_normal(shape)
+    b = rng.standard_normal(c_out) if bias else None
+    mean, var, gamma, beta = _bn(rng, c_out)
+    from convcalc.execute.layers import batch_norm_affine
+
+    scale, shift = batch_norm_affine(mean, var, gamma, beta)
+    if transposed:
+        w2, b2 = fuse.fold_conv_transpose(w, b, scale, shift, groups)
+    else:
+        w2, b2 = fuse.fold_conv(w, b, scale, shift)
+    x = torch.from_numpy(rng.standard_normal((2, c_in, 5, 6)))
+    op = F.conv_transpose2d if transposed else F.conv2d
+    tb = None if b is None else torch.from_numpy(b)
+    expected = F.batch_norm(
+        op(x, torch.from_numpy(w), tb, stride=2, groups=groups),
+        *(torch.from_numpy(v) for v in (mean, var, gamma, beta)),
+        eps=1e-5,
+    )
+    got = op(x, torch.from_numpy(w2), torch.from_numpy(b2), stride=2, groups=groups)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_folded_conv_weights_equal_torchs_own_fusion() -> None:
+    """``fold_conv`` gives the weights of ``torch.nn.utils.fusion.fuse_conv_bn_weights``."""
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+    from convcalc.execute.layers import batch_norm_affine
+
+    rng = np.random.default_rng(3)
+    w, b = rng.standard_normal((6, 4, 3, 3)), rng.standard_normal(6)
+    mean, var, gamma, beta = _bn(rng, 6)
+    w2, b2 = fuse.fold_conv(w, b, *batch_norm_affine(mean, var, gamma, beta))
+    tw, tb = fuse_conv_bn_weights(*(torch.from_numpy(v) for v in (w, b, mean, var)), 1e-5, *(torch.from_numpy(v) for v in (gamma, beta)))
+    np.testing.assert_allclose(w2, tw.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(b2, tb.detach().numpy(), rtol=1e-12)
+
+
+GRAPH = """\
+name: fusion_cases
+input: 8x12x12
+layers:
+  - {name: c1, type: conv2d, out_channels: 8, kernel_size: 3, padding: 1, bias: false}
+  - {name: b1, type: batchnorm2d}
+  - {name: r1, type: relu}
+  - {name: c2, type: conv2d, out_channels: 8, kernel_size: 3, padding: 1}
+  - {name: b2, type: batchnorm2d}
+  - {name: sum, type: add, inputs: [b2, r1]}
+  - {name: r2, type: relu}
+  - {name: c3, type: conv2d, out_channels: 8, kernel_size: 1}
+  - {name: b3, type: batchnorm2d, input: c3}
+  - {name: r3, type: relu6, input: c3}
+  - {name: cat, type: concat, inputs: [b3, r3]}
+  - {name: t1, type: conv_transpose2d, out_channels: 4, kernel_size: 4, stride: 2, padding: 1}
+  - {name: b4, type: batchnorm2d}
+  - {name: r4, type: tanh}
+  - {name: flat, type: flatten}
+  - {name: r5, type: relu}
+"""
+
+
+def _stages(text: str) -> tuple[list, tuple]:  # type: ignore[type-arg]
+    spec = parse_network(load_text(text, "fusion_cases.yaml"), "fusion_cases.yaml")
+    result = evaluate_network(spec, batch=1)
+    return [s for row in result.rows for s in row.stages], (INPUT_TENSOR, spec.input_shape)
+
+
+def test_the_rewrite_fuses_only_where_it_is_safe() -> None:
+    """Batch norms fold into a convolution read by nothing else; activations and adds run in
+    place only on fresh arrays with one reader: never on a tensor two stages read (c3), never
+    on a view (flatten), never on the network's input."""
+    stages, source = _stages(GRAPH)
+    steps = plan_stages(stages, source, Config()).steps
+    names = [s.name for s in stages]
+    by_output = {s.output: s for s in steps}
+    folded = {names[s.stage]: [names[i] for i in s.folds] for s in steps if s.folds}
+    assert folded == {"c1": ["b1"], "c2": ["b2"], "t1": ["b4"]}
+    in_place = {s.output for s in steps if s.in_place}
+    assert in_place == {"r1", "sum", "r2", "r4"}
+    assert not by_output["b3"].folds and not by_output["r3"].in_place  # c3 has two readers
+    assert "r5" in by_output and not by_output["r5"].in_place  # flatten returns a view
+    unfused = plan_stages(stages, source, Config(fuse=False)).steps
+    assert [s.output for s in unfused] == names
+
+
+def _outputs(stages: list, source: tuple, **cfg: object) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+    fused = prepare(stages, source, Config(**cfg))  # type: ignore[arg-type]
+    plain = prepare(stages, source, Config(fuse=False, **cfg))  # type: ignore[arg-type]
+    x_before = fused.x.copy()
+    out = fused.output(), plain.output()
+    np.testing.assert_array_equal(fused.x, x_before)  # the input is never written
+    return out
+
+
+def test_the_fused_pass_equals_the_unfused_one_on_the_cases_graph() -> None:
+    stages, source = _stages(GRAPH)
+    got, want = _outputs(stages, source, dtype="float64", batch=2)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(("name", "size"), [("resnet18", "3x64x64"), ("mobilenet_v2", "3x64x64"), ("dcgan_generator", None)])
+def test_the_fused_pass_equals_the_unfused_one_on_shipped_networks(name: str, size: str | None) -> None:
+    """A second pass gives the same answer too (in-place steps never write what a later pass reads)."""
+    from pathlib import Path
+
+    spec = override(load_network(str(Path(__file__).resolve().parents[1] / "specs" / f"{name}.yaml")), size)
+    result = evaluate_network(spec, batch=1)
+    stages = [s for row in result.rows for s in row.stages]
+    ready = prepare(stages, (INPUT_TENSOR, spec.input_shape), Config(dtype="float64"))
+    plain = prepare(stages, (INPUT_TENSOR, spec.input_shape), Config(dtype="float64", fuse=False))
+    assert len(ready.steps) < len(plain.steps)
+    first, second, want = ready.output(), ready.output(), plain.output()
+    np.testing.assert_allclose(first, want, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(want).max())))
+    np.testing.assert_array_equal(first, second)
+
+
+def test_the_estimate_counts_the_folded_weights() -> None:
+    """Folding makes a second copy of each folded convolution's weights, with a bias (c1 had
+    none): the estimate grows by exactly those bytes."""
+    stages, source = _stages(GRAPH)
+    fused = plan_stages(stages, source, Config()).memory
+    plain = plan_stages(stages, source, Config(fuse=False)).memory
+    conv_bytes = 4 * ((8 * 8 * 9 + 8) + (8 * 8 * 9 + 8) + (16 * 4 * 16 + 4))  # c1, c2, t1 (16 = concat's channels)
+    assert fused.weight_bytes - plain.weight_bytes == conv_bytes
