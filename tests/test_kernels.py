@@ -859,19 +859,26 @@ def _with_threads(count: int, fn: Callable[[], np.ndarray]) -> np.ndarray:
 
 
 def _packed_rowsum(x_shape: tuple[int, ...]) -> np.ndarray | None:
-    """Rowsum weights packed once (``pack_conv``) for the grouped threads case."""
-    w = np.linspace(-1, 1, 48 * 8 * 9, dtype=np.float32).reshape(48, 8, 3, 3)
-    plan = K.plan_conv(x_shape, w.shape, 1, 1, 1, 6)
-    assert plan.path == "rowsum"
+    """Rowsum weights packed once (``pack_conv``) for the grouped threads case (split by samples)."""
+    w = np.linspace(-1, 1, 12 * 3 * 9, dtype=np.float32).reshape(12, 3, 3, 3)
+    plan = K.plan_conv(x_shape, w.shape, 1, 1, 1, 2, algorithm="rowsum")
     return K.pack_conv(w, plan)
 
 
 THREADED = {
     "im2col batch 4": lambda x4, x1: K.conv(x4, np.ones((16, 6, 3, 3), np.float32) * 0.1, np.arange(16, dtype=np.float32), 2, 1),
     "stride 1 batch 4": lambda x4, x1: K.conv(x4, np.full((16, 6, 3, 3), 0.05, np.float32), None, 1, 1),
-    "depthwise rows batch 1": lambda x4, x1: K.conv(x1, np.linspace(-1, 1, 96 * 9, dtype=np.float32).reshape(96, 1, 3, 3), None, 1, 1, 1, 48),
-    "grouped rowsum batch 1": lambda x4, x1: K.conv(
-        x1, np.linspace(-1, 1, 48 * 8 * 9, dtype=np.float32).reshape(48, 8, 3, 3), None, 1, 1, 1, 6, packed=_packed_rowsum(x1.shape)
+    "depthwise taps batch 1": lambda x4, x1: K.conv(x1, np.linspace(-1, 1, 96 * 9, dtype=np.float32).reshape(96, 1, 3, 3), None, 2, 1, 1, 48),
+    "grouped rowsum batch 4": lambda x4, x1: K.conv(
+        x4,
+        np.linspace(-1, 1, 12 * 3 * 9, dtype=np.float32).reshape(12, 3, 3, 3),
+        None,
+        1,
+        1,
+        1,
+        2,
+        algorithm="rowsum",
+        packed=_packed_rowsum(x4.shape),
     ),
     "winograd batch 1": lambda x4, x1: K.conv(x1[:, :32], np.linspace(-1, 1, 32 * 32 * 9, dtype=np.float32).reshape(32, 32, 3, 3), None, 1, 1),
     "im2col batch 1": lambda x4, x1: K.conv(x1, np.linspace(-1, 1, 32 * 48 * 9, dtype=np.float32).reshape(32, 48, 3, 3), None, 2, 1),
@@ -901,11 +908,11 @@ def test_two_threads_compute_what_torch_does(name: str, monkeypatch: pytest.Monk
     reference = {
         "im2col batch 4": lambda: F.conv2d(torch.from_numpy(x4), torch.full((16, 6, 3, 3), 0.1), torch.arange(16.0), 2, 1),
         "stride 1 batch 4": lambda: F.conv2d(torch.from_numpy(x4), torch.full((16, 6, 3, 3), 0.05), None, 1, 1),
-        "depthwise rows batch 1": lambda: F.conv2d(
-            torch.from_numpy(x1), torch.linspace(-1, 1, 96 * 9).reshape(96, 1, 3, 3), None, 1, 1, 1, 48
+        "depthwise taps batch 1": lambda: F.conv2d(
+            torch.from_numpy(x1), torch.linspace(-1, 1, 96 * 9).reshape(96, 1, 3, 3), None, 2, 1, 1, 48
         ),
-        "grouped rowsum batch 1": lambda: F.conv2d(
-            torch.from_numpy(x1), torch.linspace(-1, 1, 48 * 8 * 9).reshape(48, 8, 3, 3), None, 1, 1, 1, 6
+        "grouped rowsum batch 4": lambda: F.conv2d(
+            torch.from_numpy(x4), torch.linspace(-1, 1, 12 * 3 * 9).reshape(12, 3, 3, 3), None, 1, 1, 1, 2
         ),
         "winograd batch 1": lambda: F.conv2d(
             torch.from_numpy(x1[:, :32]), torch.linspace(-1, 1, 32 * 32 * 9).reshape(32, 32, 3, 3), None, 1, 1
