@@ -357,6 +357,7 @@ def test_completion_spec_paths(tmp_path: Path) -> None:
     assert "mine.yaml" in elsewhere and "notes.txt" not in elsewhere
     assert "resnet50" in elsewhere  # the shipped library by name, from any directory
     assert _complete("convcalc net resnet5", cwd=tmp_path) == ["resnet50"]
+    assert _complete("convcalc draw rf resnet5", cwd=tmp_path) == ["resnet50"]  # draw rf's SPEC too
 
 
 def test_install_completion_is_offered(run_cli) -> None:
