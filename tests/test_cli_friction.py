@@ -176,6 +176,37 @@ def test_junit_has_time_file_and_line(run_cli, tmp_path: Path) -> None:
     assert by_name["params"].find("failure") is not None and by_name["macs"].find("failure") is None
 
 
+
+@pytest.mark.parametrize(
+    ("spec", "override", "changed"),
+    [("resnet50.yaml", ["--in", "3x448x448"], "--in 3x448x448"), ("deeplab_aspp.yaml", ["--in", "2048x9x9", "--set", "size=9"], "size=9")],
+    ids=["in", "set"],
+)
+def test_junit_reports_skipped_expectations_as_skipped_cases(run_cli, spec: str, override: list[str], changed: str) -> None:
+    """Every expectation of the spec's own ``expect`` block is a case; those the override made
+    inapplicable carry ``<skipped message=...>`` saying why, and the counts include them."""
+    path = str(SPECS / spec)
+    result = run_cli(["check", path, *override, "--format", "junit"])
+    assert result.code == 0, result.output
+    root = ET.fromstring(result.stdout)
+    (suite,) = root.findall("testsuite")
+    plain = run_cli(["check", path, "--format", "junit"])  # the same spec as written: nothing skipped
+    written = [c.get("name") for c in ET.fromstring(plain.stdout).iter("testcase")]
+    assert ET.fromstring(plain.stdout).get("skipped") == "0"
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == written  # no expectation left out
+    skipped = {c.get("name"): c.find("skipped") for c in cases if c.find("skipped") is not None}
+    assert skipped and all(c.find("failure") is None and c.find("error") is None for c in cases)
+    assert "macs" in skipped and "evaluates" not in skipped
+    for name, node in skipped.items():
+        message = node.get("message") or ""
+        assert f"{name}: skipped, the spec states it for its own input and variables" in message and changed in message
+    assert suite.get("skipped") == root.get("skipped") == str(len(skipped))
+    assert suite.get("tests") == root.get("tests") == str(len(written))
+    doc = json.loads(run_cli(["net", path, *override, "-f", "json"]).stdout)  # the same verdicts as the JSON report
+    assert sorted(skipped) == sorted(e["what"] for e in doc["expectations"] if e["skipped"])
+
+
 def test_step_summary_is_appended(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
@@ -357,6 +388,7 @@ def test_completion_spec_paths(tmp_path: Path) -> None:
     assert "mine.yaml" in elsewhere and "notes.txt" not in elsewhere
     assert "resnet50" in elsewhere  # the shipped library by name, from any directory
     assert _complete("convcalc net resnet5", cwd=tmp_path) == ["resnet50"]
+    assert _complete("convcalc draw rf resnet5", cwd=tmp_path) == ["resnet50"]  # draw rf's SPEC too
 
 
 def test_install_completion_is_offered(run_cli) -> None:

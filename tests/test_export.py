@@ -319,9 +319,18 @@ def test_deformable_export_with_a_conv2d_stand_in(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize(("name", "dynamo"), [("resnet18", False), ("resnet18", True), ("mobilenet_v2", False)])
-def test_export_then_onnx_import_gives_the_same_totals(name: str, dynamo: bool) -> None:
+def test_export_then_onnx_import_gives_the_same_totals_and_layer_names(name: str, dynamo: bool) -> None:
     """The round trip of issue 11: spec -> ``convcalc export`` -> torch -> ``torch.onnx.export``
-    (either exporter, BatchNorm kept) -> ``convcalc import`` -> the same params, MACs and output shape."""
+    (either exporter, BatchNorm kept) -> ``convcalc import`` -> the same params, MACs and output
+    shape, and every layer with parameters (convolution, linear, batch norm) under its spec name
+    with its parameter count.
+
+    The exported forward calls nested modules from the top module. The dynamo exporter scopes each
+    module call by its full path and the forward's own additions by the top module, so on ResNet-18
+    every name comes back. The TorchScript exporter names a module scope by its last atom only
+    (torch's ``_unqualified_variable_name``: ``layer1.0.relu`` -> ``relu_1``), so a parameter-free
+    module between two blocks cannot be placed: only the additions and ReLUs that end a residual
+    block come back under other names."""
     pytest.importorskip("onnx")
     if dynamo:
         pytest.importorskip("onnxscript")
@@ -333,3 +342,13 @@ def test_export_then_onnx_import_gives_the_same_totals(name: str, dynamo: bool) 
     back = convcalc.network(spec)
     totals = result.totals()
     assert (back.params, back.macs, tuple(back.output_shape)) == (totals.params, totals.macs, result.output_shape)
+    weighted = {row.name: row.params for row in result.rows if row.params}
+    assert {row.name: row.params for row in back.layers if row.params} == weighted
+    assert {row.type for row in result.rows if row.name in weighted} >= ({"conv2d", "batchnorm2d", "linear"} if name == "resnet18" else set())
+    names = [row.name for row in result.rows]
+    if name == "resnet18" and dynamo:
+        assert [row.name for row in back.layers] == names
+    elif name == "resnet18":
+        renamed = {row.name for row in result.rows} - {row.name for row in back.layers}
+        assert renamed and all(n.endswith((".add", ".relu")) and n.count(".") == 2 for n in renamed), renamed
+        assert {n for n in names if n.endswith(".relu1")} <= {row.name for row in back.layers}  # inside a block: placed

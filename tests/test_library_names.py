@@ -101,6 +101,33 @@ def test_run_takes_a_library_name_and_overrides(run_cli) -> None:
     assert ok.code == 0, ok.output
 
 
+
+def test_draw_rf_takes_a_library_name(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The picture and the terminal text by name are those of the library file by path."""
+    monkeypatch.chdir(tmp_path)
+    spec = str(ROOT / "specs" / "resnet18.yaml")
+    for by_name, by_path in (
+        (run_cli(["draw", "rf", "resnet18", "--layer", "layer1", "-o", "byname.svg"]),
+         run_cli(["draw", "rf", spec, "--layer", "layer1", "-o", "bypath.svg"])),
+        (run_cli(["draw", "rf", "resnet18", "--layer", "layer2", "--unit", "3,4"]),
+         run_cli(["draw", "rf", spec, "--layer", "layer2", "--unit", "3,4"])),
+    ):
+        assert by_name.code == by_path.code == 0, by_name.output
+        assert f"using the library spec resnet18 ({spec})" in by_name.stderr
+        assert "using the library spec" not in by_path.stderr
+        assert by_name.stdout == by_path.stdout
+    assert (tmp_path / "byname.svg").read_bytes() == (tmp_path / "bypath.svg").read_bytes()
+    assert "unit (3,4) of 'layer2.1.relu'" in by_name.stdout
+
+
+def test_draw_rf_refuses_an_unknown_name_with_a_suggestion(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(["draw", "rf", "resnet5", "--layer", "layer1", "-o", "rf.svg"])
+    assert result.code == 2
+    assert "'resnet5' is neither a file nor a library spec. Did you mean 'resnet50'?" in result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "rf.svg").exists()
+
+
 @pytest.mark.skipif(os.environ.get("CONVCALC_SKIP_WHEEL") == "1", reason="wheel build disabled")
 def test_the_wheel_ships_the_library(tmp_path: Path) -> None:
     subprocess.run(

@@ -114,6 +114,46 @@ def test_written_spec_evaluates_to_the_same_totals(exporter: str, exported: Any,
     assert "input: " in text and text.count("input:") + text.count("inputs:") < doc["totals"]["layers"] // 3
 
 
+
+class FlatCalls(nn.Module):
+    """Two residual blocks whose leaves the top module's forward calls directly (as the code
+    'convcalc export' writes does), with fresh batch norms: identical parameters, which the
+    TorchScript exporter shares between the modules through Identity nodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.block = nn.ModuleDict()
+        for name in ("0", "1"):
+            self.block[name] = nn.ModuleDict({"conv": nn.Conv2d(8, 8, 3, padding=1, bias=False), "bn": nn.BatchNorm2d(8), "relu": nn.ReLU()})
+        self.head = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for name in ("0", "1"):
+            leaves = self.block[name]
+            x = leaves["relu"](leaves["bn"](leaves["conv"](x)) + x)
+        return self.head(x)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_leaves_called_from_the_top_module_keep_their_paths(exporter: str) -> None:
+    """Every module with parameters is named by its path in ``named_modules`` (batch norms by their
+    scale's initializer, also when the TorchScript exporter shares it); the additions the top forward
+    makes join the block around them. With dynamo every row has its module path; the TorchScript
+    exporter names the ReLU scopes ``relu``, ``relu_1`` (no path), so only the block they sit in is known."""
+    model = FlatCalls().eval()
+    imported = import_model(export(model, torch.zeros(1, 3, 8, 8), exporter))
+    rows = [(row.name, row.params) for row in imported.result.rows]
+    weighted = [(name, sum(p.numel() for p in m.parameters())) for name, m in model.named_modules() if not list(m.children())]
+    assert [(name, params) for name, params in rows if params] == [(name, params) for name, params in weighted if params]
+    names = [name for name, _ in rows]
+    if exporter == "dynamo":
+        assert names == ["stem", *(f"block.{i}.{leaf}" for i in "01" for leaf in ("conv", "bn", "add", "relu")), "head"]
+    else:  # the first block's addition and ReLU lie between block.0.bn and block.1.conv: they join 'block'
+        assert names[:6] == ["stem", "block.0.conv", "block.0.bn", "block.add", "block.relu", "block.1.conv"]
+
+
 def test_folded_batchnorm_graph_matches_torch_fusion() -> None:
     """The dynamo exporter's default optimisation folds BatchNorm into the convs: imported as it is,
     with a note; the numbers are those of torch's own fusion (fuse_conv_bn_eval)."""

@@ -3,7 +3,7 @@
 Thin typer wrapper: the pictures live in :mod:`convcalc.draw`.
 
 * ``convcalc draw TYPE [layer flags] [-o FILE.svg] [--step N | --grid | --overlap]``
-* ``convcalc draw rf SPEC --layer NAME [--unit i,j] -o FILE.svg``
+* ``convcalc draw rf SPEC --layer NAME [--unit i,j] [-o FILE.svg]`` (SPEC: a file or a library name)
 
 ``-o`` is the output file here (as in ``net``), so ``out_channels`` has only its long flag.
 """
@@ -32,7 +32,7 @@ WhatArg = Annotated[
 ]
 SpecArg = Annotated[
     Optional[str],
-    typer.Argument(metavar="[SPEC]", help="With 'rf': the network spec (YAML).", show_default=False, autocompletion=spec_paths),
+    typer.Argument(metavar="[SPEC]", help="With 'rf': the network spec (YAML), or a library name such as resnet50.", show_default=False, autocompletion=spec_paths),
 ]
 OutputOpt = Annotated[
     Optional[str],
@@ -82,7 +82,8 @@ def draw_command(
     debug: DebugOpt = False,
 ) -> None:
     """Draw a layer as Dumoulin & Visin do (animated SVG; --step, --grid, --overlap), or with
-    'rf SPEC --layer NAME' the receptive field of one unit with exact path counts.
+    'rf SPEC --layer NAME' the receptive field of one unit with exact path counts (SPEC: a file or a
+    library name such as resnet50; a local file of that name wins, a note on standard error says which).
 
     Without -o, one frame is printed in the terminal (colour on a TTY, plain with NO_COLOR).
     """
@@ -122,11 +123,13 @@ def _draw_layer(
 
 def _draw_rf(spec_path: str | None, layer: str | None, unit: str | None, output: str | None) -> None:
     from convcalc.draw.rf import draw_rf, rf_text
+    from convcalc.network.library import resolve
 
     if spec_path is None or layer is None:
-        raise SpecError(
-            "'draw rf' needs a network spec and a layer.", hint="Example: convcalc draw rf specs/resnet50.yaml --layer layer1 -o rf.svg"
-        )
+        raise SpecError("'draw rf' needs a network spec and a layer.", hint="Example: convcalc draw rf resnet50 --layer layer1 -o rf.svg")
+    spec_path, note = resolve(spec_path)
+    if note:
+        typer.echo(f"convcalc: {note}", err=True)
     if output is None:
         typer.echo(rf_text(spec_path, layer, unit))
         return

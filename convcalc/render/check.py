@@ -110,7 +110,8 @@ def render_check_github(results: Sequence[CheckResult]) -> str:
 def render_check_junit(results: Sequence[CheckResult]) -> str:
     """JUnit XML: one suite per spec, one test case per expectation (plus one for evaluating it);
     every case carries ``file`` and ``line`` (where the expectation is written), suites and the
-    evaluating case the ``time`` the spec took, in seconds. A spec without expectations has a
+    evaluating case the ``time`` the spec took, in seconds. An expectation that ``--in``/``--set``
+    made inapplicable is a ``<skipped>`` case saying why; a spec without expectations has a
     skipped case saying so."""
     import xml.etree.ElementTree as ET
 
@@ -121,15 +122,18 @@ def render_check_junit(results: Sequence[CheckResult]) -> str:
         file = relative(r.file)
         suite = ET.SubElement(root, "testsuite", name=f"{file} ({r.name})", time=f"{r.seconds:.6f}")
         error_where = r.error.where if r.error is not None else None
-        cases = [("evaluates", True, "", r.error, error_where, r.seconds)] + [
-            (e.what, e.ok, f"{_line(e.where)}: {e.message}", None, e.where, 0.0) for e in r.expectations if not e.skipped
+        cases = [("evaluates", True, False, "", r.error, error_where, r.seconds)] + [
+            (e.what, e.ok, e.skipped, f"{_line(e.where)}: {e.message}", None, e.where, 0.0) for e in r.expectations
         ]
         counts = {"tests": len(cases), "failures": 0, "errors": 0, "skipped": 0}
-        for name, ok, message, error, where, seconds in cases:
+        for name, ok, skipped, message, error, where, seconds in cases:
             case = ET.SubElement(suite, "testcase", classname=file, name=name, file=file, time=f"{seconds:.6f}")
             if where is not None and where.line is not None:
                 case.set("line", str(where.line))
-            if error is not None:
+            if skipped:
+                ET.SubElement(case, "skipped", message=message)
+                counts["skipped"] += 1
+            elif error is not None:
                 node = ET.SubElement(case, "error", message=str(error), type=type(error).__name__)
                 node.text = str(error)
                 counts["errors"] += 1

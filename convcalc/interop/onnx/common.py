@@ -71,12 +71,15 @@ def put(fields: dict[str, object], name: str, value: object, default: object) ->
         fields[name] = value
 
 
-def single(node: Node, g: Graph, type_name: str, fields: dict[str, object] | None = None, comment: str = "") -> list[Layer]:
-    """The usual result: one layer reading the node's first data input, writing its first output."""
+def single(
+    node: Node, g: Graph, type_name: str, fields: dict[str, object] | None = None, comment: str = "", weight: str | None = None
+) -> list[Layer]:
+    """The usual result: one layer reading the node's first data input, writing its first output
+    (``weight``: the input holding the layer's weight, which names the layer after its module)."""
     inputs = g.data_inputs(node)
     if not inputs:
         raise Unmappable(f"{node} has no input computed from the network input.")
-    return [Layer(type_name, fields or {}, [inputs[0]], node.outputs[0], node.name, node.op_type, comment)]
+    return [Layer(type_name, fields or {}, [inputs[0]], node.outputs[0], node.name, node.op_type, comment, weight)]
 
 
 def axis_of(node: Node, g: Graph, axis: int, name: str) -> int:

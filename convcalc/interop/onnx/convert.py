@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from convcalc.errors import ConvcalcError, SpecError
 from convcalc.interop.onnx.common import Unmappable
 from convcalc.interop.onnx.graph import Graph, Node
-from convcalc.interop.onnx.naming import assign
+from convcalc.interop.onnx.naming import assign, shared_prefix
 from convcalc.interop.onnx.registry import Alias, Layer, lookup
 
 CONVERTER_MODULES = ("conv", "activations", "norms", "pooling", "shape", "merges", "linear")
@@ -145,7 +145,7 @@ def order(layers: list[Layer]) -> list[Layer]:
     out: list[Layer] = []
     current: list[str] = []
     while ready:
-        best = max(ready, key=lambda i: (_common(scopes[i], current), -i))
+        best = max(ready, key=lambda i: (shared_prefix(scopes[i], current), -i))
         ready.remove(best)
         out.append(layers[best])
         current = scopes[best]
@@ -154,12 +154,3 @@ def order(layers: list[Layer]) -> list[Layer]:
             if waiting[user] == 0:
                 ready.append(user)
     return out
-
-
-def _common(a: list[str], b: list[str]) -> int:
-    count = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        count += 1
-    return count

@@ -13,6 +13,13 @@ Sources, first match wins:
 A module that produced one row (or several rows of one type: a module called twice, as
 torchvision's ``relu``) names them ``path``, ``path_2``; a module with sub-modules or several kinds of
 rows names its own rows after their type (``layer1.0.add``), as convcalc names merges.
+
+A forward that calls nested modules directly (``self.layer1["0"].conv1(x)`` in the top module, as
+``convcalc export`` writes) runs its own operations in the top scope (``x + identity``: scope ``''``)
+and, under the TorchScript exporter, names each module scope by its last atom only (``relu1``,
+``relu1_1``: torch's ``_unqualified_variable_name`` plus a counter). Such a parameter-free row,
+placed between rows of one block, joins the innermost block its neighbours share, so the block is
+not cut in two (which would rename everything after it ``layer1_2``); see :func:`_lift`.
 """
 
 from __future__ import annotations
@@ -62,14 +69,18 @@ def dynamo_path(node: Node) -> str | None:
     return str(entries[-2]) if len(entries) > 2 else ""
 
 
-def module_of(layer: Layer, node: Node | None, g: Graph) -> str | None:
-    """The module path that produced ``layer`` (``''``: the top module), or None if unknown."""
+def module_of(layer: Layer, node: Node | None, g: Graph) -> tuple[str | None, str]:
+    """The module path that produced ``layer`` (``''``: the top module; None if unknown) and where
+    it was read: ``weight``, ``dynamo``, ``torchscript`` or ``''``."""
     if layer.weight and g.is_param(layer.weight) and layer.weight.endswith(".weight"):
-        return layer.weight[: -len(".weight")]
+        return layer.weight[: -len(".weight")], "weight"
     if node is None:
-        return None
+        return None, ""
     found = dynamo_path(node)
-    return found if found is not None else torchscript_path(node.name)
+    if found is not None:
+        return found, "dynamo"
+    found = torchscript_path(node.name)
+    return found, "torchscript" if found is not None else ""
 
 
 def base_name(layer: Layer) -> str:
@@ -80,8 +91,9 @@ def base_name(layer: Layer) -> str:
 
 def assign(layers: list[Layer], nodes: dict[str, Node], g: Graph) -> None:
     """Set every layer's ``name`` to a unique dotted path."""
-    raw = [module_of(layer, nodes.get(layer.node), g) for layer in layers]
-    modules: list[str | None] = [None if m is None else ".".join(segment(p, "m") for p in m.split(".")) if m else "" for m in raw]
+    found = [module_of(layer, nodes.get(layer.node), g) for layer in layers]
+    modules: list[str | None] = [None if m is None else ".".join(segment(p, "m") for p in m.split(".")) if m else "" for m, _ in found]
+    origins = [origin for _, origin in found]
     leaves = _leaves(modules, layers)
     if any(m is not None for m in modules):
         producer: dict[str, int] = {}
@@ -91,6 +103,8 @@ def assign(layers: list[Layer], nodes: dict[str, Node], g: Graph) -> None:
                 module = modules[source] if source is not None else ""
                 modules[index] = module.rpartition(".")[0] if module and module in leaves else module or ""
             producer[layer.output] = index
+        leaves = _leaves(modules, layers)
+        _lift(modules, origins, leaves)
         leaves = _leaves(modules, layers)
     candidates: list[str] = []
     for layer, module in zip(layers, modules, strict=True):
@@ -119,3 +133,63 @@ def _leaves(modules: list[str | None], layers: list[Layer]) -> set[str]:
             types.setdefault(module, set()).add(layer.type)
     parents = {".".join(m.split(".")[:i]) for m in types for i in range(1, m.count(".") + 1)}
     return {m for m, kinds in types.items() if len(kinds) == 1 and m not in parents}
+
+
+def _parent(path: str) -> str:
+    return path.rpartition(".")[0]
+
+
+def _within(path: str, block: str) -> bool:
+    """``path`` is ``block`` or lies inside it."""
+    return not block or path == block or path.startswith(block + ".")
+
+
+def shared_prefix(a: list[str], b: list[str]) -> int:
+    """How many leading parts two paths (split at '.') have in common."""
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+_COUNTER = re.compile(r"_[0-9]+$")
+
+
+def _lift(modules: list[str | None], origins: list[str], leaves: set[str]) -> None:
+    """Move parameter-free rows that the exporter scoped above their neighbours into the innermost
+    block the rows around them share (in graph order, the forward's order).
+
+    A row qualifies when its module is not read from a weight, and it is either an operation of a
+    module's own forward (``x + identity``: not a leaf) or a leaf named from a TorchScript scope
+    (whose name may have lost its path). Its neighbours are the previous row and the next row
+    outside its own block; when both lie in a block B below the row's block, the row moves into B:
+    an operation becomes B's own (``layer1.0.add``), a leaf ``B.<its name>`` without the exporter's
+    counter (``relu1_1`` -> ``relu1`` when a ``relu1`` exists too). Rows whose neighbours share no
+    block below theirs (between ``layer1`` and ``layer2``, or at the end), and leaves with a full
+    path (dynamo scopes, weights), stay where they are.
+    """
+    homes = [None if m is None else _parent(m) if m in leaves else m for m in modules]
+    names = {m for m in modules if m}
+    for index, (module, origin, home) in enumerate(zip(modules, origins, homes, strict=True)):
+        if module is None or home is None or index == 0 or origin == "weight":
+            continue
+        if module in leaves and origin != "torchscript":
+            continue
+        before = homes[index - 1]
+        after = next((h for h in homes[index + 1 :] if h is not None and not _within(home, h)), None)
+        if before is None or after is None:
+            continue
+        parts = before.split(".")
+        block = ".".join(parts[: shared_prefix(parts, after.split("."))])
+        if block == home or not _within(block, home):
+            continue
+        if module in leaves:
+            own = module[len(home) + 1 :] if home else module
+            plain = _COUNTER.sub("", own)
+            own = plain if plain != own and (f"{home}.{plain}" if home else plain) in names else own
+            modules[index] = f"{block}.{own}"
+        else:
+            modules[index] = block
+        homes[index] = block

@@ -15,8 +15,9 @@ def _ranked(base: str, rank: int) -> str:
 
 @converter("BatchNormalization")
 def batch_norm(node: Node, g: Graph) -> Result:
-    """-> ``batchnorm{r}d`` (``batchnorm1d`` for N x C and N x C x L): params 2·C (scale, bias)."""
-    return single(node, g, _ranked("batchnorm", spatial_rank(g, node.inputs[0], node)))
+    """-> ``batchnorm{r}d`` (``batchnorm1d`` for N x C and N x C x L): params 2·C (scale, bias). The
+    scale (``layer1.0.bn1.weight``) names the row: the TorchScript exporter's scope name may not."""
+    return single(node, g, _ranked("batchnorm", spatial_rank(g, node.inputs[0], node)), weight=node.inputs[1])
 
 
 @converter("InstanceNormalization")
