@@ -669,16 +669,16 @@ def packed_shape(plan: ConvPlan) -> tuple[int, ...] | None:
     """Shape of :func:`pack_conv`'s array for ``plan`` (None: the path uses ``w`` as it is)."""
     if plan.winograd is not None:
         return wg.weight_shape(plan.spec, plan.winograd)
-    if plan.path == "rowsum" and plan.spec.c_in_g > 1:
+    if plan.path == "rowsum" and rowsum.fixed_buffers(plan.spec):
         return rowsum.fixed_buffers(plan.spec)[0]
     return None
 
 
 def pack_conv(w: FloatArray, plan: ConvPlan) -> FloatArray | None:
     """The weights re-arranged once for ``plan``: Winograd's ``U = G w Gᵀ``, rowsum's
-    ``(g, C_out/g·k_h, C_in/g·k_w)`` matrices (None for the other paths, which use ``w`` as it
-    is). Pass it as ``conv(..., packed=...)``."""
-    if plan.path == "rowsum" and plan.spec.c_in_g > 1:
+    ``(g, k_h·C_out/g, C_in/g·k_w)`` matrices (None for the other paths and plain depthwise,
+    which use ``w`` as it is). Pass it as ``conv(..., packed=...)``."""
+    if plan.path == "rowsum" and rowsum.fixed_buffers(plan.spec):
         return rowsum.pack_weights(np.asarray(w, plan.spec.dtype), plan.spec)
     if plan.winograd is None:
         return None

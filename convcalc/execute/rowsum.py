@@ -8,14 +8,14 @@ pitch ``W`` (``m = r·W + j``, ``r < H_in``) and ``H_p = H_in + p_t + p_b`` padd
   ``j + s_e`` leaves ``[0, W)``: ``k_w`` copies of the input, each one flat run
   shifted by ``s_e``, then the columns whose reads wrap across a row end zeroed;
 * stage 1, one GEMM per group over the input rows:
-  ``Q[o, a, (r + p_t)·W + j] = Σ_{c, e} w[o, c, a, e]·E[c, e, r·W + j]``,
-  ``(C_out/g·k_h, C_in/g·k_w) @ (C_in/g·k_w, H_in·W)``; the ``p_t + p_b`` padding rows
+  ``Q[a, o, (r + p_t)·W + j] = Σ_{c, e} w[o, c, a, e]·E[c, e, r·W + j]``,
+  ``(k_h·C_out/g, C_in/g·k_w) @ (C_in/g·k_w, H_in·W)``; the ``p_t + p_b`` padding rows
   of ``Q`` are zero (written once per call);
-* stage 2, one GEMV per output channel: ``y[o, i·W + j] = Σ_a Q[o, a, (i + a·d_h)·W + j]``,
-  ``(1, k_h)`` ones times the ``k_h`` rows of ``Q`` at row stride ``H_p·W + d_h·W``
-  (BLAS reads them in place).  With one output channel per group (depthwise without a
-  multiplier) ``Q`` holds a row of ones after the planes and the vector is
-  ``(1, ..., 1, b_o)``: the bias costs no extra pass (144ch @56: 0.93 vs 1.03 ms).
+* stage 2, one GEMV per output channel:
+  ``y[o, i·W + j] = Σ_a Q[a, o, (i + a·d_h)·W + j] + b_o``, ``(1, ..., 1, b_o)`` times
+  the ``k_h`` rows of ``Q`` at row stride ``C_out/g·H_p·W + d_h·W`` and one row of a zone
+  of ones after the planes (BLAS reads them in place; the bias costs no extra pass:
+  144ch @56 0.93 vs 1.03 ms with an add).
 
 ``k_w`` input copies and ``k_h`` times the output in ``Q``, instead of im2col's
 ``k_h·k_w`` input copies and per-channel calls; both products are BLAS calls over
@@ -52,30 +52,38 @@ def padded_rows(spec: ConvSpec) -> int:
     return spec.in_shape[0] + sum(spec.padding[0])
 
 
+def _packs(spec: ConvSpec) -> bool:
+    """Whether the stage-1 matrices need a re-arranged copy of ``w`` (not a view)."""
+    return spec.c_in_g > 1 or spec.c_out_g > 1
+
+
 def fixed_buffers(spec: ConvSpec) -> list[tuple[int, ...]]:
-    """Per call: the weights as ``(g, C_out/g·k_h, C_in/g·k_w)`` (a view when ``C_in/g == 1``)."""
-    if spec.c_in_g == 1:
+    """Per call: the weights as ``(g, k_h·C_out/g, C_in/g·k_w)`` (none: a view of ``w`` when each
+    group has one input and one output channel)."""
+    if not _packs(spec):
         return []
-    return [(spec.groups, spec.c_out_g * spec.kernel[0], spec.c_in_g * spec.kernel[1])]
+    return [(spec.groups, spec.kernel[0] * spec.c_out_g, spec.c_in_g * spec.kernel[1])]
 
 
-def _q_channel(spec: ConvSpec) -> int:
-    """``Q`` elements per output channel: ``k_h`` planes of ``H_p·W``; with one output channel per
-    group, a row of ones after them (at the stage-2 row stride), which adds the bias."""
-    m, wd = padded_rows(spec) * spec.in_shape[1], spec.in_shape[1]
-    if spec.c_out_g > 1:
-        return spec.kernel[0] * m
-    return (spec.kernel[0] + 1) * (m + spec.dilation[0] * wd)
+def _q_group(spec: ConvSpec) -> tuple[int, int, int]:
+    """``(m, row, size)``: plane length ``H_p·W``, stage-2 row stride ``C_out/g·m + d_h·W`` and
+    ``Q`` elements per group: ``k_h·C_out/g`` planes in ``(a, o)`` order, then a zone of ones
+    that every output channel's stage-2 row ``k_h`` reads (it adds the bias)."""
+    wd = spec.in_shape[1]
+    m, k0, cout_g = padded_rows(spec) * wd, spec.kernel[0], spec.c_out_g
+    row = cout_g * m + spec.dilation[0] * wd
+    ones = (cout_g - 1) * m + k0 * spec.dilation[0] * wd + prod(spec.out_shape)
+    return m, row, k0 * cout_g * m + ones
 
 
 def block_buffers(spec: ConvSpec, nb: int, gb: int) -> list[tuple[int, ...]]:
     """Per block of ``nb`` samples x ``gb`` groups: ``E`` (input rows only), ``Q`` (all padded
-    rows) and the output (for a strided ``y``)."""
+    rows and the ones) and the output (for a strided ``y``)."""
     h, wd = spec.in_shape
     return [
         (nb, gb * spec.c_in_g * spec.kernel[1], h * wd),
-        (nb, gb * spec.c_out_g, _q_channel(spec)),
-        (nb, gb * spec.c_out_g, 1, prod(spec.out_shape)),
+        (nb, gb, _q_group(spec)[2]),
+        (nb, gb, spec.c_out_g, 1, prod(spec.out_shape)),
     ]
 
 
@@ -85,23 +93,28 @@ def executed_macs(spec: ConvSpec) -> int:
     return spec.macs * spec.in_shape[0] // spec.out_shape[0] + out * spec.kernel[0]
 
 
-def pack_weights(w: FloatArray, spec: ConvSpec) -> FloatArray:
-    """``wr[g, (o, a), (c, e)] = w[g·C_out/g + o, c, a, e]`` as a new array (made once per layer)."""
+def _arrange(w: FloatArray, spec: ConvSpec) -> FloatArray:
+    """View ``[g, a, o, c, e] = w[g·C_out/g + o, c, a, e]``."""
     (k0, k1), g, cin_g, cout_g = spec.kernel, spec.groups, spec.c_in_g, spec.c_out_g
-    wr: FloatArray = np.ascontiguousarray(w.reshape(g, cout_g, cin_g, k0, k1).transpose(0, 1, 3, 2, 4))
-    return wr.reshape(g, cout_g * k0, cin_g * k1)
+    view: FloatArray = w.reshape(g, cout_g, cin_g, k0, k1).transpose(0, 3, 1, 2, 4)
+    return view
+
+
+def pack_weights(w: FloatArray, spec: ConvSpec) -> FloatArray:
+    """``wr[g, (a, o), (c, e)] = w[g·C_out/g + o, c, a, e]`` as a new array (made once per layer)."""
+    wr: FloatArray = np.ascontiguousarray(_arrange(w, spec))
+    return wr.reshape(fixed_buffers(spec)[0])
 
 
 def _weights(spec: ConvSpec, w: FloatArray, ws: Workspace, packed: FloatArray | None) -> FloatArray:
-    """The stage-1 matrices: ``packed`` (:func:`pack_weights`), a view of ``w`` when ``C_in/g == 1``,
-    else re-arranged into the workspace."""
-    (k0, k1), g, cin_g, cout_g = spec.kernel, spec.groups, spec.c_in_g, spec.c_out_g
+    """The stage-1 matrices: ``packed`` (:func:`pack_weights`), a view of ``w`` for one input and
+    one output channel per group, else re-arranged into the workspace."""
     if packed is not None:
         return packed
-    if cin_g == 1:
-        return w.reshape(g, cout_g * k0, k1)
+    if not _packs(spec):
+        return w.reshape(spec.groups, spec.kernel[0], spec.kernel[1])
     wr = ws.take(fixed_buffers(spec)[0], spec.dtype)
-    np.copyto(wr.reshape(g, cout_g, k0, cin_g, k1), w.reshape(g, cout_g, cin_g, k0, k1).transpose(0, 1, 3, 2, 4))
+    np.copyto(wr.reshape(_arrange(w, spec).shape), _arrange(w, spec))
     return wr
 
 
@@ -170,18 +183,15 @@ def _run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, wr: FloatArray, 
     g, cin_g, cout_g = spec.groups, spec.c_in_g, spec.c_out_g
     ho, wd = spec.out_shape
     h, hp, pt = spec.in_shape[0], padded_rows(spec), spec.padding[0][0]
-    m, npos, item = hp * wd, ho * wd, y.itemsize
-    row = m + spec.dilation[0] * wd
-    fused = b is not None and cout_g == 1
-    if fused:
-        assert b is not None
-        vec = np.ones((g, 1, k0 + 1), spec.dtype)
-        vec[:, 0, k0] = b
+    npos, item = ho * wd, y.itemsize
+    m, row, _ = _q_group(spec)
+    if b is None:
+        vec = np.ones((1, 1, 1, k0), spec.dtype)
     else:
-        vec = np.ones((1, 1, k0), spec.dtype)
+        vec = np.ones((g, cout_g, 1, k0 + 1), spec.dtype)
+        vec[:, :, 0, k0] = b.reshape(g, cout_g)
     y5 = reshape_view(y, (y.shape[0], g, cout_g, ho, wd))
     direct = y.strides[-1] == item and y.strides[-2] == wd * item
-    bias = None if b is None or fused else b.reshape(g * cout_g, 1, 1)
     nbm, gbm = min(block[0], x.shape[0]), block[1]
     shapes = block_buffers(spec, nbm, gbm)
     e = ws.take(shapes[0], spec.dtype)
@@ -192,22 +202,20 @@ def _run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, wr: FloatArray, 
     spans = _spans(spec)
     _zero_margins(spans, e4)
     e_mm = e.reshape(nbm, gbm, cin_g * k1, h * wd)
-    sn, sc = q.strides[:2]
-    planes = _view(q, (nbm, gbm, cout_g * k0, hp, wd), (sn, cout_g * sc, m * item, wd * item, item))
+    sn, sg = q.strides[:2]
+    planes = _view(q, (nbm, gbm, k0 * cout_g, hp, wd), (sn, sg, m * item, wd * item, item))
     planes[..., :pt, :] = 0.0
     planes[..., pt + h :, :] = 0.0
-    q_mm = _view(q, (nbm, gbm, cout_g * k0, h * wd), (sn, cout_g * sc, m * item, item), pt * wd)
-    if fused:
-        _view(q, (nbm, gbm, npos), (sn, sc, item), k0 * row).fill(1.0)
-    rows = _view(q, (nbm, gbm * cout_g, vec.shape[-1], npos), (sn, sc, row * item, item))
+    q_mm = _view(q, (nbm, gbm, k0 * cout_g, h * wd), (sn, sg, m * item, item), pt * wd)
+    if b is not None:
+        q[..., k0 * cout_g * m :] = 1.0
+    rows = _view(q, (nbm, gbm, cout_g, vec.shape[-1], npos), (sn, sg, m * item, row * item, item))
     for n0, n1, g0, g1 in blocks(x.shape[0], g, nbm, gbm):
         nb, gb = n1 - n0, g1 - g0
         _load(spec, spans, x[n0:n1, g0 * cin_g : g1 * cin_g], e4[:nb, : gb * cin_g], grid[:nb, : gb * cin_g])
         np.matmul(wr[g0:g1], e_mm[:nb, :gb], out=q_mm[:nb, :gb])
         dst = y5[n0:n1, g0:g1]
-        out = reshape_view(dst, (nb, gb * cout_g, 1, npos)) if tmp is None else tmp[:nb, : gb * cout_g]
-        np.matmul(vec[g0:g1] if fused else vec[0], rows[:nb, : gb * cout_g], out=out)
-        if bias is not None:  # on flat rows (per output row it costs 20% of the call at W = 56)
-            np.add(out, bias[g0 * cout_g : g1 * cout_g], out=out)
+        out = reshape_view(dst, (nb, gb, cout_g, 1, npos)) if tmp is None else tmp[:nb, :gb]
+        np.matmul(vec if b is None else vec[g0:g1], rows[:nb, :gb], out=out)
         if tmp is not None:
             np.copyto(dst, out.reshape(dst.shape))
