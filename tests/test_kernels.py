@@ -943,8 +943,9 @@ def test_packed_winograd_weights_give_torchs_answer() -> None:
 
 
 def test_packed_rowsum_weights_give_torchs_answer() -> None:
-    """Grouped weights re-arranged once for the rowsum path (``pack_conv``) give torch's answer,
-    as the per-call re-arrangement does; a pack for another grouping is refused."""
+    """Grouped (and depthwise-multiplier) weights re-arranged once for the rowsum path
+    (``pack_conv``) give torch's answer, as the per-call re-arrangement does; a pack for another
+    grouping is refused."""
     rng = np.random.default_rng(9)
     x = rng.standard_normal((2, 32, 15, 11))
     w = rng.standard_normal((32, 8, 3, 3))
@@ -957,3 +958,9 @@ def test_packed_rowsum_weights_give_torchs_answer() -> None:
     assert_tight(K.conv(x, w, None, 1, 1, 1, 4), want)
     with pytest.raises(ValueError, match="packed"):
         K.conv(x, w[:, :4], None, 1, 1, 1, 8, packed=packed)
+    wm, bm = rng.standard_normal((96, 1, 3, 3)), rng.standard_normal(96)  # depthwise, multiplier 3
+    plan_m = K.plan_conv(x.shape, wm.shape, 1, 1, 1, 32, dtype=np.float64)
+    packed_m = K.pack_conv(wm, plan_m)
+    assert plan_m.path == "rowsum" and packed_m is not None and packed_m.shape == (32, 3 * 3, 3)
+    want_m = F.conv2d(torch.from_numpy(x), torch.from_numpy(wm), torch.from_numpy(bm), 1, 1, 1, 32).numpy()
+    assert_tight(K.conv(x, wm, bm, 1, 1, 1, 32, packed=packed_m), want_m)
