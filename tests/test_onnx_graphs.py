@@ -344,6 +344,11 @@ BAD_PATTERNS = [
         id="gelu-with-the-wrong-scale",
     ),
     pytest.param(
+        [*erf_gelu("x", "y"), helper.make_node("Relu", ["g1"], ["z"], "reads_erf")],
+        r"Erf node 'erf' is not part of GELU",
+        id="erf-output-read-elsewhere",
+    ),
+    pytest.param(
         [
             helper.make_node("Reshape", ["x", "grouped"], ["r"], "split"),
             helper.make_node("Transpose", ["r"], ["t"], "swap", perm=[0, 2, 1, 3, 4]),
