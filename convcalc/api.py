@@ -201,9 +201,10 @@ def from_onnx(
     return import_model(source, in_shape=shape, allow_unknown=allow_unknown).spec
 
 
-def torch_to_onnx(module: Any, example_input: Any, *, dynamo: bool = False) -> Any:
+def torch_to_onnx(module: Any, example_input: Any, *, dynamo: bool = False, opset_version: int | None = None) -> Any:
     """Export ``module`` to an ``onnx.ModelProto`` in memory, keeping BatchNorm as its own layers
-    (TorchScript exporter: ``training=PRESERVE, do_constant_folding=False``; dynamo: ``optimize=False``)."""
+    (TorchScript exporter: ``training=PRESERVE, do_constant_folding=False``; dynamo: ``optimize=False``);
+    ``opset_version`` as torch.onnx.export's (None: the exporter's default)."""
     import io
     import warnings
 
@@ -214,12 +215,14 @@ def torch_to_onnx(module: Any, example_input: Any, *, dynamo: bool = False) -> A
     onnx = require_onnx()
     args = example_input if isinstance(example_input, tuple) else (example_input,)
     if dynamo:
-        program: Any = torch.onnx.export(module, args, dynamo=True, optimize=False, verbose=False)
+        program: Any = torch.onnx.export(module, args, dynamo=True, optimize=False, verbose=False, opset_version=opset_version)
         return program.model_proto
     buffer: Any = io.BytesIO()  # torch.onnx.export writes to file-like objects too
     with warnings.catch_warnings():  # the TorchScript exporter is chosen on purpose: it keeps BatchNorm and module names
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(module, args, buffer, dynamo=False, training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+        torch.onnx.export(
+            module, args, buffer, dynamo=False, training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False, opset_version=opset_version
+        )
     return onnx.load_from_string(buffer.getvalue())
 
 

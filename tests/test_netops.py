@@ -323,6 +323,21 @@ def test_flatten_refuses_the_batch_axis() -> None:
 
 
 @pytest.mark.parametrize(
+    ("dim", "sizes", "shape"),
+    [
+        pytest.param(1, (12, 1, 1), (12,), id="se-gate-view"),
+        pytest.param(1, (2, 3), (6, 5, 5), id="channel-groups"),
+        pytest.param(-1, (4, 5), (3, 20), id="last-axis"),
+        pytest.param(2, (5,), (3, 5, 7), id="one-size"),
+    ],
+)
+def test_unflatten_matches_torch(dim: int, sizes: tuple[int, ...], shape: tuple[int, ...]) -> None:
+    result = run({"type": "unflatten", "dim": dim, "unflattened_size": list(sizes)}, shape)
+    assert result.output_shape == torch_shape(nn.Unflatten(dim, sizes), shape)
+    assert params(result) == 0 and result.stages[0].stats.macs == 0
+
+
+@pytest.mark.parametrize(
     ("raw", "shape", "module", "macs"),
     [
         pytest.param({"type": "linear", "out_features": 10}, (512,), nn.Linear(512, 10), 512 * 10, id="vector"),
@@ -426,7 +441,7 @@ def test_zero_padding_is_per_axis_in_axis_order() -> None:
         "maxpool1d", "maxpool2d", "maxpool3d", "avgpool1d", "avgpool2d", "avgpool3d", "adaptive_avgpool2d",
         "adaptive_maxpool3d", "global_avgpool", "global_maxpool", "batchnorm2d", "layernorm", "groupnorm",
         "instancenorm2d", "local_response_norm", "lrn", "relu", "gelu", "silu", "swish", "hardswish", "prelu", "softmax", "dropout", "flatten",
-        "linear", "dense", "upsample", "pixel_shuffle", "pixel_unshuffle", "zeropad2d", "identity", "embedding",
+        "unflatten", "linear", "dense", "upsample", "pixel_shuffle", "pixel_unshuffle", "zeropad2d", "identity", "embedding",
     ],
 )  # fmt: skip
 def test_kind_is_registered(name: str) -> None:
@@ -452,6 +467,8 @@ BAD: list[tuple[str, dict[str, object], tuple[int, ...], type[ConvcalcError], st
     ("zeropad-mode", {"type": "zeropad2d", "padding": "same"}, (1, 4, 4), SpecError, "explicit"),
     ("pool-kernel-too-big", {"type": "maxpool2d", "kernel_size": 9}, (1, 4, 4), ShapeError, "larger than the padded input"),
     ("conv-on-vector", {"type": "conv2d", "out_channels": 2, "kernel_size": 1}, (16,), ShapeError, "spatial"),
+    ("unflatten-sizes", {"type": "unflatten", "unflattened_size": [4, 2]}, (6, 5), ShapeError, "multiply to"),
+    ("unflatten-batch", {"type": "unflatten", "dim": 0, "unflattened_size": [1, 1]}, (6,), ShapeError, "batch"),
 ]
 
 

@@ -292,6 +292,87 @@ def test_matmul_add_is_linear_and_named_from_node_names() -> None:
     assert imported.result.totals().macs == 48 * 10
 
 
+def scalar(name: str, value: float) -> Any:
+    return numpy_helper.from_array(np.array(value, np.float32), name)
+
+
+def erf_gelu(x: str, out: str, divide_by: float = math.sqrt(2)) -> list[Any]:
+    """GELU as x·½(1 + erf(x/√2)), written Mul(x, 1/√2) (not the exporters' Div) with the ½ before the x."""
+    return [
+        helper.make_node("Mul", [x, "inv_r2"], ["g0"], "gelu_scale"),
+        helper.make_node("Erf", ["g0"], ["g1"], "erf"),
+        helper.make_node("Add", ["one", "g1"], ["g2"], "gelu_add"),
+        helper.make_node("Mul", ["g2", "half"], ["g3"], "gelu_half"),
+        helper.make_node("Mul", [x, "g3"], [out], "gelu"),
+    ]
+
+
+GELU_CONSTANTS = [scalar("inv_r2", 1 / math.sqrt(2)), scalar("one", 1.0), scalar("half", 0.5)]
+
+
+def test_gelu_subgraph_and_unsqueeze_back_to_a_gate() -> None:
+    """Another spelling of the erf GELU is still one gelu row; an Unsqueeze of N x C to N x C x 1 x 1
+    (opset 13: axes as an input) is an unflatten row, so the gate's multiply broadcasts as in ONNX."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], "conv", kernel_shape=[3, 3]),
+        *erf_gelu("c", "a"),
+        helper.make_node("GlobalAveragePool", ["a"], ["p"], "pool"),
+        helper.make_node("Flatten", ["p"], ["f"], "flatten"),
+        helper.make_node("Gemm", ["f", "fc_w"], ["s"], "fc", transB=1),
+        helper.make_node("Unsqueeze", ["s", "axes"], ["u"], "view"),
+        helper.make_node("Mul", ["a", "u"], ["y"], "gate"),
+    ]
+    inits = [init("w", 6, 3, 3, 3), init("fc_w", 6, 6), ints("axes", [2, 3]), *GELU_CONSTANTS]
+    imported = check_against_reference(model(nodes, inits, [1, 3, 7, 7], ["y"], opset=13), [1, 3, 7, 7])
+    assert [(layer.name, layer.type) for layer in imported.layers] == [
+        ("conv", "conv2d"), ("erf", "gelu"), ("pool", "global_avgpool"), ("flatten", "flatten"),
+        ("fc", "linear"), ("view", "unflatten"), ("gate", "multiply"),
+    ]  # fmt: skip
+    assert imported.layers[5].fields == {"dim": 1, "unflattened_size": [6, 1, 1]}
+    assert imported.result.totals().params == 6 * 3 * 9 + 6 * 6
+
+
+BAD_PATTERNS = [
+    pytest.param(
+        [*erf_gelu("x", "y")[:1], helper.make_node("Erf", ["g0"], ["y"], "erf")],
+        r"Erf \(1 node: 'erf'\): Erf node 'erf' is not part of GELU",
+        id="erf-alone",
+    ),
+    pytest.param(
+        [helper.make_node("Mul", ["x", "one"], ["g0"], "gelu_scale"), *erf_gelu("x", "y")[1:]],
+        r"Erf node 'erf' is not part of GELU",
+        id="gelu-with-the-wrong-scale",
+    ),
+    pytest.param(
+        [*erf_gelu("x", "y"), helper.make_node("Relu", ["g1"], ["z"], "reads_erf")],
+        r"Erf node 'erf' is not part of GELU",
+        id="erf-output-read-elsewhere",
+    ),
+    pytest.param(
+        [
+            helper.make_node("Reshape", ["x", "grouped"], ["r"], "split"),
+            helper.make_node("Transpose", ["r"], ["t"], "swap", perm=[0, 2, 1, 3, 4]),
+            helper.make_node("Reshape", ["t", "other"], ["y"], "merge"),
+        ],
+        r"Transpose node 'swap' permutes axes \[0, 2, 1, 3, 4\]",
+        id="shuffle-not-reshaped-back",
+    ),
+    pytest.param(
+        [helper.make_node("Reshape", ["x", "mixed"], ["y"], "mix")],
+        r"Reshape node 'mix' reshapes 1x8x4x4 to 1x4x8x4, which is neither a flatten nor an unflatten",
+        id="reshape-that-moves-sizes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("nodes", "message"), BAD_PATTERNS)
+def test_near_misses_of_the_patterns_exit_2_naming_the_node(nodes: list[Any], message: str) -> None:
+    inits = [*GELU_CONSTANTS, ints("grouped", [1, 2, 4, 4, 4]), ints("other", [1, 8, 16]), ints("mixed", [1, 4, 8, 4])]
+    with pytest.raises(SpecError, match=message) as err:
+        import_model(model(nodes, inits, [1, 8, 4, 4], ["y"]))
+    assert err.value.exit_code == 2
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad models and the CLI
 # ----------------------------------------------------------------------------------------------

@@ -36,12 +36,12 @@ from convcalc.interop.onnx import import_model  # noqa: E402
 EXPORTERS = ("torchscript", "dynamo")
 
 
-def export(model: nn.Module, x: Any, exporter: str) -> Any:
+def export(model: nn.Module, x: Any, exporter: str, opset: int | None = None) -> Any:
     if exporter == "dynamo":
         pytest.importorskip("onnxscript")
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
-        return torch_to_onnx(model, x, dynamo=exporter == "dynamo")
+        return torch_to_onnx(model, x, dynamo=exporter == "dynamo", opset_version=opset)
 
 
 class Reference:
@@ -68,24 +68,25 @@ class Reference:
         self.layers = {name: shapes[0] for name, shapes in calls.items() if name not in dropped}
 
 
-@pytest.fixture(scope="module")
-def exported() -> Callable[[str, str], tuple[Any, Reference]]:
-    cache: dict[tuple[str, str], tuple[Any, Reference]] = {}
+Exported = Callable[..., tuple[Any, Reference]]
 
-    def get(name: str, exporter: str) -> tuple[Any, Reference]:
-        if (name, exporter) not in cache:
+
+@pytest.fixture(scope="module")
+def exported() -> Exported:
+    """``exported(name, exporter, opset=None)``: the ONNX model of ``torch_models.build(name)`` and torch's numbers."""
+    cache: dict[tuple[str, str, int | None], tuple[Any, Reference]] = {}
+
+    def get(name: str, exporter: str, opset: int | None = None) -> tuple[Any, Reference]:
+        if (name, exporter, opset) not in cache:
             model, x = build(name)
-            cache[name, exporter] = (export(model, x, exporter), Reference(model, x))
-        return cache[name, exporter]
+            cache[name, exporter, opset] = (export(model, x, exporter, opset), Reference(model, x))
+        return cache[name, exporter, opset]
 
     return get
 
 
-@pytest.mark.parametrize("exporter", EXPORTERS)
-@pytest.mark.parametrize("name", list(MODELS))
-def test_import_matches_torch(name: str, exporter: str, exported: Callable[[str, str], tuple[Any, Reference]]) -> None:
-    proto, ref = exported(name, exporter)
-    imported = import_model(proto)
+def assert_matches_torch(imported: Any, ref: Reference) -> None:
+    """Totals, output shape and every leaf module's output shape (by name) are torch's; nothing unknown."""
     totals = imported.result.totals()
     assert totals.params == ref.params
     assert totals.macs == ref.macs
@@ -93,6 +94,49 @@ def test_import_matches_torch(name: str, exporter: str, exported: Callable[[str,
     rows = {row.name: row.output_shape for row in imported.result.rows}
     assert {name: rows.get(name) for name in ref.layers} == ref.layers
     assert not imported.unknown
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_import_matches_torch(name: str, exporter: str, exported: Exported) -> None:
+    proto, ref = exported(name, exporter)
+    assert_matches_torch(import_model(proto), ref)
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_subgraph_patterns_below_opset_20(exporter: str, exported: Exported) -> None:
+    """At opset 18 (no Gelu op) both exporters write GELU as a subgraph (TorchScript: Div, Erf, Add,
+    Mul x, Mul 0.5; dynamo: ... Mul 0.5, Mul x; the tanh form with Mul(x, x)·x or Pow(x, 3)): each is
+    one ``gelu`` row. The linear SE gate's ``view(n, c, 1, 1)`` is an ``unflatten`` row and
+    view/transpose/reshape one ``channel_shuffle`` row; everything else matches torch as at opset 20."""
+    proto, ref = exported("gelu_shuffle_se", exporter, 18)
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [18]
+    assert {"Erf", "Tanh", "Transpose"} <= {n.op_type for n in proto.graph.node}
+    assert "Gelu" not in {n.op_type for n in proto.graph.node}
+    imported = import_model(proto)
+    assert_matches_torch(imported, ref)
+    rows = [(layer.name, layer.type, layer.fields) for layer in imported.layers]
+    assert ("act", "gelu", {}) in rows and ("act2", "gelu", {"approximate": "tanh"}) in rows
+    assert [(t, f) for _, t, f in rows if t in ("unflatten", "channel_shuffle")] == [
+        ("unflatten", {"dim": 1, "unflattened_size": [12, 1, 1]}),
+        ("channel_shuffle", {"groups": 3}),
+    ]
+    assert {t for _, t, _ in rows} == {"conv2d", "gelu", "global_avgpool", "flatten", "linear", "relu", "sigmoid", "unflatten", "multiply", "channel_shuffle"}
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_linear_over_the_last_axis_of_a_rank3_input_is_refused(exporter: str, run_cli: Any, tmp_path: Path) -> None:
+    """nn.Linear on N x T x D is exported as MatMul (+ Add) over the last axis; convcalc's linear acts
+    on axis 1 and specs have no transpose, so ``convcalc import`` refuses it, naming the node (exit 2)."""
+    proto = export(nn.Sequential(nn.Conv1d(4, 6, 1), nn.Linear(9, 3)).eval(), torch.zeros(1, 4, 9), exporter)
+    (matmul,) = [n.name for n in proto.graph.node if n.op_type == "MatMul"]
+    path = tmp_path / "linear3d.onnx"
+    path.write_bytes(proto.SerializeToString())
+    result = run_cli(["import", str(path)])
+    assert result.code == 2, result.output
+    text = " ".join(result.output.split())
+    assert f"MatMul node '{matmul}' multiplies over the last axis of the 1x6x9 tensor" in text
+    assert "convcalc's linear acts on the channel axis" in text and "Traceback" not in text
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)

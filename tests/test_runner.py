@@ -59,6 +59,7 @@ LAYERS = [
     ("flattened3d", (2, 5, 5, 5), {"out_channels": 3, "kernel_size": 3}),
     ("shuffle_grouped2d", (6, 6, 6), {"out_channels": 6, "kernel_size": 3, "groups": 3}),
     ("channel_shuffle", (6, 4, 4), {"groups": 3}),
+    ("unflatten", (12, 5), {"dim": 1, "unflattened_size": [3, 4]}),
     ("p3d", (4, 4, 6, 6), {"out_channels": 4, "kernel_size": 3, "padding": 1, "variant": "C"}),
     ("conv2plus1d", (3, 4, 6, 6), {"out_channels": 5, "kernel_size": 3, "padding": 1}),
     ("deformable2d", (4, 7, 7), {"out_channels": 3, "kernel_size": 3, "padding": 1, "version": 2, "offset_groups": 2}),

@@ -203,6 +203,47 @@ class Net3d(nn.Module):
         return self.head(self.up(self.avg(self.conv2(x))))
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's (and torchvision's) channel shuffle: view, transpose, reshape."""
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class LinearSE(nn.Module):
+    """Squeeze-and-excitation built from nn.Linear: the gate is viewed back to N x C x 1 x 1."""
+
+    def __init__(self, channels: int, squeeze: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Linear(channels, squeeze)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(squeeze, channels)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape[:2]
+        scale = self.gate(self.fc2(self.relu(self.fc1(torch.flatten(self.pool(x), 1)))))
+        return x * scale.view(n, c, 1, 1)
+
+
+class GeluShuffleSE(nn.Module):
+    """GELU (exact and tanh: subgraphs below opset 20), a linear SE gate, a grouped 1x1 conv and
+    the channel shuffle after it (ShuffleNet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 12, 3, padding=1)
+        self.act = nn.GELU()
+        self.se = LinearSE(12, 4)
+        self.pw = nn.Conv2d(12, 12, 1, groups=3, bias=False)
+        self.act2 = nn.GELU(approximate="tanh")
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.se(self.act(self.conv(x)))
+        return self.head(self.act2(channel_shuffle(self.pw(x), 3)))
+
+
 MODELS: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "residual": (ResNetTiny, (1, 3, 32, 32)),
     "separable_se": (SeparableSE, (1, 3, 32, 32)),
@@ -213,6 +254,7 @@ MODELS: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "upsample": (UNetTiny, (1, 3, 16, 16)),
     "net1d": (Net1d, (1, 4, 64)),
     "net3d": (Net3d, (1, 3, 8, 32, 32)),
+    "gelu_shuffle_se": (GeluShuffleSE, (1, 3, 10, 10)),
 }
 
 

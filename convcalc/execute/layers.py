@@ -486,3 +486,10 @@ def flatten(x: ArrayLike, start_dim: int = 1, end_dim: int = -1) -> FloatArray:
     start = start_dim % xa.ndim
     end = end_dim % xa.ndim
     return xa.reshape(*xa.shape[:start], prod(xa.shape[start : end + 1]), *xa.shape[end + 1 :])
+
+
+def unflatten(x: ArrayLike, dim: int, sizes: Sequence[int]) -> FloatArray:
+    """Split axis ``dim`` into ``sizes`` (``torch.unflatten``; a negative dim counts from the end)."""
+    xa = as_float_array(x)
+    axis = dim % xa.ndim
+    return xa.reshape(*xa.shape[:axis], *sizes, *xa.shape[axis + 1 :])

@@ -1,5 +1,5 @@
 """The non-convolution layer types of real networks: pooling, normalisation (local response
-normalisation too), activations, dropout, flatten, linear, embedding, upsampling, pixel
+normalisation too), activations, dropout, flatten, unflatten, linear, embedding, upsampling, pixel
 (un)shuffle, zero padding, cropping, identity.
 
 Each kind only wires one primitive of :mod:`convcalc.primitives`, where the formulas live. Fields
@@ -38,7 +38,7 @@ from convcalc.primitives.norm import LRN_FIXED_OPS, LocalResponseNorm, Norm
 from convcalc.primitives.padding import Pad, resolve_conv_padding
 from convcalc.primitives.pool import AdaptivePool, Pool
 from convcalc.primitives.resample import PixelShuffle, Upsample
-from convcalc.primitives.reshape import ChannelSlice, Flatten, chunk_bounds
+from convcalc.primitives.reshape import ChannelSlice, Flatten, Unflatten, chunk_bounds
 
 # ----------------------------------------------------------------------------------------------
 # Field parsers and shared fields
@@ -468,6 +468,18 @@ _register(
     min_rank=0,
     formulas=("out = (prod of the flattened dims,);  a view: params 0, MACs 0",),
     source="PyTorch torch.nn.Flatten",
+)
+_register(
+    "unflatten",
+    "unflatten dim (PyTorch numbering, batch = 0) into unflattened_size: view(N, C, 1, 1) after a linear gate",
+    (
+        FieldDef("dim", _dim, 1, "dim to unflatten (1 = channels)"),
+        FieldDef("unflattened_size", axes_field, REQUIRED, "the sizes it becomes (their product = its size)", ("sizes",)),
+    ),
+    lambda p, shape: _single("unflatten", Unflatten(p.num("dim"), cast(Axes, p["unflattened_size"]))),
+    min_rank=0,
+    formulas=("out = input with dim replaced by unflattened_size;  a view: params 0, MACs 0",),
+    source="PyTorch torch.nn.Unflatten",
 )
 
 

@@ -1,4 +1,4 @@
-"""Reshaping without arithmetic: flatten and channel slices (``torch.chunk``)."""
+"""Reshaping without arithmetic: flatten, unflatten and channel slices (``torch.chunk``)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,41 @@ class Flatten:
         out = (*shape[: start - 1], numel(shape[start - 1 : end]), *shape[end:])
         same_rank = len(out) == len(shape)
         return OpStats(output=out, rf=identity_steps(shape) if same_rank else None)
+
+
+@dataclass(frozen=True)
+class Unflatten:
+    """PyTorch ``nn.Unflatten(dim, unflattened_size)``: dim ``dim`` (batch = 0) becomes the axes
+    ``unflattened_size``, whose product is its size (a squeeze-and-excitation gate of linear layers
+    goes back to ``C x 1 x 1``: ``view(N, C, 1, 1)``). A view: no params, no ops. Axes it creates
+    have no receptive field of their own (``rf=None`` unless the rank is unchanged)."""
+
+    op: ClassVar[str] = "unflatten"
+    merge: ClassVar[bool] = False
+
+    dim: int
+    unflattened_size: tuple[int, ...]
+
+    def describe(self) -> str:
+        return f"unflatten dim {self.dim} -> {format_shape(self.unflattened_size)}"
+
+    def analyse(self, inputs: Sequence[Shape], names: Sequence[str] = ()) -> OpStats:
+        shape = single_input(inputs, self.op)
+        ndim = len(shape) + 1
+        dim = self.dim % ndim
+        if not -ndim <= self.dim < ndim or dim == 0:
+            raise ShapeError(
+                f"unflatten dim {self.dim} does not fit the input {format_shape(shape)} (with the batch axis: {ndim} dims, batch = dim 0).",
+                hint="Use 1 <= dim; the batch axis (dim 0) cannot be unflattened.",
+            )
+        if numel(self.unflattened_size) != shape[dim - 1]:
+            raise ShapeError(
+                f"unflattened_size {format_shape(self.unflattened_size)} has {numel(self.unflattened_size):,} elements"
+                f" but dim {self.dim} of the input {format_shape(shape)} has {shape[dim - 1]:,}.",
+                hint="The sizes must multiply to the size of the unflattened dim.",
+            )
+        out = (*shape[: dim - 1], *self.unflattened_size, *shape[dim:])
+        return OpStats(output=out, rf=identity_steps(shape) if len(out) == len(shape) else None)
 
 
 def chunk_bounds(channels: int, chunks: int, index: int) -> tuple[int, int]:

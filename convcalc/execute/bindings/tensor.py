@@ -15,7 +15,7 @@ from convcalc.primitives.conv import ChannelShuffle
 from convcalc.primitives.merge import Add, Concat, Multiply
 from convcalc.primitives.padding import Pad
 from convcalc.primitives.resample import PixelShuffle
-from convcalc.primitives.reshape import ChannelSlice, Flatten
+from convcalc.primitives.reshape import ChannelSlice, Flatten, Unflatten
 
 
 @binds(Add)
@@ -48,6 +48,12 @@ def bind_identity(op: Identity, ctx: Context) -> Plan:
 def bind_flatten(op: Flatten, ctx: Context) -> Plan:
     """``torch.flatten`` over the per-sample dims (batch = dim 0), a view."""
     return stateless(lambda xs: layers.flatten(xs[0], op.start_dim, op.end_dim))
+
+
+@binds(Unflatten)
+def bind_unflatten(op: Unflatten, ctx: Context) -> Plan:
+    """``nn.Unflatten``: one per-sample dim (batch = dim 0) split into ``unflattened_size``, a view."""
+    return stateless(lambda xs: layers.unflatten(xs[0], op.dim, op.unflattened_size))
 
 
 @binds(ChannelSlice)

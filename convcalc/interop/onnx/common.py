@@ -86,3 +86,25 @@ def axis_of(node: Node, g: Graph, axis: int, name: str) -> int:
     """A (possibly negative) axis normalised against the input's full rank (batch = 0)."""
     rank = len(g.full_shape(name, node))
     return axis + rank if axis < 0 else axis
+
+
+def only_user(g: Graph, name: str, *op_types: str) -> Node | None:
+    """The one node reading ``name`` when it is of one of ``op_types`` and ``name`` is not a graph
+    output (so a pattern may absorb the tensor), else None."""
+    users = g.users(name)
+    return users[0] if len(users) == 1 and users[0].op_type in op_types and name not in g.outputs else None
+
+
+def scalar_operand(node: Node, g: Graph, data: str, position: int | None = None) -> float | None:
+    """The value of the one-element constant that binary ``node`` combines with ``data`` (at input
+    ``position`` when the order matters, as for Div and Pow), or None."""
+    if len(node.inputs) != 2 or data not in node.inputs or (position is not None and node.inputs[position] != data):
+        return None
+    other = node.inputs[1] if node.inputs[0] == data else node.inputs[0]
+    values = None if g.is_data(other) else g.floats(other)
+    return values[0] if values is not None and len(values) == 1 else None
+
+
+def near(value: float | None, target: float) -> bool:
+    """``value`` is ``target`` up to float32 rounding of the exporter's constant."""
+    return value is not None and abs(value - target) <= 1e-5 * abs(target)

@@ -100,7 +100,7 @@ def _unknown_message(unknown: Sequence[tuple[Node, str]]) -> str:
     parts = []
     for op_type, members in groups.items():
         names = ", ".join(repr(n.name) for n, _ in members[:5]) + (f" and {len(members) - 5} more" if len(members) > 5 else "")
-        parts.append(f"{op_type} ({len(members)} node{'s' if len(members) > 1 else ''}: {names}): {members[0][1]}")
+        parts.append(f"{op_type} ({len(members)} node{'s' if len(members) > 1 else ''}: {names}): {members[0][1].rstrip('.')}")
     return f"{len(unknown)} node(s) cannot be mapped to convcalc layers: " + "; ".join(parts) + "."
 
 

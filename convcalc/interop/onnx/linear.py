@@ -8,10 +8,16 @@ from convcalc.interop.onnx.registry import Layer, Result, converter
 
 
 def _flat_input(node: Node, g: Graph, name: str) -> None:
-    if len(g.full_shape(name, node)) != 2:
+    """Refuse a product over the last axis of a tensor of rank > 2 (``nn.Linear`` on N x T x D):
+    convcalc's linear acts on the channel axis (specs/README.md, ``linear``), and a spec has no
+    transpose to bring the last axis there, so no row has its output shape."""
+    shape = g.full_shape(name, node)
+    if len(shape) != 2:
         raise Unmappable(
-            f"{node} multiplies over the last axis of a rank-{len(g.full_shape(name, node))} tensor;"
-            " convcalc's linear acts on N x features (after flatten)."
+            f"{node} multiplies over the last axis of the {'x'.join(map(str, shape))} tensor '{name}' (a linear layer on a"
+            f" rank-{len(shape)} input); convcalc's linear acts on the channel axis (axis 1: a vector after flatten, or every"
+            " position of a feature map, like a 1x1 conv) and a spec has no transpose, so no convcalc row gives this output"
+            " (flatten the input before the linear layer, or put the features on axis 1)."
         )
 
 

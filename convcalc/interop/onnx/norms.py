@@ -4,7 +4,7 @@ are state, not parameters; scale and bias are parameters when they are learnable
 
 from __future__ import annotations
 
-from convcalc.interop.onnx.common import Unmappable, axis_of, put, single, spatial_rank
+from convcalc.interop.onnx.common import Unmappable, axis_of, only_user, put, single, spatial_rank
 from convcalc.interop.onnx.graph import Graph, Node
 from convcalc.interop.onnx.registry import Layer, Result, converter
 
@@ -72,11 +72,6 @@ def lrn(node: Node, g: Graph) -> Result:
     return single(node, g, "local_response_norm", fields)
 
 
-def _only_user(g: Graph, name: str, op_type: str) -> Node | None:
-    users = g.users(name)
-    return users[0] if len(users) == 1 and users[0].op_type == op_type and name not in g.outputs else None
-
-
 def _affine_step(g: Graph, node: Node | None, current: str, channels: int) -> Node | None:
     """``node`` when it is a Mul/Add of ``current`` by a learned constant of ``channels`` elements."""
     if node is None:
@@ -95,15 +90,15 @@ def group_norm_pattern(node: Node, g: Graph) -> list[Layer] | None:
         return None
     source = node.inputs[0]
     before, grouped = g.full_shape(source, node), g.full_shape(node.outputs[0], node)
-    norm = _only_user(g, node.outputs[0], "InstanceNormalization")
+    norm = only_user(g, node.outputs[0], "InstanceNormalization")
     if norm is None or len(grouped) != 3 or len(before) < 3 or grouped[0] != before[0] or before[1] % grouped[1]:
         return None
-    back = _only_user(g, norm.outputs[0], "Reshape")
+    back = only_user(g, norm.outputs[0], "Reshape")
     if back is None or g.full_shape(back.outputs[0], back) != before:
         return None
     channels, output, absorbed = before[1], back.outputs[0], [norm, back]
-    mul = _affine_step(g, _only_user(g, output, "Mul"), output, channels)
-    add = _affine_step(g, _only_user(g, mul.outputs[0], "Add"), mul.outputs[0], channels) if mul else None
+    mul = _affine_step(g, only_user(g, output, "Mul"), output, channels)
+    add = _affine_step(g, only_user(g, mul.outputs[0], "Add"), mul.outputs[0], channels) if mul else None
     if mul is not None and add is not None:
         absorbed += [mul, add]
         output = add.outputs[0]

@@ -1,5 +1,5 @@
-"""Tensor plumbing: Identity, Dropout, Flatten/Reshape/Squeeze/Unsqueeze (where they flatten),
-Split and Slice (channel split or spatial crop), Pad, Resize/Upsample, DepthToSpace/SpaceToDepth.
+"""Tensor plumbing: Identity, Dropout, Flatten/Reshape/Squeeze/Unsqueeze (where they flatten or
+unflatten one axis), ShuffleNet's channel shuffle (Reshape, Transpose, Reshape), Split and Slice (channel split or spatial crop), Pad, Resize/Upsample, DepthToSpace/SpaceToDepth.
 
 Shapes come from ONNX shape inference, so a Reshape is understood from what it produces, whatever
 shape arithmetic the exporter wrote to compute its target.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from convcalc.interop.onnx.common import Unmappable, axis_of, single, spatial_rank
+from convcalc.interop.onnx.common import Unmappable, axis_of, only_user, single, spatial_rank
 from convcalc.interop.onnx.graph import Graph, Node
 from convcalc.interop.onnx.norms import group_norm_pattern
 from convcalc.interop.onnx.registry import Alias, Layer, Result, converter
@@ -27,14 +27,44 @@ def identity(node: Node, g: Graph) -> Result:
 
 @converter("Transpose")
 def transpose(node: Node, g: Graph) -> Result:
-    """Only the NHWC -> NCHW transpose of a channels-last model's input (TensorFlow/Keras exports):
-    the spec's input becomes ``{shape: HxWxC, layout: channels_last}`` and the transpose disappears."""
+    """The NHWC -> NCHW transpose of a channels-last model's input (TensorFlow/Keras exports):
+    the spec's input becomes ``{shape: HxWxC, layout: channels_last}`` and the transpose disappears;
+    the middle of a channel shuffle (:func:`channel_shuffle_pattern`). Other permutations: refused."""
     rank = len(g.full_shape(node.inputs[0], node))
     perm = [int(p) for p in node.attr("perm") or []]
     if node.inputs[0] == g.input and perm == [0, rank - 1, *range(1, rank - 1)] and len(g.users(g.input)) == 1:
         g.layout = "channels_last"
         return Alias(node.inputs[0])
-    raise Unmappable(f"{node} permutes axes {perm}; convcalc keeps channels first (only a channels-last input is understood).")
+    shuffle = channel_shuffle_pattern(node, g, perm)
+    if shuffle is not None:
+        return shuffle
+    raise Unmappable(
+        f"{node} permutes axes {perm}; convcalc keeps channels first (it understands a channels-last input"
+        " and ShuffleNet's channel shuffle: Reshape to N x g x C/g x ..., Transpose of axes 1 and 2, Reshape back)."
+    )
+
+
+def channel_shuffle_pattern(node: Node, g: Graph, perm: list[int]) -> list[Layer] | None:
+    """ShuffleNet's ``x.view(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)`` as exported:
+    Reshape -> Transpose(perm 0, 2, 1, ...) [-> Identity: the dynamo exporter's ``contiguous``] ->
+    Reshape back to the input's shape -> one ``channel_shuffle`` row with ``groups = g`` (the Reshapes absorbed)."""
+    split = g.producer(node.inputs[0])
+    if split is None or split.op_type != "Reshape" or only_user(g, split.outputs[0], "Transpose") is not node:
+        return None
+    source = split.inputs[0]
+    before, grouped = g.full_shape(source, split), g.full_shape(split.outputs[0], split)
+    shape_ok = len(grouped) == len(before) + 1 >= 4 and grouped[0] == before[0] and grouped[3:] == before[2:]
+    if not shape_ok or grouped[1] * grouped[2] != before[1] or grouped[1] < 2 or perm != [0, 2, 1, *range(3, len(grouped))]:
+        return None
+    current, passed = node.outputs[0], []
+    while (step := only_user(g, current, "Identity")) is not None:
+        passed.append(step)
+        current = step.outputs[0]
+    back = only_user(g, current, "Reshape")
+    if back is None or g.full_shape(back.outputs[0], back) != before:
+        return None
+    g.absorbed.update(n.name for n in [split, *passed, back])
+    return [Layer("channel_shuffle", {"groups": grouped[1]}, [source], back.outputs[0], node.name, "Reshape+Transpose+Reshape")]
 
 
 @converter("Dropout")
@@ -47,7 +77,9 @@ def dropout(node: Node, g: Graph) -> Result:
 
 @converter("Flatten", "Reshape", "Squeeze", "Unsqueeze")
 def reshape(node: Node, g: Graph) -> Result:
-    """A reshape that merges consecutive axes -> ``flatten`` (start_dim..end_dim); none -> alias.
+    """A reshape that merges consecutive axes -> ``flatten`` (start_dim..end_dim); that splits one
+    axis -> ``unflatten`` (dim, unflattened_size: the ``view(N, C, 1, 1)`` of a squeeze-and-excitation
+    gate of linear layers, an Unsqueeze); none -> alias.
     PyTorch's TorchScript GroupNorm (Reshape, InstanceNormalization, Reshape, Mul, Add) -> ``groupnorm``."""
     grouped = group_norm_pattern(node, g)
     if grouped is not None:
@@ -58,10 +90,13 @@ def reshape(node: Node, g: Graph) -> Result:
         return Alias(source)
     found = flatten_dims(before, after)
     if found is None:
-        raise Unmappable(
-            f"{node} reshapes {'x'.join(map(str, before))} to {'x'.join(map(str, after))}, which is not a flatten"
-            " (convcalc keeps the batch axis and merges consecutive axes only)."
-        )
+        split = unflatten_dims(before, after)
+        if split is None:
+            raise Unmappable(
+                f"{node} reshapes {'x'.join(map(str, before))} to {'x'.join(map(str, after))}, which is neither a flatten"
+                " nor an unflatten (convcalc keeps the batch axis and merges consecutive axes or splits one axis only)."
+            )
+        return single(node, g, "unflatten", {"dim": split[0], "unflattened_size": split[1]})
     start, end = found
     fields: dict[str, object] = {}
     if start != 1:
@@ -81,6 +116,19 @@ def flatten_dims(before: tuple[int, ...], after: tuple[int, ...]) -> tuple[int, 
             merged = (*before[:start], math.prod(before[start : end + 1]), *before[end + 1 :])
             if merged == after:
                 return start, end
+    return None
+
+
+def unflatten_dims(before: tuple[int, ...], after: tuple[int, ...]) -> tuple[int, list[int]] | None:
+    """(dim, sizes) with ``after = before[:dim] + sizes + before[dim+1:]`` and ``prod(sizes) = before[dim]``,
+    batch (dim 0) untouched; the first such dim (``N x C -> N x C x 1 x 1`` splits dim 1 into ``C, 1, 1``)."""
+    count = len(after) - len(before) + 1
+    if count < 2 or before[0] != after[0]:
+        return None
+    for dim in range(1, len(before)):
+        sizes = after[dim : dim + count]
+        if after[:dim] == before[:dim] and after[dim + count :] == before[dim + 1 :] and math.prod(sizes) == before[dim]:
+            return dim, list(sizes)
     return None
 
 

@@ -25,7 +25,7 @@ from convcalc.primitives.norm import Norm
 from convcalc.primitives.padding import Pad
 from convcalc.primitives.pool import AdaptivePool, Pool
 from convcalc.primitives.resample import PixelShuffle, Upsample
-from convcalc.primitives.reshape import ChannelSlice, Flatten
+from convcalc.primitives.reshape import ChannelSlice, Flatten, Unflatten
 
 Pairs = Sequence[tuple[int, int]]
 
@@ -408,6 +408,12 @@ def _flatten(row: LayerRow) -> Emitted:
     op = cast(Flatten, _op(row))
     pairs = [("start_dim", str(op.start_dim), op.start_dim != 1), ("end_dim", str(op.end_dim), op.end_dim != -1)]
     return Layer(Call("nn.Flatten", _kwargs(pairs)))
+
+
+@emitter("unflatten")
+def _unflatten(row: LayerRow) -> Emitted:
+    op = cast(Unflatten, _op(row))
+    return Layer(Call("nn.Unflatten", (str(op.dim), Seq(tuple(str(v) for v in op.unflattened_size)))))
 
 
 @emitter("linear")
