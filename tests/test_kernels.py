@@ -888,11 +888,16 @@ THREADED = {
 }
 
 
+BLAS_THREADED = {"winograd batch 1", "im2col batch 1"}
+"""A single sample's GEMM paths are not split by the pool (the BLAS threads them)."""
+
+
 @pytest.mark.parametrize("name", list(THREADED))
 def test_two_threads_compute_what_torch_does(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Work split among two threads (samples, channels; a single sample's im2col and Winograd
-    gathers) gives torch's answer, as one thread does; the pool really ran two parts (the size
-    threshold is lowered so these small arrays split)."""
+    """Work split among two threads (samples, channels) gives torch's answer, as one thread
+    does; the pool really ran two parts where it splits (the size threshold is lowered so these
+    small arrays split), and none for a single sample's GEMM paths."""
+    from convcalc.execute import conv as conv_module
     from convcalc.execute import parallel
 
     rng = np.random.default_rng(5)
@@ -900,11 +905,12 @@ def test_two_threads_compute_what_torch_does(name: str, monkeypatch: pytest.Monk
     x1 = rng.standard_normal((1, 48, 70, 70), dtype=np.float32)
     one = _with_threads(1, lambda: THREADED[name](x4, x1))
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1 << 12)
+    monkeypatch.setattr(conv_module, "PARALLEL_MIN_MACS", 1 << 12)
     split: list[int] = []
     real_run = parallel.run
     monkeypatch.setattr(parallel, "run", lambda tasks: (split.append(len(tasks)), real_run(tasks))[1])
     two = _with_threads(2, lambda: THREADED[name](x4, x1))
-    assert max(split, default=0) >= 2, split
+    assert (max(split, default=0) >= 2) == (name not in BLAS_THREADED), split
     reference = {
         "im2col batch 4": lambda: F.conv2d(torch.from_numpy(x4), torch.full((16, 6, 3, 3), 0.1), torch.arange(16.0), 2, 1),
         "stride 1 batch 4": lambda: F.conv2d(torch.from_numpy(x4), torch.full((16, 6, 3, 3), 0.05), None, 1, 1),

@@ -189,7 +189,7 @@ def _phase_blocks(spec: ConvSpec) -> tuple[_PhaseBlock, ...]:
 def _phase_columns(slab: FloatArray, phases: FloatArray, cols: FloatArray, spec: ConvSpec, rows: int) -> None:
     """Columns in natural tap order from a padded slab, one contiguous-inner copy per phase block
     into the block's (strided) taps, so the weights are used as they are."""
-    parallel.copyto(phases, phase_view(slab, spec.stride))
+    np.copyto(phases, phase_view(slab, spec.stride))
     out_sp = (rows, *spec.out_shape[1:])
     grid = cols.reshape(*cols.shape[:2], *spec.kernel, *out_sp)
     for blk in _phase_blocks(spec):
@@ -488,7 +488,7 @@ def _run_gemm(
                 if _strided(spec):
                     _phase_columns(src, ws.take(shapes[1], spec.dtype), buf, spec, rows)
                 else:
-                    parallel.copyto(buf.reshape(nb, spec.c_in, *spec.kernel, rows, *spec.out_shape[1:]), _window_view(src, spec, rows))
+                    np.copyto(buf.reshape(nb, spec.c_in, *spec.kernel, rows, *spec.out_shape[1:]), _window_view(src, spec, rows))
                 cols = buf.reshape(nb, g, kg, p)
             out = reshape_view(y[n0:n1, :, r0:r1], (nb, g, spec.c_out_g, p))
             np.matmul(wr, cols, out=out)

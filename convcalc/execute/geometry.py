@@ -15,8 +15,6 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike, NDArray
 
-from convcalc.execute import parallel
-
 FloatArray = NDArray[Any]
 Pairs = tuple[tuple[int, int], ...]
 IntSpec = int | Sequence[int]
@@ -124,7 +122,7 @@ def copy_padded(src: FloatArray, ranges: Sequence[tuple[int, int]], dst: FloatAr
         after[lead + axis] = slice(keep.stop, hi - lo)
         dst[tuple(before)] = fill
         dst[tuple(after)] = fill
-    parallel.copyto(dst[tuple(dst_sl)], src[tuple(src_sl)])
+    dst[tuple(dst_sl)] = src[tuple(src_sl)]
 
 
 def phase_view(slab: FloatArray, stride: Sequence[int]) -> FloatArray:

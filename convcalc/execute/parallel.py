@@ -3,8 +3,9 @@ and BLAS calls, so threads run them on separate cores).
 
 ``with using(threads):`` sets how many threads the kernels may use (default 1: everything runs
 inline, as before). Kernels then split work the BLAS does not split: element-wise layers over
-their channels, convolutions over samples (batch >= threads) or, for depthwise, over channels,
-and a single sample's large gathers (:func:`copyto`) while the BLAS threads its GEMMs;
+their channels, convolutions over samples (batch >= threads) or, for depthwise, over channels
+(a single sample's GEMMs are threaded by the BLAS; splitting its 0.2-8 MiB gathers among the
+threads gained nothing: two threads copy 2-8 MiB no faster than one here, 24.5 vs 26.9 GB/s);
 :func:`run` executes the parts, the caller's thread taking the first. Each worker has its own
 scratch arena (:mod:`convcalc.execute.workspace` keeps one per thread), so a run's scratch
 memory is ``threads`` times the largest workspace (:mod:`convcalc.execute.memory` counts it).
@@ -13,17 +14,12 @@ Work below :data:`MIN_ELEMENTS` stays on one thread: handing it over costs more 
 
 from __future__ import annotations
 
-import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
-
-import numpy as np
-from numpy.typing import NDArray
 
 MIN_ELEMENTS = 1 << 19
 """Smallest element count worth splitting (512 Ki values). Handing a part to the pool costs
@@ -82,19 +78,6 @@ def parts(length: int, elements: int) -> list[tuple[int, int]]:
     count = min(threads(), length, max(1, elements // MIN_ELEMENTS))
     bounds = [length * i // count for i in range(count + 1)]
     return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
-
-
-def copyto(dst: NDArray[Any], src: NDArray[Any]) -> None:
-    """``np.copyto(dst, src)`` for same-shaped arrays, split among the threads along the first
-    axis longer than one (samples, else channels) when it is large enough: the im2col and
-    Winograd gathers a single sample's convolution makes besides its (BLAS-threaded) GEMMs."""
-    axis = next((a for a, n in enumerate(dst.shape) if n > 1), 0)
-    ranges = parts(dst.shape[axis], dst.size) if dst.ndim else []
-    if len(ranges) <= 1:
-        np.copyto(dst, src)
-        return
-    keys = [(*(slice(None),) * axis, slice(lo, hi)) for lo, hi in ranges]
-    run([functools.partial(np.copyto, dst[key], src[key]) for key in keys])
 
 
 _CONTROLLER: list[object] = []

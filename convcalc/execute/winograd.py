@@ -32,7 +32,6 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
 
-from convcalc.execute import parallel
 from convcalc.execute.convspec import ConvSpec
 from convcalc.execute.geometry import FloatArray, add_bias, blocks, copy_padded, reshape_view
 from convcalc.execute.workspace import Workspace
@@ -319,7 +318,7 @@ def _input_transform(
             q1 = min(blk.q[0], q0 + blk.chunk)
             part = view[(slice(None),) * nw + (n, slice(q0, q1))]
             buf = gather[:, : part[(0,) * nw].size].reshape(part.shape)
-            parallel.copyto(buf, part)
+            np.copyto(buf, part)
             t0 = n * per_sample + q0 * per_row
             dst = v[:, t0 : t0 + (q1 - q0) * per_row]
             np.matmul(kbt, buf.reshape(kbt.shape[1], -1), out=reshape_view(dst, (a, -1)))
