@@ -74,6 +74,32 @@ def test_flops_peers_flags_the_transposed_overcount(run_cli, cli_json) -> None:
     assert wrong == {"torchinfo", "thop", "torchscan"}
 
 
+def _wrong_notes(stdout: str) -> set[tuple[str, str]]:
+    """``(tool, note)`` of every WRONG line of a peers table (the note sits under its tool's row)."""
+    lines = stdout.splitlines()
+    tool = ""
+    notes = set()
+    for line in lines:
+        if line and not line.startswith(" ") and len(line.split()) > 1:
+            tool = line.split()[0]
+        if "WRONG: " in line:
+            notes.add((tool, line.split("WRONG: ", 1)[1]))
+    return notes
+
+
+def test_wrong_notes_name_only_what_the_network_has(run_cli) -> None:
+    """ResNet-18 has no transposed conv and no layer norm: no note about them; it has ReLUs and
+    3x3 max pooling, which ptflops counts twice and torchscan as 3 instead of 9. A 1x1 conv
+    alone draws no note at all."""
+    resnet = _wrong_notes(run_cli(["net", str(ROOT / "specs" / "resnet18.yaml"), "--peers"]).stdout)
+    assert {tool for tool, _ in resnet} == {"ptflops", "torchscan"}
+    assert not any("transposed" in note or "subclass" in note for _, note in resnet)
+    dcgan = _wrong_notes(run_cli(["net", str(ROOT / "specs" / "dcgan_generator.yaml"), "--peers"]).stdout)
+    assert {tool for tool, note in dcgan if "transposed" in note} == {"torchinfo", "thop", "torchscan"}
+    pointwise = run_cli(["flops", "conv2d", "--in", "8x5x5", "-o", "4", "-k", "1", "--peers"])
+    assert pointwise.code == 0 and "torchinfo" in pointwise.stdout and not _wrong_notes(pointwise.stdout)
+
+
 AGREEMENT_SPECS = [
     ROOT / "specs" / "examples" / name
     for name in ("tiny_resnet.yaml", "dilated_stack.yaml", "unet_small.yaml", "inverted_residual_se.yaml")

@@ -63,11 +63,12 @@ def view_command(view: str) -> Callable[..., None]:
         data = layer_to_dict(result, request.batch)
         peer_table = ""
         if peers:  # imported only with --peers: the arithmetic path stays light
-            from convcalc.interop.peers import peer_totals
+            from convcalc.interop.peers import peer_totals, wrong_notes
             from convcalc.render.peers import render_peers
 
-            data["peers"] = totals = peer_totals([(result.spec.kind, result.stages)], request.batch)
-            peer_table = render_peers(totals, costs(result.stages, request.batch).macs, request.batch)
+            layers = [(result.spec.kind, result.stages)]
+            data["peers"] = totals = peer_totals(layers, request.batch)
+            peer_table = render_peers(totals, costs(result.stages, request.batch).macs, wrong_notes(layers), request.batch)
         typer.echo(render(fmt, table, data))
         if peer_table and fmt is not Format.json:
             typer.echo("\n" + peer_table)

@@ -133,11 +133,11 @@ def net_command(
         raise err.cause from None
     text = render_network(result, fmt, depth)
     if peers and fmt is not Format.json:
-        from convcalc.interop.peers import network_peer_totals
+        from convcalc.interop.peers import network_layers, network_peer_totals, wrong_notes
         from convcalc.render.peers import render_peers
 
-        totals = network_peer_totals(result)
-        text += "\n\n" + render_peers(totals, result.batch * result.totals().macs, result.batch)
+        wrong = wrong_notes(network_layers(result))
+        text += "\n\n" + render_peers(network_peer_totals(result), result.batch * result.totals().macs, wrong, result.batch)
     _emit(text, output)
 
 

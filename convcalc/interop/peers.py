@@ -303,6 +303,35 @@ def torch_flop_counter(unit: Unit, n: int) -> int:
     return 0
 
 
+class Wrong(NamedTuple):
+    """Where a tool is wrong rather than following another convention, and the exported modules it
+    is wrong on (the note is shown only for a network that has one)."""
+
+    text: str
+    on: Callable[[Unit], bool]
+
+
+def _transposed(unit: Unit) -> bool:
+    return _is(unit, "ConvTranspose")
+
+
+def _double_counted(unit: Unit) -> bool:
+    """Modules ptflops counts by its hook and again through the functional call it patches."""
+    doubled = unit.cls in PTFLOPS_FUNCTIONAL and unit.cls not in ("SiLU", "Softmax")
+    return doubled or unit.cls == "Upsample" or _is(unit, "MaxPool", "AvgPool", "AdaptiveMaxPool", "AdaptiveAvgPool")
+
+
+def _subclass(unit: Unit) -> bool:
+    """Counted modules the export writes as a subclass of a ``torch.nn`` class (hooks keyed by
+    exact type miss them): the channels-first ``ChannelLayerNorm(nn.LayerNorm)``."""
+    return unit.cls == "ChannelLayerNorm"
+
+
+def _square_window(unit: Unit) -> bool:
+    kernel = _kernel(unit)
+    return isinstance(unit.stage.op, Pool) and len(kernel) > 1 and len(set(kernel)) == 1 and kernel[0] > 1
+
+
 class Peer(NamedTuple):
     """One counter: its rule, how it is built from convcalc's counts, and where it is wrong."""
 
@@ -310,7 +339,7 @@ class Peer(NamedTuple):
     tool: str
     rule: Callable[[Unit, int], int]
     explain: str
-    wrong: str = ""
+    wrong: tuple[Wrong, ...] = ()
     batch_one: bool = False
     """True when the tool always builds its own batch of one (ptflops)."""
     live_only: bool = False
@@ -331,7 +360,7 @@ def register(peer: Peer) -> None:
 register(Peer(
     "torchinfo", "torchinfo 1.8.0 summary().total_mult_adds", torchinfo,
     "MACs + bias adds + params of norm/PReLU layers (conv: weights x output positions)",
-    "transposed convs counted per output position (x prod(stride))",
+    (Wrong("transposed convs counted per output position (x prod(stride))", _transposed),),
 ))  # fmt: skip
 register(Peer(
     "fvcore", "fvcore 0.1.5 FlopCountAnalysis.total()", fvcore,
@@ -342,7 +371,10 @@ register(Peer(
 register(Peer(
     "ptflops", "ptflops 0.7.5 get_model_complexity_info (pytorch backend)", ptflops,
     "MACs + bias adds + norm numel x2 + ReLU-like activations, pools and upsampling (twice)",
-    "counts ReLU/ELU/GELU, pools and upsampling twice; skips subclasses of its module types",
+    (
+        Wrong("counts ReLU/PReLU/ELU/GELU, pools and upsampling twice", _double_counted),
+        Wrong("skips subclasses of its module types (the export's ChannelLayerNorm)", _subclass),
+    ),
     batch_one=True,
 ))  # fmt: skip
 register(Peer(
@@ -353,12 +385,18 @@ register(Peer(
 register(Peer(
     "thop", "thop 0.1.1 profile() MACs", thop,
     "MACs (no bias) + norm numel x4 (x2 without affine) + avg pools + softmax + upsampling",
-    "transposed convs counted per output position; skips subclasses of its module types (of nn.Conv3d...)",
+    (
+        Wrong("transposed convs counted per output position", _transposed),
+        Wrong("skips subclasses of its module types (the export's ChannelLayerNorm)", _subclass),
+    ),
 ))  # fmt: skip
 register(Peer(
     "torchscan", "torchscan 0.2.0 crawl_module() totals.macs (known_value)", torchscan,
     "MACs (no bias) + BN numel x2 + pools (window - 1 per output) + adaptive pools",
-    "transposed convs counted per output position (+4·rank); a k x k pool window counted as k",
+    (
+        Wrong("transposed convs counted per output position (+4·rank)", _transposed),
+        Wrong("a k x k pool window counted as k", _square_window),
+    ),
 ))  # fmt: skip
 register(Peer(
     "torch_flop_counter", "torch.utils.flop_counter.FlopCounterMode (torch 2.13) FLOPs", torch_flop_counter,
@@ -379,10 +417,21 @@ def peer_totals(layers: Iterable[tuple[str, Sequence[StageResult]]], batch: int 
     return totals
 
 
+def wrong_notes(layers: Iterable[tuple[str, Sequence[StageResult]]]) -> dict[str, list[str]]:
+    """Per peer, the notes of :attr:`Peer.wrong` that apply to some module of layers ``(type, stages)``."""
+    all_units = [u for kind, stages in layers for u in units(kind, stages)]
+    return {name: [w.text for w in peer.wrong if any(w.on(u) for u in all_units)] for name, peer in PEERS.items()}
+
+
+def network_layers(result: NetResult) -> list[tuple[str, Sequence[StageResult]]]:
+    """The ``(type, stages)`` of the rows that run in the result's mode (what the exported module runs)."""
+    return [(row.type, row.stages) for row in result.rows if result.runs(row)]
+
+
 def network_peer_totals(result: NetResult) -> dict[str, int]:
     """:func:`peer_totals` of the rows that run in the result's mode: the tools run the exported
     module, whose forward skips training-only rows unless it is in ``train()`` mode."""
-    return peer_totals([(row.type, row.stages) for row in result.rows if result.runs(row)], result.batch)
+    return peer_totals(network_layers(result), result.batch)
 
 
 def _live(stages: Sequence[StageResult]) -> set[str]:

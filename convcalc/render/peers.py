@@ -7,14 +7,14 @@ from convcalc.interop.peers import PEERS
 from convcalc.render.table import aligned
 
 
-def render_peers(totals: dict[str, int], macs: int, batch: int = 1) -> str:
+def render_peers(totals: dict[str, int], macs: int, wrong: dict[str, list[str]], batch: int = 1) -> str:
     """The peers table: tool, its total, the ratio to convcalc's MACs (display only), how it is built,
-    and a WRONG line under a tool that is wrong; ``totals`` as :func:`~convcalc.interop.peers.peer_totals` gives them."""
+    and a WRONG line under a tool for each way it is wrong on these layers; ``totals`` and ``wrong``
+    as :func:`~convcalc.interop.peers.peer_totals` and :func:`~convcalc.interop.peers.wrong_notes` give them."""
     rows: list[tuple[str, str, str, str]] = []
     for name, peer in PEERS.items():
         rows.append((name, f"{totals[name]:,}", f"{totals[name] / macs:.4f}x" if macs else "-", peer.explain))
-        if peer.wrong:
-            rows.append(("", "", "", f"WRONG: {peer.wrong}"))
+        rows.extend(("", "", "", f"WRONG: {text}") for text in wrong.get(name, []))
     batch_note = f" (the others: batch {batch})" if batch != 1 else ""
     return "\n".join([
         f"what other counters report for the module 'convcalc export' writes (MACs: {macs:,})",
