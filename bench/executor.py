@@ -93,16 +93,21 @@ CLOCKS: dict[str, Callable[[], float]] = {
 }
 
 
-def _best_times(fns: list[Callable[[], Any]], repeats: int, clock: Callable[[], float]) -> list[float]:
-    """Best (min) time of each function after a warm-up call, runs interleaved so drift hits all alike."""
+def _best_times(fns: list[Callable[[], Any]], repeats: int, clock: Callable[[], float], interleave: bool) -> list[float]:
+    """Best (min) time of each function after a warm-up call. ``interleave``: runs alternate so
+    drift hits all alike (one thread); else each function runs its repeats as one block after its
+    warm-up (several threads: interleaved, torch's OpenMP threads still spin-wait on the cores when
+    OpenBLAS's start, and the other way round, slowing both)."""
     for fn in fns:
         fn()
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, acc in zip(fns, times, strict=True):
-            t0 = clock()
-            fn()
-            acc.append(clock() - t0)
+    order = [(fn, acc) for _ in range(repeats) for fn, acc in zip(fns, times, strict=True)]
+    if not interleave:
+        order = [(fn, acc) for fn, acc in zip(fns, times, strict=True) for _ in range(repeats + 1)]
+    for fn, acc in order:
+        t0 = clock()
+        fn()
+        acc.append(clock() - t0)
     return [min(t) for t in times]
 
 
@@ -165,7 +170,7 @@ def bench_layer(
     for _ in range(fresh):
         tfn = _torch_fn(layer, torch.from_numpy(x.copy()), torch.from_numpy(w.copy()), torch.from_numpy(b.copy()))
         ref = tfn().numpy()
-        c_best, t_best = _best_times([cfn, tfn], repeats, clock)
+        c_best, t_best = _best_times([cfn, tfn], repeats, clock, interleave=threads == 1)
         t_c, t_t = min(t_c, c_best), min(t_t, t_best)
     err = float(np.abs(y - ref).max() / max(1.0, float(np.abs(ref).max())))
     moved = 4 * (x.size + y.size + w.size + b.size)
