@@ -322,7 +322,9 @@ def _plan_transpose(
                 groups=groups,
                 phase_groups=(),
                 batch_block=nb,
-                workspace_bytes=w_bytes + buffer_bytes([((nb, c_out * prod(kernel), prod(in_sp)), dt), (phase_buf, dt)]),
+                workspace_bytes=w_bytes
+                + buffer_bytes([((nb, c_out * prod(kernel), prod(in_sp)), dt), (phase_buf, dt)])
+                + (buffer_bytes([((nb, prod(in_sp), c_in), dt)]) if _stacks(nb, groups) else 0),
                 macs=macs,
                 executed_macs=macs,
                 path="col2im" + ("-cl" if c_out_g >= COL2IM_LAST_MIN_CHANNELS else ""),
@@ -471,6 +473,13 @@ def _run_col2im(plan: ConvTransposePlan, x: FloatArray, w: FloatArray, y: FloatA
                 np.copyto(y[out_key], buf[in_key])
 
 
+def _stacks(nb: int, groups: int) -> bool:
+    """Whether channels-last col2im stacks the block's samples into one GEMM: the packed weights
+    are then read once per block, not once per sample (DCGAN 512->256 k4/2 @4x4, batch 8: eight
+    ``(16, 512) @ (512, 4096)`` products re-read 8 MiB of weights each)."""
+    return nb > 1 and groups == 1
+
+
 def pack_col2im(w: FloatArray, groups: int) -> FloatArray:
     """Weights ``(C_in, C_out/g, *k)`` packed for channels-last col2im:
     ``packed[g, c, t·C_out/g + o] = w[g·C_in/g + c, o, t]`` (make once, pass to :func:`conv_transpose`)."""
@@ -504,7 +513,12 @@ def _run_col2im_last(
         nb = n1 - n0
         with ws.scope():
             cols = ws.take((nb, groups, prod(in_sp), taps * c_out_g), x.dtype)
-            np.matmul(xt[n0:n1], packed, out=cols)
+            if _stacks(nb, groups):
+                rows = ws.take((nb, prod(in_sp), c_in), x.dtype)
+                np.copyto(rows, xt[n0:n1, 0])
+                np.matmul(rows.reshape(-1, c_in), packed[0], out=cols.reshape(-1, taps * c_out_g))
+            else:
+                np.matmul(xt[n0:n1], packed, out=cols)
             grid = cols.reshape(nb, groups, *in_sp, *kernel, c_out_g)
             buf = ws.take((nb, *strides, *(a.phase_len for a in axes), groups, c_out_g), x.dtype)
             buf.fill(0)
