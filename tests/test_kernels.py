@@ -883,6 +883,7 @@ THREADED = {
     "winograd batch 1": lambda x4, x1: K.conv(x1[:, :32], np.linspace(-1, 1, 32 * 32 * 9, dtype=np.float32).reshape(32, 32, 3, 3), None, 1, 1),
     "im2col batch 1": lambda x4, x1: K.conv(x1, np.linspace(-1, 1, 32 * 48 * 9, dtype=np.float32).reshape(32, 48, 3, 3), None, 2, 1),
     "batch_norm": lambda x4, x1: K.batch_norm(x4, np.zeros(6, np.float32), np.ones(6, np.float32), np.full(6, 2, np.float32)),
+    "col2im batch 4": lambda x4, x1: K.conv_transpose(x4, np.linspace(-1, 1, 6 * 16 * 16, dtype=np.float32).reshape(6, 16, 4, 4), None, 2, 1),
     "relu": lambda x4, x1: K.relu(x1),
     "relu6": lambda x4, x1: K.relu6(x4 * 10),
 }
@@ -925,6 +926,7 @@ def test_two_threads_compute_what_torch_does(name: str, monkeypatch: pytest.Monk
         ),
         "im2col batch 1": lambda: F.conv2d(torch.from_numpy(x1), torch.linspace(-1, 1, 32 * 48 * 9).reshape(32, 48, 3, 3), None, 2, 1),
         "batch_norm": lambda: F.batch_norm(torch.from_numpy(x4), torch.zeros(6), torch.ones(6), torch.full((6,), 2.0)),
+        "col2im batch 4": lambda: F.conv_transpose2d(torch.from_numpy(x4), torch.linspace(-1, 1, 6 * 16 * 16).reshape(6, 16, 4, 4), None, 2, 1),
         "relu": lambda: F.relu(torch.from_numpy(x1)),
         "relu6": lambda: F.relu6(torch.from_numpy(x4 * 10)),
     }[name]().numpy()

@@ -651,8 +651,7 @@ def conv(
     y = output_array(out, (spec.batch, spec.c_out, *spec.out_shape), xa.dtype)
     tasks = _thread_parts(plan, xa, wa, ba, y, u)
     if len(tasks) > 1:
-        with parallel.blas_single():
-            parallel.run(tasks)
+        parallel.run_blas_single(tasks)
     else:
         with reserve(plan.workspace_bytes) as ws:
             execute_conv(plan, xa, wa, ba, y, ws, u)
@@ -711,13 +710,13 @@ def _thread_parts(
 
     if spec.batch >= count:
         return [
-            partial(part, plan, x[lo:hi], w, b, y[lo:hi], u) for lo, hi in parallel.parts(spec.batch, spec.batch * MIN_SPLIT)
+            partial(part, plan, x[lo:hi], w, b, y[lo:hi], u) for lo, hi in parallel.whole(spec.batch)
         ]
     if plan.path != "taps" or spec.batch != 1 or spec.c_in_g != 1:
         return []
     mult = spec.c_out_g
     tasks: list[Callable[[], None]] = []
-    for lo, hi in parallel.parts(spec.c_in, spec.c_in * MIN_SPLIT):
+    for lo, hi in parallel.whole(spec.c_in):
         sub_spec = make_conv_spec(
             (1, hi - lo, *spec.in_shape), (mult * (hi - lo), 1, *spec.kernel), spec.stride, spec.padding, spec.dilation, hi - lo, spec.dtype
         )
@@ -726,6 +725,3 @@ def _thread_parts(
         tasks.append(partial(part, sub, x[:, lo:hi], w[channels], None if b is None else b[channels], y[:, channels], None))
     return tasks
 
-
-MIN_SPLIT = parallel.MIN_ELEMENTS
-"""Weight of one sample or channel for :func:`convcalc.execute.parallel.parts` (always split)."""

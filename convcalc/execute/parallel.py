@@ -80,6 +80,18 @@ def parts(length: int, elements: int) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in itertools.pairwise(bounds) if hi > lo]
 
 
+def whole(length: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` ranges splitting ``length`` heavy items (samples, channels of a convolution)
+    among the threads, whatever their size."""
+    return parts(length, length * MIN_ELEMENTS)
+
+
+def run_blas_single(tasks: Sequence[Callable[[], object]]) -> None:
+    """:func:`run` ``tasks`` with a one-thread BLAS (our threads split the work instead)."""
+    with blas_single():
+        run(tasks)
+
+
 _CONTROLLER: list[object] = []
 
 

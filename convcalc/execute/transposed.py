@@ -30,7 +30,7 @@ transforms all phase weights with one GEMM on the contiguous kernel.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from itertools import product
 from math import prod
 from typing import Any, Literal
@@ -38,7 +38,16 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from convcalc.execute.conv import ConvPlan, execute_conv, output_array, plan_for_spec, plan_winograd, winograd_channels
+from convcalc.execute import parallel
+from convcalc.execute.conv import (
+    PARALLEL_MIN_MACS,
+    ConvPlan,
+    execute_conv,
+    output_array,
+    plan_for_spec,
+    plan_winograd,
+    winograd_channels,
+)
 from convcalc.execute.convspec import ConvSpec, make_conv_spec
 from convcalc.execute.geometry import (
     FloatArray,
@@ -473,6 +482,16 @@ def _run_col2im(plan: ConvTransposePlan, x: FloatArray, w: FloatArray, y: FloatA
                 np.copyto(y[out_key], buf[in_key])
 
 
+def _col2im(plan: ConvTransposePlan, x: FloatArray, w: FloatArray, packed: FloatArray | None, y: FloatArray) -> None:
+    """The col2im path on ``x``'s samples (all, or a thread's share: every part reserves the plan's
+    workspace in its own thread's arena)."""
+    with reserve(plan.workspace_bytes) as ws:
+        if plan.channels_last:
+            _run_col2im_last(plan, x, w, packed, y, ws)
+        else:
+            _run_col2im(plan, x, w, y, ws)
+
+
 def _stacks(nb: int, groups: int) -> bool:
     """Whether channels-last col2im stacks the block's samples into one GEMM: the packed weights
     are then read once per block, not once per sample (DCGAN 512->256 k4/2 @4x4, batch 8: eight
@@ -570,11 +589,11 @@ def conv_transpose(
         raise ValueError(f"bias must have shape ({plan.out_shape[1]},), got {ba.shape}")
     y = output_array(out, plan.out_shape, xa.dtype)
     if plan.col2im is not None:  # every output is written: no fill
-        with reserve(plan.workspace_bytes) as ws:
-            if plan.channels_last:
-                _run_col2im_last(plan, xa, wa, packed, y, ws)
-            else:
-                _run_col2im(plan, xa, wa, y, ws)
+        ranges = parallel.whole(xa.shape[0]) if plan.macs >= PARALLEL_MIN_MACS else []
+        if len(ranges) > 1:
+            parallel.run_blas_single([partial(_col2im, plan, xa[lo:hi], wa, packed, y[lo:hi]) for lo, hi in ranges])
+        else:
+            _col2im(plan, xa, wa, packed, y)
         add_bias(y, ba)
         record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
         return y
