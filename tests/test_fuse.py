@@ -168,3 +168,54 @@ def test_the_estimate_counts_the_folded_weights() -> None:
     plain = plan_stages(stages, source, Config(fuse=False)).memory
     conv_bytes = 4 * ((8 * 8 * 9 + 8) + (8 * 8 * 9 + 8) + (16 * 4 * 16 + 4))  # c1, c2, t1 (16 = concat's channels)
     assert fused.weight_bytes - plain.weight_bytes == conv_bytes
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> str:
+    """Random graphs of convolutions (grouped, transposed, with or without bias), batch norms,
+    in-place-able activations and adds, every tensor named so later items can read any earlier
+    one (tensors with several readers, merges of a tensor with itself, a flatten view)."""
+    channels = draw(st.sampled_from([2, 4]))
+    lines = [f"name: fuzz\ninput: {channels}x6x6\nlayers:"]
+    count = draw(st.integers(2, 9))
+    for i in range(count):
+        prev = f"t{i - 1}" if i else None
+        source = "" if prev is None or draw(st.booleans()) else f", input: t{draw(st.integers(0, i - 1))}"
+        kind = draw(st.sampled_from(["conv", "convt", "bn", "act", "add", "convbn"] if i else ["conv", "convt", "bn", "act", "convbn"]))
+        if kind == "convbn":  # a convolution whose only reader is a batch norm (most of the time)
+            k = draw(st.sampled_from([1, 3]))
+            lines.append(f"  - {{name: t{i}c, type: conv2d, out_channels: {channels}, kernel_size: {k}, padding: {k // 2}{source}}}")
+            item = "type: batchnorm2d"
+        elif kind == "conv":
+            k = draw(st.sampled_from([1, 3]))
+            groups = draw(st.sampled_from([1, channels]))
+            bias = draw(st.booleans())
+            item = f"type: conv2d, out_channels: {channels}, kernel_size: {k}, padding: {k // 2}, groups: {groups}, bias: {str(bias).lower()}{source}"
+        elif kind == "convt":
+            item = f"type: conv_transpose2d, out_channels: {channels}, kernel_size: 3, padding: 1, bias: {str(draw(st.booleans())).lower()}{source}"
+        elif kind == "bn":
+            item = f"type: batchnorm2d{source}"
+        elif kind == "act":
+            item = f"type: {draw(st.sampled_from(['relu', 'relu6', 'tanh']))}{source}"
+        else:
+            other = draw(st.integers(0, i - 1))
+            item = f"type: add, inputs: [t{i - 1}, t{other}]"
+        lines.append(f"  - {{name: t{i}, {item}}}")
+    if draw(st.booleans()):
+        lines.append(f"  - {{name: flat, type: flatten}}\n  - {{name: out, type: {draw(st.sampled_from(['relu', 'tanh']))}}}")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=40, deadline=None)
+@given(graphs())
+def test_random_graphs_fuse_to_the_unfused_result(text: str) -> None:
+    """Whatever the graph, the fused pass gives the unfused pass's output (float64), never
+    writes the network's input, and a second pass gives the same answer."""
+    stages, source = _stages(text)
+    fused = prepare(stages, source, Config(dtype="float64", batch=2))
+    plain = prepare(stages, source, Config(dtype="float64", batch=2, fuse=False))
+    before = fused.x.copy()
+    first, want = fused.output(), plain.output()
+    np.testing.assert_allclose(first, want, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(want).max())))
+    np.testing.assert_array_equal(fused.x, before)
+    np.testing.assert_array_equal(fused.output(), first)
