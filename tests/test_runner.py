@@ -351,16 +351,26 @@ def test_bad_run_flags_exit_2_with_a_message(run_cli, args: list[str]) -> None: 
 # ---------------------------------------------------------------- timing
 
 
-def test_measurement_statistics_match_numpy() -> None:
+@pytest.mark.parametrize(
+    "samples",
+    [
+        (1.0, 1.01, 0.99, 1.0, 3.0, 1.02, 0.98, 1.0, 1.01, 0.99),  # one outlier moves max, not the IQR
+        (1.0, 2.0, 1.0, 2.0, 1.5),
+        (1.0, 1.08),  # two samples: IQR = half the range, not extrapolated beyond them
+        (1.0, 1.3),
+        (2.0, 2.1, 2.05),
+    ],
+)
+def test_measurement_statistics_match_torch_benchmark(samples: tuple[float, ...]) -> None:
+    """Median, IQR and the 10% noise warning as ``torch.utils.benchmark.Measurement`` computes them."""
+    benchmark = pytest.importorskip("torch.utils.benchmark")
     from convcalc.execute.timing import Measurement
 
-    samples = (1.0, 1.01, 0.99, 1.0, 3.0, 1.02, 0.98, 1.0, 1.01, 0.99)
     m = Measurement(samples)
-    assert m.min == min(samples) and m.median == float(np.median(samples))
-    q1, q3 = np.percentile(samples, [25, 75], method="weibull")  # statistics.quantiles' exclusive method
-    assert m.iqr == pytest.approx(q3 - q1)
-    assert not m.noisy  # one outlier moves max, not the IQR
-    assert Measurement((1.0, 2.0, 1.0, 2.0, 1.5)).noisy
+    theirs = benchmark.Measurement(number_per_run=1, raw_times=list(samples), task_spec=benchmark.utils.common.TaskSpec("pass", "pass"))
+    assert m.min == min(samples) and m.median == pytest.approx(theirs.median)
+    assert m.iqr == pytest.approx(theirs.iqr)
+    assert m.noisy == (not theirs.meets_confidence(0.1))
 
 
 def test_repeats_fix_the_sample_count_and_adaptive_timing_stops() -> None:

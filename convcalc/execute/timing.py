@@ -49,10 +49,12 @@ class Measurement:
 
     @property
     def iqr(self) -> float:
-        """Interquartile range (``statistics.quantiles``, exclusive method; 0 below 2 samples)."""
+        """Interquartile range with linear interpolation between samples (``statistics.quantiles``'
+        inclusive method, as ``torch.quantile`` in ``torch.utils.benchmark``'s ``Measurement``; the
+        exclusive method extrapolates beyond the extremes of a few samples); 0 below 2 samples."""
         if len(self.samples) < 2:
             return 0.0
-        q1, _, q3 = statistics.quantiles(self.samples, n=4)
+        q1, _, q3 = statistics.quantiles(self.samples, n=4, method="inclusive")
         return q3 - q1
 
     @property
