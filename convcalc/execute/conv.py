@@ -648,13 +648,24 @@ def conv(
         if packed.shape != want or packed.dtype != xa.dtype:
             raise ValueError(f"packed weights {packed.shape} do not match this convolution's plan (use pack_conv)")
         u = packed
-    y = output_array(out, (spec.batch, spec.c_out, *spec.out_shape), xa.dtype)
-    tasks = _thread_parts(plan, xa, wa, ba, y, u)
+    return run_plan(plan, xa, wa, ba, u, output_array(out, (spec.batch, spec.c_out, *spec.out_shape), xa.dtype))
+
+
+def run_plan(
+    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, packed: FloatArray | None, y: FloatArray | None = None
+) -> FloatArray:
+    """Run ``plan`` on arrays that match it (no checks: :func:`conv` validates; a caller that
+    planned once from shapes, as ``convcalc run`` does, skips the ~25 µs of re-validating and
+    re-planning per call), split among the threads where that pays; returns ``y``."""
+    spec = plan.spec
+    if y is None:
+        y = np.empty((x.shape[0], spec.c_out, *spec.out_shape), spec.dtype)
+    tasks = _thread_parts(plan, x, w, b, y, packed)
     if len(tasks) > 1:
         parallel.run_blas_single(tasks)
     else:
         with reserve(plan.workspace_bytes) as ws:
-            execute_conv(plan, xa, wa, ba, y, ws, u)
+            execute_conv(plan, x, w, b, y, ws, packed)
     record(KernelRecord("conv", plan.path, spec.macs, plan.executed_macs, plan.workspace_bytes))
     return y
 

@@ -11,8 +11,7 @@ import math
 from collections.abc import Sequence
 
 from convcalc.execute import deform, fuse, reference
-from convcalc.execute.conv import conv as conv_kernel
-from convcalc.execute.conv import pack_conv, packed_shape, plan_conv
+from convcalc.execute.conv import pack_conv, packed_shape, plan_conv, run_plan
 from convcalc.execute.registry import Array, Check, Context, Fuse, Kernel, Plan, Weight, binds, fan_in_scale, stateless
 from convcalc.execute.transposed import conv_transpose, pack_col2im, plan_conv_transpose
 from convcalc.primitives.conv import Conv, ConvTranspose, DeformSample
@@ -45,7 +44,7 @@ def bind_conv(op: Conv, ctx: Context) -> Plan:
         packed = pack_conv(w, plan)
 
         def step(xs: Sequence[Array]) -> Array:
-            return conv_kernel(xs[0], w, b, op.stride, op.padding, op.dilation, op.groups, packed=packed)
+            return run_plan(plan, xs[0], w, b, packed)  # shapes fixed at plan time: no re-planning per call
 
         def check(xs: Sequence[Array], y: Array) -> Check:
             return reference.conv_check(xs, y, w, b, op.stride, op.padding, op.dilation, op.groups)
