@@ -8,7 +8,7 @@ normalisation, activations, resampling and re-arrangement layers follow
 :func:`workspace_budget` bounds scratch memory.
 """
 
-from convcalc.execute.conv import ConvPlan, conv, pack_conv, plan_conv
+from convcalc.execute.conv import ConvPlan, conv, pack_conv, plan_conv, run_plan
 from convcalc.execute.deform import deform_conv2d, deform_workspace_bytes
 from convcalc.execute.layers import (
     batch_norm,
@@ -90,6 +90,7 @@ __all__ = [
     "release_workspace",
     "relu",
     "relu6",
+    "run_plan",
     "set_workspace_budget",
     "sigmoid",
     "silu",
