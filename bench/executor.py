@@ -143,11 +143,10 @@ def _torch_fn(layer: Layer, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -
 def _convcalc_fn(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Callable[[], np.ndarray]:
     nd = x.ndim - 2
     pads = layer.padding or ((0, 0),) * nd
-    if layer.transposed:  # weights packed once, as `convcalc run` does
-        packed = kernels.pack_col2im(w, layer.groups)
-        return lambda: kernels.conv_transpose(
-            x, w, b, stride=layer.stride, padding=pads, output_padding=0, dilation=1, groups=layer.groups, packed=packed
-        )
+    if layer.transposed:  # planned once and weights packed once, as `convcalc run` does
+        tplan = kernels.plan_conv_transpose(x.shape, w.shape, layer.stride, pads, 0, 1, layer.groups, x.dtype)
+        packed = kernels.pack_col2im(w, layer.groups) if tplan.channels_last else None
+        return lambda: kernels.run_transpose_plan(tplan, x, w, b, packed)
     plan = kernels.plan_conv(x.shape, w.shape, layer.stride, pads, layer.dilation, layer.groups, x.dtype)
     packed_w = kernels.pack_conv(w, plan)  # Winograd's U made once, as `convcalc run` does
     return lambda: kernels.run_plan(plan, x, w, b, packed_w)  # planned once from shapes, as `convcalc run` calls it

@@ -43,7 +43,7 @@ from convcalc.execute.pool import (
     max_pool,
 )
 from convcalc.execute.stats import KernelRecord, KernelStats, kernel_stats
-from convcalc.execute.transposed import ConvTransposePlan, conv_transpose, pack_col2im, plan_conv_transpose
+from convcalc.execute.transposed import ConvTransposePlan, conv_transpose, pack_col2im, plan_conv_transpose, run_transpose_plan
 from convcalc.execute.workspace import (
     get_workspace_budget,
     release_workspace,
@@ -91,6 +91,7 @@ __all__ = [
     "relu",
     "relu6",
     "run_plan",
+    "run_transpose_plan",
     "set_workspace_budget",
     "sigmoid",
     "silu",

@@ -587,27 +587,41 @@ def conv_transpose(
     ba = None if b is None else as_float_array(b, xa.dtype)
     if ba is not None and ba.shape != (plan.out_shape[1],):
         raise ValueError(f"bias must have shape ({plan.out_shape[1]},), got {ba.shape}")
-    y = output_array(out, plan.out_shape, xa.dtype)
+    return run_transpose_plan(plan, xa, wa, ba, packed, output_array(out, plan.out_shape, xa.dtype))
+
+
+def run_transpose_plan(
+    plan: ConvTransposePlan,
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray | None,
+    packed: FloatArray | None,
+    y: FloatArray | None = None,
+) -> FloatArray:
+    """Run ``plan`` on arrays that match it (no checks: :func:`conv_transpose` validates; a caller
+    that planned once from shapes, as ``convcalc run`` does, skips re-planning per call)."""
+    if y is None:
+        y = np.empty(plan.out_shape, x.dtype)
     if plan.col2im is not None:  # every output is written: no fill
-        ranges = parallel.whole(xa.shape[0]) if plan.macs >= PARALLEL_MIN_MACS else []
+        ranges = parallel.whole(x.shape[0]) if plan.macs >= PARALLEL_MIN_MACS else []
         if len(ranges) > 1:
-            parallel.run_blas_single([partial(_col2im, plan, xa[lo:hi], wa, packed, y[lo:hi]) for lo, hi in ranges])
+            parallel.run_blas_single([partial(_col2im, plan, x[lo:hi], w, packed, y[lo:hi]) for lo, hi in ranges])
         else:
-            _col2im(plan, xa, wa, packed, y)
-        add_bias(y, ba)
+            _col2im(plan, x, w, packed, y)
+        add_bias(y, b)
         record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
         return y
     with reserve(plan.workspace_bytes) as ws:
-        wconv = _conv_layout(wa, groups, ws)
-        for n0 in range(0, xa.shape[0], plan.batch_block):
-            n1 = min(xa.shape[0], n0 + plan.batch_block)
+        wconv = _conv_layout(w, plan.groups, ws)
+        for n0 in range(0, x.shape[0], plan.batch_block):
+            n1 = min(x.shape[0], n0 + plan.batch_block)
             for group in plan.phase_groups:
                 targets: list[FloatArray] = []
                 for ph in group.phases:
                     index = (slice(n0, n1), slice(None), *ph.out)
                     targets.append(y[index])
                 with ws.scope():
-                    _run_group(group, xa[n0:n1], wconv, targets, ws)
-    add_bias(y, ba)
+                    _run_group(group, x[n0:n1], wconv, targets, ws)
+    add_bias(y, b)
     record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
     return y

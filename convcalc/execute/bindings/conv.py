@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from convcalc.execute import deform, fuse, reference
 from convcalc.execute.conv import pack_conv, packed_shape, plan_conv, run_plan
 from convcalc.execute.registry import Array, Check, Context, Fuse, Kernel, Plan, Weight, binds, fan_in_scale, stateless
-from convcalc.execute.transposed import conv_transpose, pack_col2im, plan_conv_transpose
+from convcalc.execute.transposed import pack_col2im, plan_conv_transpose, run_transpose_plan
 from convcalc.primitives.conv import Conv, ConvTranspose, DeformSample
 
 
@@ -72,7 +72,7 @@ def bind_conv_transpose(op: ConvTranspose, ctx: Context) -> Plan:
         packed = pack_col2im(w, op.groups) if plan.channels_last else None
 
         def step(xs: Sequence[Array]) -> Array:
-            return conv_transpose(xs[0], w, b, op.stride, op.padding, op.output_padding, op.dilation, op.groups, packed=packed)
+            return run_transpose_plan(plan, xs[0], w, b, packed)  # shapes fixed at plan time
 
         def check(xs: Sequence[Array], y: Array) -> Check:
             return reference.conv_transpose_check(xs, y, w, b, op.stride, op.padding, op.dilation, op.groups)
