@@ -97,6 +97,9 @@ layers:
   - {name: b3, type: batchnorm2d, input: c3}
   - {name: r3, type: relu6, input: c3}
   - {name: cat, type: concat, inputs: [b3, r3]}
+  - {name: c4, type: conv2d, out_channels: 8, kernel_size: 3, stride: 2, padding: 1, groups: 8}
+  - {name: r6, type: relu}
+  - {name: b5, type: batchnorm2d}
   - {name: t1, type: conv_transpose2d, out_channels: 4, kernel_size: 4, stride: 2, padding: 1}
   - {name: b4, type: batchnorm2d}
   - {name: r4, type: tanh}
@@ -112,18 +115,23 @@ def _stages(text: str) -> tuple[list, tuple]:  # type: ignore[type-arg]
 
 
 def test_the_rewrite_fuses_only_where_it_is_safe() -> None:
-    """Batch norms fold into a convolution read by nothing else; activations and adds run in
-    place only on fresh arrays with one reader: never on a tensor two stages read (c3), never
-    on a view (flatten), never on the network's input."""
+    """Batch norms fold into a convolution read by nothing else; an activation whose only input
+    is a convolution's output runs as its epilogue, and nothing folds after that (b5); other
+    activations and adds run in place only on fresh arrays with one reader: never on a tensor
+    two stages read (c3), never on a view (flatten), never on the network's input."""
     stages, source = _stages(GRAPH)
     steps = plan_stages(stages, source, Config()).steps
     names = [s.name for s in stages]
     by_output = {s.output: s for s in steps}
     folded = {names[s.stage]: [names[i] for i in s.folds] for s in steps if s.folds}
     assert folded == {"c1": ["b1"], "c2": ["b2"], "t1": ["b4"]}
+    epilogues = {names[s.stage]: names[s.epilogue] for s in steps if s.epilogue is not None}
+    assert epilogues == {"c1": "r1", "c4": "r6"}
+    assert "b5" in by_output and not by_output["b5"].folds  # r6 stands between c4 and b5
     in_place = {s.output for s in steps if s.in_place}
-    assert in_place == {"r1", "sum", "r2", "r4"}
+    assert in_place == {"sum", "r2", "r4"}
     assert not by_output["b3"].folds and not by_output["r3"].in_place  # c3 has two readers
+    assert by_output["r3"].epilogue is None
     assert "r5" in by_output and not by_output["r5"].in_place  # flatten returns a view
     unfused = plan_stages(stages, source, Config(fuse=False)).steps
     assert [s.output for s in unfused] == names
@@ -166,7 +174,7 @@ def test_the_estimate_counts_the_folded_weights() -> None:
     stages, source = _stages(GRAPH)
     fused = plan_stages(stages, source, Config()).memory
     plain = plan_stages(stages, source, Config(fuse=False)).memory
-    conv_bytes = 4 * ((8 * 8 * 9 + 8) + (8 * 8 * 9 + 8) + (16 * 4 * 16 + 4))  # c1, c2, t1 (16 = concat's channels)
+    conv_bytes = 4 * ((8 * 8 * 9 + 8) + (8 * 8 * 9 + 8) + (8 * 4 * 16 + 4))  # c1, c2, t1 (reading b5: 8 channels)
     assert fused.weight_bytes - plain.weight_bytes == conv_bytes
 
 
@@ -219,3 +227,56 @@ def test_random_graphs_fuse_to_the_unfused_result(text: str) -> None:
     np.testing.assert_allclose(first, want, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(want).max())))
     np.testing.assert_array_equal(fused.x, before)
     np.testing.assert_array_equal(fused.output(), first)
+
+
+EPILOGUE_CASES = [
+    # (algorithm, input shape, weight shape, stride, padding, groups)
+    ("matmul", (2, 8, 10, 10), (12, 8, 1, 1), 1, 0, 1),  # widening: the bias as a row of ones in the GEMM
+    ("matmul", (2, 8, 10, 10), (6, 8, 1, 1), 1, 0, 1),
+    ("im2col", (2, 6, 11, 9), (10, 6, 3, 3), 2, 1, 1),
+    ("winograd", (2, 16, 12, 12), (16, 16, 3, 3), 1, 1, 1),
+    ("rowsum", (2, 12, 9, 9), (12, 1, 3, 3), 1, 1, 12),
+    ("taps", (2, 12, 13, 11), (24, 1, 3, 3), 2, 1, 12),  # depthwise columns, channel multiplier 2
+    ("taps", (2, 12, 17), (12, 1, 5), 2, 2, 12),  # 1-D: the tap loop
+    ("taps", (1, 4, 6, 7, 5), (4, 1, 3, 3, 3), 2, 1, 4),  # 3-D: the tap loop
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("algorithm", "x_shape", "w_shape", "stride", "padding", "groups"), EPILOGUE_CASES)
+def test_every_conv_path_applies_its_epilogue_once_to_every_output(
+    algorithm: str,
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    stride: int,
+    padding: int,
+    groups: int,
+    threads: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``run_plan(..., epilogue=f)`` is ``f(conv(x, w) + b)`` by torch, for each path, on one and two
+    threads (samples or channels split among them, small as these are). ``f`` adds 1 in place,
+    so a block it missed or saw twice would show."""
+    from convcalc.execute import conv, parallel
+
+    monkeypatch.setattr(conv, "PARALLEL_MIN_MACS", 0)
+    calls: list[int] = []
+
+    def add_one(a: np.ndarray) -> None:
+        calls.append(a.size)
+        np.add(a, 1.0, out=a)
+
+    rng = np.random.default_rng(len(x_shape) * 100 + w_shape[0])
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    plan = conv.plan_conv(x.shape, w.shape, stride, padding, 1, groups, algorithm=algorithm)  # type: ignore[arg-type]
+    assert plan.path == algorithm
+    with parallel.using(threads):
+        got = conv.run_plan(plan, x, w, b, conv.pack_conv(w, plan, b), epilogue=add_one)
+    assert sum(calls) == got.size
+    if threads == 2 and (x.shape[0] == 2 or algorithm == "taps"):
+        assert len(calls) >= 2
+    op = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[x.ndim]
+    want = op(*(torch.from_numpy(v.astype(np.float64)) for v in (x, w, b)), stride=stride, padding=padding, groups=groups) + 1.0
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)

@@ -13,9 +13,10 @@ Paths (chosen by :func:`plan_conv`, all exact up to float rounding):
   rows so scratch stays within the workspace budget.
 * ``taps`` - depthwise (``C_in/groups == 1``, any channel multiplier) that
   ``rowsum`` does not take (strided, 1-D, 3-D): for 2-D, ``(taps, P)`` columns
-  per few channels gathered from a zero-padded slab, ``cols[c, (i, j), (h, w)] =
-  x_pad[c, h*s_0 + i*d_0, w*s_1 + j*d_1]``, and one small GEMV/GEMM
-  ``(mult, taps) @ (taps, P)`` per channel (:func:`_run_taps_slab`); otherwise
+  per few channels gathered straight from the input, ``cols[c, (i, j), (h, w)] =
+  x_pad[c, h*s_0 + i*d_0, w*s_1 + j*d_1]`` (padding margins zeroed), and one small
+  GEMV/GEMM ``[w | b] (mult, taps + 1) @ (taps + 1, P)`` per channel, a row of ones
+  adding the bias (:func:`_run_taps_columns`); otherwise
   ``y += w[:, tap] * x_shifted`` per kernel tap, each tap one long contiguous
   slice of the flattened, phase-split padded input (:mod:`convcalc.execute.taps`).
 * ``rowsum`` - 2-D, stride 1, width kept (depthwise, and grouped with few
@@ -51,14 +52,15 @@ from convcalc.execute import parallel, rowsum
 from convcalc.execute import winograd as wg
 from convcalc.execute.convspec import ConvSpec, make_conv_spec
 from convcalc.execute.geometry import (
+    Epilogue,
     FloatArray,
     IntSpec,
     PadSpec,
-    add_bias,
     as_float_array,
     blocks,
     choose_block,
     copy_padded,
+    finish_block,
     phase_view,
     reshape_view,
 )
@@ -81,8 +83,9 @@ WINOGRAD_MIN_COLUMNS = 128
 TAPS_BLOCK_BYTES = 8 << 20
 """Preferred scratch per block of the tap loop (few, long NumPy calls beat cache-sized ones)."""
 TAPS_COLUMN_BYTES = 1 << 20
-"""Columns per call of the wrapped depthwise path, about L2 size, which the GEMV then reads
-(3x3 depthwise 144ch @56, 1 thread: 0.91 ms vs 1.22 ms at 256 KiB, 0.88 ms at 4 MiB)."""
+"""Columns per call of the tap-columns depthwise path, about half of L2, which the GEMV then
+reads (3x3/2 depthwise 96ch @112, 1 thread: 1.77 ms vs 2.50 at 256 KiB, 1.96 at 512 KiB, 2.05
+at 2 MiB)."""
 ROWSUM_MAX_CHANNELS = 32
 """Most input channels per group for which the planner picks the rowsum path for a grouped
 convolution (1 thread, vs im2col/Winograd: ResNeXt 3x3 g32 256ch @14 0.35 vs 0.57 ms, 8 samples
@@ -126,8 +129,19 @@ def _strided(spec: ConvSpec) -> bool:
     return spec.taps > 1 and any(s > 1 for s in spec.stride)
 
 
+def _bias_row(spec: ConvSpec) -> bool:
+    """A pointwise convolution that widens (``C_out > C_in``, one group) computes its bias inside
+    the GEMM, ``[W | b] @ [x; 1]``: copying the narrower input with a row of ones costs less than
+    a pass over the wider output (1 thread: 16->96 @112 with ReLU6 1.31 vs 1.48 ms, 24->144 @56
+    0.57 vs 0.68, 64->256 @56 1.11 vs 1.32; narrowing layers lose: 144->24 @56 0.46 vs 0.30)."""
+    return _is_pointwise(spec) and spec.groups == 1 and spec.c_out > spec.c_in
+
+
 def _im2col_buffers(spec: ConvSpec, nb: int, rows: int) -> list[tuple[int, ...]]:
-    """Scratch of one block: [padded slab, [stride phases,]] columns ``(nb, C, taps, rows, *out_rest)``."""
+    """Scratch of one block: [padded slab, [stride phases,]] columns ``(nb, C, taps, rows, *out_rest)``
+    (pointwise: none, or the input with a row of ones, see :func:`_bias_row`)."""
+    if _bias_row(spec):
+        return [(nb, spec.c_in + 1, rows * prod(spec.out_shape[1:]))]
     if _is_pointwise(spec):
         return []
     if _wraps(spec):
@@ -258,24 +272,19 @@ def _wrapped_im2col(spec: ConvSpec, src: FloatArray, cols: FloatArray, rows: int
 
 
 def _tap_columns_channels(spec: ConvSpec, channels: int) -> int:
-    """Channels per column block of the wrapped taps path (columns about TAPS_COLUMN_BYTES)."""
-    return max(1, min(channels, TAPS_COLUMN_BYTES // (spec.taps * prod(spec.out_shape) * spec.itemsize)))
+    """Channels per column block of the tap-columns path (columns about TAPS_COLUMN_BYTES)."""
+    return max(1, min(channels, TAPS_COLUMN_BYTES // ((spec.taps + 1) * prod(spec.out_shape) * spec.itemsize)))
 
 
-def _slab_columns(spec: ConvSpec) -> bool:
-    """Depthwise 2-D: the slab-columns taps path."""
+def _tap_columns(spec: ConvSpec) -> bool:
+    """Depthwise 2-D: the tap-columns path (:func:`_run_taps_columns`)."""
     return spec.ndim == 2
 
 
-def _slab_shape(spec: ConvSpec, nb: int, channels: int) -> tuple[int, ...]:
-    """``(nb, C, *extent)``: the zero-padded input window every output reads."""
-    return (nb, channels, *(_in_extent(spec, a, o) for a, o in enumerate(spec.out_shape)))
-
-
 def _taps_buffers(spec: ConvSpec, nb: int, channels: int) -> list[tuple[int, ...]]:
-    if _slab_columns(spec):
+    if _tap_columns(spec):
         sub, npos = _tap_columns_channels(spec, channels), prod(spec.out_shape)
-        return [_slab_shape(spec, nb, channels), (sub, spec.taps, npos), (sub, spec.c_out_g, npos)]
+        return [(sub, spec.taps + 1, npos), (sub, spec.c_out_g, npos)]
     geo = _tap_geometry(spec)
     return [*geo.buffers(nb, channels), *[(nb, channels, spec.c_out_g, geo.wide_len)] * 2]
 
@@ -458,15 +467,26 @@ def _run_gemm(
     b: FloatArray | None,
     y: FloatArray,
     ws: Workspace,
+    epilogue: Epilogue | None = None,
+    packed: FloatArray | None = None,
 ) -> None:
     spec = plan.spec
     g, kg = spec.groups, spec.c_in_g * spec.taps
     wr = w.reshape(g, spec.c_out_g, kg)
+    with_ones = packed is not None and b is not None and _bias_row(spec)
+    if with_ones:
+        assert packed is not None
+        wr, b = packed.reshape(1, spec.c_out, spec.c_in + 1), None
     for n0, n1, r0, r1 in blocks(x.shape[0], spec.out_shape[0], *plan.block):
         nb, rows = n1 - n0, r1 - r0
         p = rows * prod(spec.out_shape[1:])
         with ws.scope():
-            if plan.path == "matmul":
+            if with_ones:
+                ones = ws.take(_im2col_buffers(spec, nb, rows)[0], spec.dtype)
+                np.copyto(ones[:, : spec.c_in].reshape(nb, spec.c_in, rows, -1), x[n0:n1, :, r0:r1])
+                ones[:, spec.c_in] = 1.0
+                cols = ones.reshape(nb, 1, spec.c_in + 1, p)
+            elif plan.path == "matmul":
                 cols = reshape_view(x[n0:n1, :, r0:r1], (nb, g, spec.c_in_g, p))
             elif _wraps(spec):
                 shapes = _im2col_buffers(spec, nb, rows)
@@ -492,64 +512,100 @@ def _run_gemm(
                 cols = buf.reshape(nb, g, kg, p)
             out = reshape_view(y[n0:n1, :, r0:r1], (nb, g, spec.c_out_g, p))
             np.matmul(wr, cols, out=out)
-            add_bias(y[n0:n1, :, r0:r1], b)
+            finish_block(y[n0:n1, :, r0:r1], b, epilogue)
 
 
 def _tap_geometry(spec: ConvSpec) -> TapGeometry:
     return TapGeometry(spec.in_shape, spec.out_shape, spec.kernel, spec.stride, spec.padding, spec.dilation)
 
 
-def _run_taps_slab(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
-    """Depthwise 2-D, any stride and dilation, as per-channel GEMVs over columns gathered from a
-    zero-padded slab: ``cols[c, (i, j), (h, w)] = x_pad[c, h·s_0 + i·d_0, w·s_1 + j·d_1]`` (one
-    strided copy per few channels, about :data:`TAPS_COLUMN_BYTES`), reduced by
-    ``(mult, taps) @ (taps, H_out·W_out)`` straight into ``y`` (stride 2: 3-5x faster than the
-    element-wise tap loop, which makes two memory passes per tap)."""
-    spec = plan.spec
+def _tap_span(outputs: int, shift: int, stride: int, extent: int) -> tuple[int, int]:
+    """Outputs ``[lo, hi)`` whose input index ``o·stride + shift`` lies in ``[0, extent)`` (the
+    others read padding)."""
+    lo = min(outputs, max(0, -(shift // stride)))
+    hi = min(outputs, max(lo, (extent - 1 - shift) // stride + 1))
+    return lo, hi
+
+
+@lru_cache(maxsize=64)
+def _column_taps(spec: ConvSpec) -> tuple[tuple[int, int, int, int, int, int, int, int], ...]:
+    """Per kernel tap ``(a, e)``: ``(a, e, i0, i1, j0, j1, r0, c0)``, the outputs ``[i0, i1) x
+    [j0, j1)`` that read the input (from row ``r0``, column ``c0``); the rest read padding."""
     (k0, k1), (d0, d1), (s0, s1) = spec.kernel, spec.dilation, spec.stride
+    (pt, _), (pl, _) = spec.padding
+    out = []
+    for a, e in product(range(k0), range(k1)):
+        i0, i1 = _tap_span(spec.out_shape[0], a * d0 - pt, s0, spec.in_shape[0])
+        j0, j1 = _tap_span(spec.out_shape[1], e * d1 - pl, s1, spec.in_shape[1])
+        out.append((a, e, i0, i1, j0, j1, i0 * s0 + a * d0 - pt, j0 * s1 + e * d1 - pl))
+    return tuple(out)
+
+
+def _run_taps_columns(
+    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace, epilogue: Epilogue | None
+) -> None:
+    """Depthwise 2-D, any stride, padding and dilation, as per-channel GEMVs over columns
+    gathered straight from the input: ``cols[c, (a, e), (i, j)] = x[c, i·s_0 + a·d_0 - p_t,
+    j·s_1 + e·d_1 - p_l]`` (one strided copy per tap of the outputs that read the input; the
+    padding margins are zeroed once per call, as every block reuses the buffer), plus a row of
+    ones when there is a bias, reduced by ``[w | b] (mult, taps + 1) @ cols (taps + 1, H_out·W_out)``
+    straight into ``y``. About :data:`TAPS_COLUMN_BYTES` of columns per call.  Without a padded
+    slab (one fewer pass over the input) 3x3/2 96ch @112 takes 1.77 ms instead of 2.16, 144ch @56
+    0.84 instead of 1.06 (1 thread)."""
+    spec = plan.spec
+    (k0, k1), taps = spec.kernel, spec.taps
     ho, wo = spec.out_shape
     npos, mult, item = ho * wo, spec.c_out_g, y.itemsize
-    wt = w.reshape(spec.c_in, mult, spec.taps)
+    rows = taps + (b is not None)
+    wt = w.reshape(spec.c_in, mult, taps)
+    if b is not None:
+        wt = np.concatenate([wt, b.reshape(spec.c_in, mult, 1)], axis=2)
     y5 = reshape_view(y, (x.shape[0], spec.c_in, mult, ho, wo))
-    bias = None if b is None else b.reshape(spec.c_in, mult, 1)
     direct = y5.strides[-1] == item and y5.strides[-2] == wo * item
-    for n0, n1, c0, c1 in blocks(x.shape[0], spec.c_in, *plan.block):
-        nb, cb = n1 - n0, c1 - c0
-        sub = _tap_columns_channels(spec, cb)
-        with ws.scope():
-            slab = ws.take(_slab_shape(spec, nb, cb), spec.dtype)
-            copy_padded(x[n0:n1, c0:c1], [(-pb, e - pb) for (pb, _), e in zip(spec.padding, slab.shape[2:], strict=True)], slab)
-            cols = ws.take((sub, spec.taps, npos), spec.dtype)
-            tmp = ws.take((sub, mult, npos), spec.dtype)
-            st = slab.strides
-            view = as_strided(
-                slab, (nb, cb, k0, k1, ho, wo), (st[0], st[1], d0 * st[2], d1 * st[3], s0 * st[2], s1 * st[3]), writeable=False
-            )
-            grid = cols.reshape(sub, k0, k1, ho, wo)
-            for n in range(nb):
-                for q0 in range(0, cb, sub):
-                    q1 = min(cb, q0 + sub)
+    sub = _tap_columns_channels(spec, plan.block[1])
+    spans = _column_taps(spec)
+    (s0, s1) = spec.stride
+    with ws.scope():
+        cols = ws.take((sub, rows, npos), spec.dtype)
+        tmp = ws.take((sub, mult, npos), spec.dtype)
+        grid = cols[:, :taps].reshape(sub, k0, k1, ho, wo)
+        for a, e, i0, i1, j0, j1, _, _ in spans:
+            g = grid[:, a, e]
+            g[:, :i0] = 0.0
+            g[:, i1:] = 0.0
+            g[:, i0:i1, :j0] = 0.0
+            g[:, i0:i1, j1:] = 0.0
+        if b is not None:
+            cols[:, taps] = 1.0
+        for n0, n1, c0, c1 in blocks(x.shape[0], spec.c_in, *plan.block):
+            for n in range(n0, n1):
+                for q0 in range(c0, c1, sub):
+                    q1 = min(c1, q0 + sub)
                     k = q1 - q0
-                    np.copyto(grid[:k], view[n, q0:q1])
-                    dst = y5[n0 + n, c0 + q0 : c0 + q1]
+                    xs = x[n, q0:q1]
+                    for a, e, i0, i1, j0, j1, r0, col0 in spans:
+                        if i1 > i0 and j1 > j0:
+                            src = xs[:, r0 : r0 + (i1 - i0 - 1) * s0 + 1 : s0, col0 : col0 + (j1 - j0 - 1) * s1 + 1 : s1]
+                            np.copyto(grid[:k, a, e, i0:i1, j0:j1], src)
+                    dst = y5[n, q0:q1]
                     out = dst.reshape(k, mult, npos) if direct else tmp[:k]
-                    np.matmul(wt[c0 + q0 : c0 + q1], cols[:k], out=out)
-                    if bias is not None:
-                        np.add(out, bias[c0 + q0 : c0 + q1], out=out)
+                    np.matmul(wt[q0:q1], cols[:k], out=out)
                     if not direct:
                         np.copyto(dst, out.reshape(dst.shape))
+                    finish_block(dst, None, epilogue)
 
 
-def _run_taps(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+def _run_taps(
+    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace, epilogue: Epilogue | None
+) -> None:
     spec = plan.spec
-    if _slab_columns(spec):
-        _run_taps_slab(plan, x, w, b, y, ws)
+    if _tap_columns(spec):
+        _run_taps_columns(plan, x, w, b, y, ws, epilogue)
         return
     geo = _tap_geometry(spec)
     mult = spec.c_out_g
     wt = w.reshape(spec.c_in, mult, spec.taps)
     y5 = reshape_view(y, (x.shape[0], spec.c_in, mult, *spec.out_shape))
-    bias = None if b is None else b.reshape(spec.c_in, mult, *(1,) * spec.ndim)
     for n0, n1, c0, c1 in blocks(x.shape[0], spec.c_in, *plan.block):
         nb, cb = n1 - n0, c1 - c0
         with ws.scope():
@@ -571,8 +627,7 @@ def _run_taps(plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None
                     np.add(geo.crop(acc), geo.crop(tmp), out=dst)
             if last == 0:
                 np.copyto(dst, geo.crop(acc))
-            if bias is not None:
-                np.add(dst, bias[c0:c1], out=dst)
+            finish_block(reshape_view(dst, (nb, cb * mult, *spec.out_shape)), None if b is None else b[c0 * mult : c1 * mult], epilogue)
 
 
 def execute_conv(
@@ -583,24 +638,27 @@ def execute_conv(
     y: FloatArray,
     ws: Workspace,
     packed: FloatArray | None = None,
+    epilogue: Epilogue | None = None,
 ) -> None:
-    """Run ``plan`` writing ``conv(x, w) + b`` into ``y``.
+    """Run ``plan`` writing ``epilogue(conv(x, w) + b)`` into ``y`` (the epilogue applied in place
+    to each output block as it is written; none: the identity).
 
     ``x`` may hold fewer samples than the plan was made for; ``packed`` is :func:`pack_conv`'s
-    array (Winograd's ``U`` or rowsum's matrices; else made here).  ``y`` must be
+    array (Winograd's ``U``, rowsum's matrices, a widening pointwise convolution's ``[W | b]``;
+    else made here or, for ``[W | b]``, the bias added in a pass).  ``y`` must be
     C-contiguous for the GEMM paths (``plan.writes_strided`` is False); the
     Winograd, taps and rowsum paths also write into strided views.
     """
     if plan.path == "taps":
-        _run_taps(plan, x, w, b, y, ws)
+        _run_taps(plan, x, w, b, y, ws, epilogue)
     elif plan.path == "rowsum":
-        rowsum.run(plan.spec, plan.block, x, w, b, y, ws, packed)
+        rowsum.run(plan.spec, plan.block, x, w, b, y, ws, packed, epilogue)
     elif plan.path == "winograd":
         assert plan.winograd is not None
         u = packed if packed is not None else wg.transform_weights(w, plan.spec, plan.winograd, ws)
-        wg.run_winograd(x, u, b, plan.spec, plan.winograd, plan.block, [y], ws)
+        wg.run_winograd(x, u, b, plan.spec, plan.winograd, plan.block, [y], ws, epilogue)
     else:
-        _run_gemm(plan, x, w, b, y, ws)
+        _run_gemm(plan, x, w, b, y, ws, epilogue, packed)
 
 
 def output_array(out: FloatArray | None, shape: tuple[int, ...], dtype: np.dtype[np.floating]) -> FloatArray:
@@ -632,8 +690,8 @@ def conv(
     symmetric); ``stride``/``dilation``: per axis.  Output (N, C_out, *O) with
     ``O = (S + before + after - d*(k-1) - 1) // s + 1``.  Depthwise with a
     channel multiplier is ``groups = C_in``, ``C_out = C_in * mult``; output
-    channel ``o`` reads input channel ``o // mult``.  ``packed``: :func:`pack_conv` of ``w``
-    (made once by a caller that runs the layer repeatedly; ignored unless the plan is Winograd).
+    channel ``o`` reads input channel ``o // mult``.  ``packed``: :func:`pack_conv` of ``w`` (and
+    ``b``), made once by a caller that runs the layer repeatedly.
     """
     xa = as_float_array(x)
     wa = as_float_array(w, xa.dtype)
@@ -652,20 +710,27 @@ def conv(
 
 
 def run_plan(
-    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, packed: FloatArray | None, y: FloatArray | None = None
+    plan: ConvPlan,
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray | None,
+    packed: FloatArray | None,
+    y: FloatArray | None = None,
+    epilogue: Epilogue | None = None,
 ) -> FloatArray:
     """Run ``plan`` on arrays that match it (no checks: :func:`conv` validates; a caller that
     planned once from shapes, as ``convcalc run`` does, skips the ~25 µs of re-validating and
-    re-planning per call), split among the threads where that pays; returns ``y``."""
+    re-planning per call), split among the threads where that pays; returns ``y``
+    (``epilogue``: see :func:`execute_conv`)."""
     spec = plan.spec
     if y is None:
         y = np.empty((x.shape[0], spec.c_out, *spec.out_shape), spec.dtype)
-    tasks = _thread_parts(plan, x, w, b, y, packed)
+    tasks = _thread_parts(plan, x, w, b, y, packed, epilogue)
     if len(tasks) > 1:
         parallel.run_blas_single(tasks)
     else:
         with reserve(plan.workspace_bytes) as ws:
-            execute_conv(plan, x, w, b, y, ws, packed)
+            execute_conv(plan, x, w, b, y, ws, packed, epilogue)
     record(KernelRecord("conv", plan.path, spec.macs, plan.executed_macs, plan.workspace_bytes))
     return y
 
@@ -677,6 +742,8 @@ handing the parts over and limiting the BLAS to one thread)."""
 
 def packed_shape(plan: ConvPlan) -> tuple[int, ...] | None:
     """Shape of :func:`pack_conv`'s array for ``plan`` (None: the path uses ``w`` as it is)."""
+    if _bias_row(plan.spec):
+        return (plan.spec.c_out, plan.spec.c_in + 1)
     if plan.winograd is not None:
         return wg.weight_shape(plan.spec, plan.winograd)
     if plan.path == "rowsum" and rowsum.fixed_buffers(plan.spec):
@@ -684,10 +751,16 @@ def packed_shape(plan: ConvPlan) -> tuple[int, ...] | None:
     return None
 
 
-def pack_conv(w: FloatArray, plan: ConvPlan) -> FloatArray | None:
+def pack_conv(w: FloatArray, plan: ConvPlan, b: FloatArray | None = None) -> FloatArray | None:
     """The weights re-arranged once for ``plan``: Winograd's ``U = G w Gᵀ``, rowsum's
-    ``(g, k_h·C_out/g, C_in/g·k_w)`` matrices (None for the other paths and plain depthwise,
-    which use ``w`` as it is). Pass it as ``conv(..., packed=...)``."""
+    ``(g, k_h·C_out/g, C_in/g·k_w)`` matrices, a widening pointwise convolution's ``[W | b]``
+    (:func:`_bias_row`; pass the same ``b`` to the call); None for the other paths and plain
+    depthwise, which use ``w`` as it is. Pass it as ``conv(..., packed=...)``."""
+    if _bias_row(plan.spec):
+        if b is None:
+            return None
+        dt = plan.spec.dtype
+        return np.concatenate([np.asarray(w, dt).reshape(plan.spec.c_out, -1), np.asarray(b, dt).reshape(-1, 1)], axis=1)
     if plan.path == "rowsum" and rowsum.fixed_buffers(plan.spec):
         return rowsum.pack_weights(np.asarray(w, plan.spec.dtype), plan.spec)
     if plan.winograd is None:
@@ -698,7 +771,13 @@ def pack_conv(w: FloatArray, plan: ConvPlan) -> FloatArray | None:
 
 
 def _thread_parts(
-    plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, u: FloatArray | None
+    plan: ConvPlan,
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray | None,
+    y: FloatArray,
+    u: FloatArray | None,
+    epilogue: Epilogue | None,
 ) -> list[Callable[[], None]]:
     """Independent parts of one convolution for :mod:`convcalc.execute.parallel`: whole samples
     when the batch has at least as many as threads (the plan runs on fewer samples as is), else
@@ -717,7 +796,7 @@ def _thread_parts(
 
     def part(sub: ConvPlan, xs: FloatArray, ws_: FloatArray, bs: FloatArray | None, ys: FloatArray, us: FloatArray | None) -> None:
         with reserve(sub.workspace_bytes) as ws:
-            execute_conv(sub, xs, ws_, bs, ys, ws, us)
+            execute_conv(sub, xs, ws_, bs, ys, ws, us, epilogue)
 
     if spec.batch >= count:
         return [

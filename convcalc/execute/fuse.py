@@ -11,6 +11,11 @@ graph alone (so the memory estimate knows their cost before anything is made):
   ``torch.nn.utils.fusion.fuse_conv_bn_weights`` (Jacob et al. 2018, "Quantization and
   Training of Neural Networks for Efficient Integer-Arithmetic-Only Inference", §3.2). The
   batch norm's pass over its input disappears; the folded weights are a second copy (counted).
+* **epilogue** - an element-wise stage (ReLU, ReLU6, tanh) whose only input is a convolution's
+  output (after any folds) runs inside that convolution, in place on each output block as the
+  convolution writes it (the block is still in cache: one pass over memory fewer); as oneDNN's
+  post-ops and TensorRT's conv+activation fusion do. Nothing folds into a step after its
+  epilogue (``f(s·y + t) != s·f(y) + t``).
 * **in place** - a stage that can write its output into its first input's buffer (ReLU, ReLU6,
   tanh, a same-shaped add) does so when that input is a fresh array (made by a stage of this
   pass, never the network's input) that nothing else reads: no new array, no page faults.
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,14 +39,16 @@ from convcalc.execute.registry import Array, Fuse, Kernel, Plan, Step
 @dataclass(frozen=True)
 class FusedStep:
     """One step of the fused pass: stage ``stage``'s kernel (with the affines of the batch-norm
-    stages ``folds`` folded in, in order), run in place or not, reading ``inputs`` and
-    producing the tensor of the last stage it covers, ``output``."""
+    stages ``folds`` folded in, in order, then stage ``epilogue`` applied to each output block),
+    run in place or not, reading ``inputs`` and producing the tensor of the last stage it covers,
+    ``output``."""
 
     stage: int
     inputs: tuple[str, ...]
     output: str
     folds: tuple[int, ...] = ()
     in_place: bool = False
+    epilogue: int | None = None
 
 
 def plan_fusion(names: Sequence[str], inputs: Sequence[tuple[str, ...]], plans: Sequence[Plan]) -> list[FusedStep]:
@@ -54,8 +61,13 @@ def plan_fusion(names: Sequence[str], inputs: Sequence[tuple[str, ...]], plans: 
         first = sources[0] if sources else ""
         sole = first in producer and readers[first] == 1
         at = producer.get(first, -1)
+        merged = None
         if sole and len(sources) == 1 and Fuse.AFFINE in plan.fuse and _folds(steps[at], plans):
-            steps[at] = FusedStep(steps[at].stage, steps[at].inputs, name, (*steps[at].folds, index))
+            merged = replace(steps[at], output=name, folds=(*steps[at].folds, index))
+        elif sole and len(sources) == 1 and Fuse.ELEMENTWISE in plan.fuse and _takes_epilogue(steps[at], plans):
+            merged = replace(steps[at], output=name, epilogue=index)
+        if merged is not None:
+            steps[at] = merged
             producer[name] = producer.pop(first)
             if first in fresh:
                 fresh.add(name)
@@ -69,7 +81,11 @@ def plan_fusion(names: Sequence[str], inputs: Sequence[tuple[str, ...]], plans: 
 
 
 def _folds(step: FusedStep, plans: Sequence[Plan]) -> bool:
-    return not step.in_place and Fuse.FOLDS in plans[step.stage].fuse
+    return not step.in_place and step.epilogue is None and Fuse.FOLDS in plans[step.stage].fuse
+
+
+def _takes_epilogue(step: FusedStep, plans: Sequence[Plan]) -> bool:
+    return not step.in_place and step.epilogue is None and Fuse.EPILOGUE in plans[step.stage].fuse
 
 
 def folded_bytes(steps: Sequence[FusedStep], plans: Sequence[Plan], channels: Sequence[int], dtype: np.dtype[Any]) -> int:
@@ -83,9 +99,10 @@ def folded_bytes(steps: Sequence[FusedStep], plans: Sequence[Plan], channels: Se
     return total
 
 
-def summary(steps: Sequence[FusedStep]) -> tuple[int, int]:
-    """How many batch norms the pass folds and how many of its steps run in place."""
-    return sum(len(s.folds) for s in steps), sum(s.in_place for s in steps)
+def summary(steps: Sequence[FusedStep]) -> tuple[int, int, int]:
+    """How many batch norms the pass folds, how many of its steps run in place and how many
+    activations run as a convolution's epilogue."""
+    return sum(len(s.folds) for s in steps), sum(s.in_place for s in steps), sum(s.epilogue is not None for s in steps)
 
 
 def fused_step(step: FusedStep, kernels: Sequence[Kernel]) -> Step:
@@ -95,6 +112,10 @@ def fused_step(step: FusedStep, kernels: Sequence[Kernel]) -> Step:
         affine = kernels[index].affine
         assert kernel.fold is not None and affine is not None, "plan flags without kernel callables"
         kernel = kernel.fold(*affine)
+    if step.epilogue is not None:
+        then = kernels[step.epilogue].elementwise
+        assert kernel.epilogue is not None and then is not None, "plan flags without kernel callables"
+        kernel = kernel.epilogue(then)
     if step.in_place:
         assert kernel.in_place is not None, "plan flags without kernel callables"
         return kernel.in_place

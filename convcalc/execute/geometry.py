@@ -83,6 +83,18 @@ def window_out_len(length: int, k: int, s: int, pad: tuple[int, int], d: int) ->
     return (length + pad[0] + pad[1] - d * (k - 1) - 1) // s + 1
 
 
+Epilogue = Callable[[FloatArray], object]
+"""An element-wise stage applied in place to each block of a kernel's output as the kernel writes
+it, while the block is cache hot (:mod:`convcalc.execute.fuse`)."""
+
+
+def finish_block(y: FloatArray, b: FloatArray | None, epilogue: Epilogue | None) -> None:
+    """``y[:, o, ...] += b[o]``, then the epilogue, on one freshly written output block."""
+    add_bias(y, b)
+    if epilogue is not None:
+        epilogue(y)
+
+
 def add_bias(y: FloatArray, b: FloatArray | None) -> None:
     """``y[:, o, ...] += b[o]`` in place."""
     if b is not None:

@@ -289,11 +289,16 @@ class Activation(NamedTuple):
     temporaries: int
     in_place: Callable[[FloatArray], FloatArray] | None = None
     """The activation written into its input's buffer (returns it), for the fused pass."""
+    block: Callable[[FloatArray], object] | None = None
+    """The activation in place on one block, in the calling thread: a convolution's epilogue,
+    called per output block (no thread split, no checks: ~10 µs less per call)."""
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation(relu, 0, lambda x: relu(x, out=x)),
-    "relu6": Activation(relu6, 0, lambda x: relu6(x, out=x)),
+    "relu": Activation(relu, 0, lambda x: relu(x, out=x), lambda a: np.maximum(a, a.dtype.type(0), out=a)),
+    "relu6": Activation(
+        relu6, 0, lambda x: relu6(x, out=x), lambda a: np.clip(a, a.dtype.type(0), a.dtype.type(6), out=a)
+    ),
     "leaky_relu": Activation(leaky_relu, 2),  # mask, slope · x
     "elu": Activation(elu, 3),  # mask, minimum, expm1
     "gelu": Activation(gelu, 28),  # erf runs in float64 (2 units per array), ~12 arrays live, + x/sqrt2, sign
@@ -302,7 +307,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "hardswish": Activation(hardswish, 3),  # x + 3, clip, / 6
     "hardsigmoid": Activation(hardsigmoid, 2),  # x + 3, clip
     "sigmoid": Activation(sigmoid, 7),  # |x|, -|x|, exp, mask, 1 + z, 1 / (1 + z), z / (1 + z)
-    "tanh": Activation(tanh, 0, lambda x: tanh(x, out=x)),
+    "tanh": Activation(tanh, 0, lambda x: tanh(x, out=x), lambda a: np.tanh(a, out=a)),
     "softmax": Activation(lambda x: softmax(x, axis=1), 1),  # x - max
     "log_softmax": Activation(lambda x: log_softmax(x, axis=1), 1),  # exp(shifted)
 }

@@ -88,6 +88,12 @@ class Fuse(enum.Flag):
     """``Kernel.fold(scale, shift)`` is the kernel of ``scale·step(x) + shift`` per output channel."""
     AFFINE = enum.auto()
     """The stage is ``x·scale + shift`` per channel, ``Kernel.affine = (scale, shift)``."""
+    EPILOGUE = enum.auto()
+    """``Kernel.epilogue(f)`` is the kernel of ``f(step(x))``, ``f`` applied in place to each
+    block of the output as it is written (while the block is cache hot)."""
+    ELEMENTWISE = enum.auto()
+    """The stage maps each value alone; ``Kernel.elementwise(a)`` applies it in place to any
+    block ``a`` of its input."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ class Kernel:
     in_place: Step | None = None
     fold: Callable[[Array, Array], Kernel] | None = None
     affine: tuple[Array, Array] | None = None
+    epilogue: Callable[[Callable[[Array], object]], Kernel] | None = None
+    elementwise: Callable[[Array], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,11 +131,20 @@ class Plan:
         return sum(math.prod(w.shape) for w in self.weights) * dtype.itemsize + self.packed_bytes
 
 
-def stateless(step: Step, temporary_bytes: int = 0, *, fresh: bool = False, in_place: Step | None = None) -> Plan:
+def stateless(
+    step: Step,
+    temporary_bytes: int = 0,
+    *,
+    fresh: bool = False,
+    in_place: Step | None = None,
+    elementwise: Callable[[Array], object] | None = None,
+) -> Plan:
     """The plan of a stage without weights or workspace (``fresh``: it returns new arrays;
-    ``in_place``: the same output written into the first input's buffer)."""
+    ``in_place``: the same output written into the first input's buffer; ``elementwise``: the
+    stage applied in place to any block of its input, see :class:`Fuse`)."""
     fuse = (Fuse.FRESH if fresh else Fuse.NONE) | (Fuse.IN_PLACE if in_place is not None else Fuse.NONE)
-    return Plan(lambda _: Kernel(step, in_place=in_place), temporary_bytes=temporary_bytes, fuse=fuse)
+    fuse |= Fuse.ELEMENTWISE if elementwise is not None else Fuse.NONE
+    return Plan(lambda _: Kernel(step, in_place=in_place, elementwise=elementwise), temporary_bytes=temporary_bytes, fuse=fuse)
 
 
 OpT = TypeVar("OpT")

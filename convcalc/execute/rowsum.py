@@ -33,7 +33,7 @@ from math import prod
 import numpy as np
 
 from convcalc.execute.convspec import ConvSpec
-from convcalc.execute.geometry import FloatArray, blocks, copy_padded, reshape_view
+from convcalc.execute.geometry import Epilogue, FloatArray, blocks, copy_padded, finish_block, reshape_view
 from convcalc.execute.workspace import Workspace
 
 BLOCK_BYTES = 1 << 20
@@ -163,12 +163,14 @@ def run(
     y: FloatArray,
     ws: Workspace,
     packed: FloatArray | None = None,
+    epilogue: Epilogue | None = None,
 ) -> None:
-    """Write ``conv(x, w) + b`` into ``y`` (``x`` may hold fewer samples than ``spec``), blocks of
-    ``block = (samples, groups)``; the block buffers are taken once and sliced per block.
+    """Write ``epilogue(conv(x, w) + b)`` into ``y`` (``x`` may hold fewer samples than ``spec``),
+    blocks of ``block = (samples, groups)``; the block buffers are taken once and sliced per
+    block, the epilogue applied to each output block as it is written.
     ``packed``: :func:`pack_weights` of ``w`` (else re-arranged here when ``C_in/g > 1``)."""
     with ws.scope():
-        _run(spec, block, x, _weights(spec, w, ws, packed), b, y, ws)
+        _run(spec, block, x, _weights(spec, w, ws, packed), b, y, ws, epilogue)
 
 
 def _view(base: FloatArray, shape: tuple[int, ...], strides: tuple[int, ...], offset: int = 0) -> FloatArray:
@@ -178,7 +180,16 @@ def _view(base: FloatArray, shape: tuple[int, ...], strides: tuple[int, ...], of
     return view
 
 
-def _run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, wr: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace) -> None:
+def _run(
+    spec: ConvSpec,
+    block: tuple[int, int],
+    x: FloatArray,
+    wr: FloatArray,
+    b: FloatArray | None,
+    y: FloatArray,
+    ws: Workspace,
+    epilogue: Epilogue | None,
+) -> None:
     k0, k1 = spec.kernel
     g, cin_g, cout_g = spec.groups, spec.c_in_g, spec.c_out_g
     ho, wd = spec.out_shape
@@ -219,3 +230,4 @@ def _run(spec: ConvSpec, block: tuple[int, int], x: FloatArray, wr: FloatArray, 
         np.matmul(vec if b is None else vec[g0:g1], rows[:nb, :gb], out=out)
         if tmp is not None:
             np.copyto(dst, out.reshape(dst.shape))
+        finish_block(dst, None, epilogue)

@@ -70,8 +70,9 @@ class RunOutcome:
     memory: memory.MemoryPlan
     stages: list[StageRun] = field(default_factory=list)
     end_to_end: timing.Measurement | None = None
-    fused: tuple[int, int] | None = None
-    """Batch norms folded and steps run in place by the end-to-end pass (None: not fused)."""
+    fused: tuple[int, int, int] | None = None
+    """Batch norms folded, steps run in place and activations run as convolution epilogues by
+    the end-to-end pass (None: not fused)."""
 
 
 def make_weights(weights: Sequence[Weight], dtype: np.dtype[Any], rng: np.random.Generator) -> tuple[Array, ...]:

@@ -280,10 +280,13 @@ def report_table(report: Report) -> Table:
     return table
 
 
-def _fused_text(fused: tuple[int, int] | None) -> str:
-    if fused is None or fused == (0, 0):
+def _fused_text(fused: tuple[int, int, int] | None) -> str:
+    if fused is None or not any(fused):
         return ""
-    return f" ({fused[0]} batch norms folded into convolutions, {fused[1]} steps in place; --no-fuse: as timed above)"
+    return (
+        f" ({fused[0]} batch norms folded into convolutions, {fused[2]} activations applied by the"
+        f" convolution before them, {fused[1]} steps in place; --no-fuse: as timed above)"
+    )
 
 
 def _measurement(m: timing.Measurement | None) -> dict[str, object] | None:
@@ -296,7 +299,11 @@ def _end_to_end(report: Report) -> dict[str, object] | None:
     measured = _measurement(report.outcome.end_to_end)
     fused = report.outcome.fused
     if measured is not None:
-        measured["fused"] = None if fused is None else {"folded_batch_norms": fused[0], "in_place_steps": fused[1]}
+        measured["fused"] = (
+            None
+            if fused is None
+            else {"folded_batch_norms": fused[0], "in_place_steps": fused[1], "conv_epilogues": fused[2]}
+        )
     return measured
 
 

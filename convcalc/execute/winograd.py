@@ -33,7 +33,7 @@ from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
 
 from convcalc.execute.convspec import ConvSpec
-from convcalc.execute.geometry import FloatArray, add_bias, blocks, copy_padded, reshape_view
+from convcalc.execute.geometry import Epilogue, FloatArray, blocks, copy_padded, finish_block, reshape_view
 from convcalc.execute.workspace import Workspace
 
 TILES = (2, 4, 6)
@@ -398,11 +398,13 @@ def run_winograd(
     block: tuple[int, int],
     targets: Sequence[FloatArray],
     ws: Workspace,
+    epilogue: Epilogue | None = None,
 ) -> None:
-    """Write ``conv(x, w_f) + b`` into ``targets[f]`` for each filter, from transformed weights ``u``.
+    """Write ``epilogue(conv(x, w_f) + b)`` into ``targets[f]`` for each filter, from transformed
+    weights ``u``.
 
     ``u`` is ``(filters * alpha^n, C_out, K)``; targets may be strided views;
-    the bias is added block by block while the outputs are cache hot.
+    the bias and the epilogue are applied block by block while the outputs are cache hot.
     """
     kat, _, kbt = _kron_matrices(geo, spec.dtype)
     dt = spec.dtype
@@ -426,4 +428,4 @@ def run_winograd(
                 for f, y in enumerate(targets):
                     target = y[n0:n1, :, r0 + row] if geo.lead else y[n0:n1, :, r0:r1]
                     _scatter(ybuf[f], target, geo, blk)
-                    add_bias(target, b)
+                    finish_block(target, b, epilogue)

@@ -8,7 +8,7 @@ Weights follow PyTorch's layouts: ``(C_out, C_in/g, *k)`` for a convolution,
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from convcalc.execute import deform, fuse, reference
 from convcalc.execute.conv import pack_conv, packed_shape, plan_conv, run_plan
@@ -23,6 +23,8 @@ def _bias(out_channels: int, bias: bool) -> tuple[Weight, ...]:
 
 FOLDS = Fuse.FRESH | Fuse.FOLDS
 """A convolution returns a new output and absorbs a following per-channel affine."""
+CONV_FUSE = FOLDS | Fuse.EPILOGUE
+"""A convolution also applies a following element-wise stage to each output block it writes."""
 
 
 def _split(weights: tuple[Array, ...]) -> tuple[Array, Array | None]:
@@ -39,22 +41,28 @@ def bind_conv(op: Conv, ctx: Context) -> Plan:
     plan = plan_conv(ctx.inputs[0], w_shape, op.stride, op.padding, op.dilation, op.groups, ctx.dtype)
     verify = reference.float64_copy_bytes(ctx.inputs[0], op.padding) if ctx.verify else 0
 
-    def build(weights: tuple[Array, ...]) -> Kernel:
+    def build(weights: tuple[Array, ...], epilogue: Callable[[Array], object] | None = None) -> Kernel:
         w, b = _split(weights)
-        packed = pack_conv(w, plan)
+        packed = pack_conv(w, plan, b)
 
         def step(xs: Sequence[Array]) -> Array:
-            return run_plan(plan, xs[0], w, b, packed)  # shapes fixed at plan time: no re-planning per call
+            # shapes fixed at plan time: no re-planning per call
+            return run_plan(plan, xs[0], w, b, packed, epilogue=epilogue)
 
         def check(xs: Sequence[Array], y: Array) -> Check:
             return reference.conv_check(xs, y, w, b, op.stride, op.padding, op.dilation, op.groups)
 
-        return Kernel(step, check, fold=lambda scale, shift: build(fuse.fold_conv(w, b, scale, shift)))
+        return Kernel(
+            step,
+            check,
+            fold=None if epilogue else lambda scale, shift: build(fuse.fold_conv(w, b, scale, shift)),
+            epilogue=lambda then: build(weights, then),
+        )
 
     weight = Weight(w_shape, fan_in_scale(c_in_g * math.prod(op.kernel_size)))
     shape = packed_shape(plan)
     packed_bytes = 0 if shape is None else ctx.nbytes(shape)
-    return Plan(build, (weight, *_bias(op.out_channels, op.bias)), plan.workspace_bytes, verify, packed_bytes, FOLDS)
+    return Plan(build, (weight, *_bias(op.out_channels, op.bias)), plan.workspace_bytes, verify, packed_bytes, CONV_FUSE)
 
 
 @binds(ConvTranspose)

@@ -114,6 +114,7 @@ def bind_activation(op: Activation, ctx: Context) -> Plan:
         activation.temporaries * ctx.output_bytes,
         fresh=in_place is not None,
         in_place=None if in_place is None else lambda xs: in_place(xs[0]),
+        elementwise=activation.block,
     )
 
 
