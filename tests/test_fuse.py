@@ -280,3 +280,40 @@ def test_every_conv_path_applies_its_epilogue_once_to_every_output(
     op = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[x.ndim]
     want = op(*(torch.from_numpy(v.astype(np.float64)) for v in (x, w, b)), stride=stride, padding=padding, groups=groups) + 1.0
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)
+
+
+SPLIT_NETWORKS = [
+    ("resnet18", "3x48x48"),
+    ("mobilenet_v2", "3x48x48"),
+    ("dcgan_generator", None),
+    ("shufflenet_v2_x1_0", "3x64x64"),
+    ("efficientnet_b0", "3x48x48"),  # squeeze-and-excitation: the gate comes first in the multiply
+    ("mobilenet_v3_large", "3x48x48"),
+    ("deformable_block", "512x10x10"),
+    ("textcnn", "300x20"),
+    ("wavenet", "256x300"),
+    ("unet", "1x188x188"),
+    ("p3d_block", "256x4x8x8"),
+]
+
+
+@pytest.mark.parametrize(("name", "size"), SPLIT_NETWORKS)
+def test_the_pass_split_by_samples_among_threads_equals_one_thread(name: str, size: str | None) -> None:
+    """With two threads and three samples, each thread runs the whole graph on its samples (the
+    kernels were planned for all three): the joined output is the one-thread pass's (float64),
+    for convolutions of every rank, transposed and deformable ones, pools, concats, linears."""
+    from pathlib import Path
+
+    from convcalc.execute import parallel
+
+    spec = override(load_network(str(Path(__file__).resolve().parents[1] / "specs" / f"{name}.yaml")), size)
+    result = evaluate_network(spec, batch=3)
+    stages = [s for row in result.rows for s in row.stages]
+    ready = prepare(stages, (INPUT_TENSOR, spec.input_shape), Config(dtype="float64", batch=3, threads=2))
+    with parallel.using(1):
+        want = ready.output()
+    with parallel.using(2):
+        assert len(parallel.whole(3)) == 2
+        got = ready.output()
+    assert got.shape == want.shape == (3, *result.rows[-1].stages[-1].output)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(want).max())))

@@ -972,3 +972,18 @@ def test_packed_rowsum_weights_give_torchs_answer() -> None:
     assert plan_m.path == "rowsum" and packed_m is not None and packed_m.shape == (32, 3 * 3, 3)
     want_m = F.conv2d(torch.from_numpy(x), torch.from_numpy(wm), torch.from_numpy(bm), 1, 1, 1, 32).numpy()
     assert_tight(K.conv(x, wm, bm, 1, 1, 1, 32, packed=packed_m), want_m)
+
+
+@pytest.mark.parametrize("gate_first", [True, False])
+def test_multiply_broadcasts_a_gate_in_either_order(gate_first: bool) -> None:
+    """A squeeze-and-excitation gate ``N x C x 1 x 1`` times ``N x C x H x W`` is torch's
+    broadcasting product whichever input comes first (the spec's merge lists the gate first;
+    this crashed ``convcalc run specs/efficientnet_b0.yaml``)."""
+    from convcalc.execute import layers
+
+    rng = np.random.default_rng(11)
+    x, gate = rng.standard_normal((2, 5, 4, 3)), rng.standard_normal((2, 5, 1, 1))
+    inputs = [gate, x] if gate_first else [x, gate]
+    got = layers.multiply(inputs)
+    assert_tight(got, (torch.from_numpy(inputs[0]) * torch.from_numpy(inputs[1])).numpy())
+    assert not np.shares_memory(got, x) and not np.shares_memory(got, gate)

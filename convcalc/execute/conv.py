@@ -483,7 +483,8 @@ def _run_gemm(
         with ws.scope():
             if with_ones:
                 ones = ws.take(_im2col_buffers(spec, nb, rows)[0], spec.dtype)
-                np.copyto(ones[:, : spec.c_in].reshape(nb, spec.c_in, rows, -1), x[n0:n1, :, r0:r1])
+                block = x[n0:n1, :, r0:r1]
+                np.copyto(ones[:, : spec.c_in].reshape(block.shape), block)
                 ones[:, spec.c_in] = 1.0
                 cols = ones.reshape(nb, 1, spec.c_in + 1, p)
             elif plan.path == "matmul":

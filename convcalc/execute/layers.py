@@ -346,10 +346,13 @@ def add(xs: Sequence[FloatArray], out: FloatArray | None = None) -> FloatArray:
 
 
 def multiply(xs: Sequence[FloatArray]) -> FloatArray:
-    """Element-wise product of same-shaped arrays (one new array, multiplied in place)."""
-    y: FloatArray = xs[0].copy()
+    """Element-wise product under NumPy's broadcasting rules, in whatever order the inputs come
+    (a squeeze-and-excitation gate ``C x 1 x 1`` first or last): one new array of the broadcast
+    shape, multiplied in place."""
+    y: FloatArray = np.empty(np.broadcast_shapes(*(x.shape for x in xs)), xs[0].dtype)
+    np.copyto(y, xs[0])
     for x in xs[1:]:
-        y *= x
+        np.multiply(y, x, out=y)
     return y
 
 

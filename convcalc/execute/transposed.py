@@ -601,7 +601,7 @@ def run_transpose_plan(
     """Run ``plan`` on arrays that match it (no checks: :func:`conv_transpose` validates; a caller
     that planned once from shapes, as ``convcalc run`` does, skips re-planning per call)."""
     if y is None:
-        y = np.empty(plan.out_shape, x.dtype)
+        y = np.empty((x.shape[0], *plan.out_shape[1:]), x.dtype)
     if plan.col2im is not None:  # every output is written: no fill
         ranges = parallel.whole(x.shape[0]) if plan.macs >= PARALLEL_MIN_MACS else []
         if len(ranges) > 1:
