@@ -66,6 +66,8 @@ LAYERS = [
     Layer("dcgan_t", (128, 32, 32), (128, 64, 4, 4), stride=2, padding=((1, 1), (1, 1)), transposed=True),
     Layer("resnext_g32", (128, 28, 28), (128, 4, 3, 3), padding=((1, 1), (1, 1)), groups=32),
     Layer("mobilenet_dw", (32, 112, 112), (32, 1, 3, 3), padding=((1, 1), (1, 1)), groups=32),
+    Layer("mobilenet_dw_s2", (96, 112, 112), (96, 1, 3, 3), stride=2, padding=((1, 1), (1, 1)), groups=96),
+    Layer("resnet3x3_s2", (128, 56, 56), (128, 128, 3, 3), stride=2, padding=((1, 1), (1, 1))),
 ]
 
 
@@ -148,7 +150,7 @@ def _convcalc_fn(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> C
         packed = kernels.pack_col2im(w, layer.groups) if tplan.channels_last else None
         return lambda: kernels.run_transpose_plan(tplan, x, w, b, packed)
     plan = kernels.plan_conv(x.shape, w.shape, layer.stride, pads, layer.dilation, layer.groups, x.dtype)
-    packed_w = kernels.pack_conv(w, plan)  # Winograd's U made once, as `convcalc run` does
+    packed_w = kernels.pack_conv(w, plan, b)  # Winograd's U, rowsum's matrices or [W | b] made once, as `convcalc run` does
     return lambda: kernels.run_plan(plan, x, w, b, packed_w)  # planned once from shapes, as `convcalc run` calls it
 
 

@@ -126,10 +126,10 @@ def test_the_rewrite_fuses_only_where_it_is_safe() -> None:
     folded = {names[s.stage]: [names[i] for i in s.folds] for s in steps if s.folds}
     assert folded == {"c1": ["b1"], "c2": ["b2"], "t1": ["b4"]}
     epilogues = {names[s.stage]: names[s.epilogue] for s in steps if s.epilogue is not None}
-    assert epilogues == {"c1": "r1", "c4": "r6"}
+    assert epilogues == {"c1": "r1", "c4": "r6", "t1": "r4"}
     assert "b5" in by_output and not by_output["b5"].folds  # r6 stands between c4 and b5
     in_place = {s.output for s in steps if s.in_place}
-    assert in_place == {"sum", "r2", "r4"}
+    assert in_place == {"sum", "r2"}
     assert not by_output["b3"].folds and not by_output["r3"].in_place  # c3 has two readers
     assert by_output["r3"].epilogue is None
     assert "r5" in by_output and not by_output["r5"].in_place  # flatten returns a view
@@ -317,3 +317,50 @@ def test_the_pass_split_by_samples_among_threads_equals_one_thread(name: str, si
         got = ready.output()
     assert got.shape == want.shape == (3, *result.rows[-1].stages[-1].output)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(want).max())))
+
+
+TRANSPOSED_EPILOGUE_CASES = [
+    # (algorithm, input shape, weight shape, stride, padding, groups)
+    ("phases", (2, 6, 5, 4), (6, 4, 4, 4), 2, 1, 1),
+    ("col2im", (2, 6, 5, 4), (6, 4, 4, 4), 2, 1, 1),
+    ("col2im", (3, 32, 4, 4), (32, 16, 4, 4), 2, 1, 1),  # many channels: channels-last col2im
+    ("phases", (2, 4, 7), (4, 3, 3), 2, 1, 2),  # 1-D, grouped
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("algorithm", "x_shape", "w_shape", "stride", "padding", "groups"), TRANSPOSED_EPILOGUE_CASES)
+def test_transposed_convs_apply_their_epilogue_once_to_every_output(
+    algorithm: str,
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    stride: int,
+    padding: int,
+    groups: int,
+    threads: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``run_transpose_plan(..., epilogue=f)`` is ``f(conv_transpose(x, w) + b)`` by torch on one
+    and two threads (col2im splits samples); ``f`` adds 1, so a missed or repeated block shows."""
+    from convcalc.execute import parallel, transposed
+
+    monkeypatch.setattr(transposed, "PARALLEL_MIN_MACS", 0)
+    rng = np.random.default_rng(len(x_shape) * 10 + x_shape[1])
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[1] * groups).astype(np.float32)
+    plan = transposed.plan_conv_transpose(x.shape, w.shape, stride, padding, 0, 1, groups, algorithm=algorithm)  # type: ignore[arg-type]
+    assert plan.path.startswith(algorithm) or (plan.col2im is not None) == (algorithm == "col2im")
+    calls: list[int] = []
+
+    def add_one(a: np.ndarray) -> None:
+        calls.append(a.size)
+        np.add(a, 1.0, out=a)
+
+    packed = transposed.pack_col2im(w, groups) if plan.channels_last else None
+    with parallel.using(threads):
+        got = transposed.run_transpose_plan(plan, x, w, b, packed, epilogue=add_one)
+    assert sum(calls) == got.size
+    op = {3: F.conv_transpose1d, 4: F.conv_transpose2d}[x.ndim]
+    want = op(*(torch.from_numpy(v.astype(np.float64)) for v in (x, w, b)), stride=stride, padding=padding, groups=groups) + 1.0
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-4)

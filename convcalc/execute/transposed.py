@@ -50,11 +50,12 @@ from convcalc.execute.conv import (
 )
 from convcalc.execute.convspec import ConvSpec, make_conv_spec
 from convcalc.execute.geometry import (
+    Epilogue,
     FloatArray,
     IntSpec,
     PadSpec,
-    add_bias,
     as_float_array,
+    finish_block,
     int_tuple,
     pad_pairs,
 )
@@ -482,14 +483,23 @@ def _run_col2im(plan: ConvTransposePlan, x: FloatArray, w: FloatArray, y: FloatA
                 np.copyto(y[out_key], buf[in_key])
 
 
-def _col2im(plan: ConvTransposePlan, x: FloatArray, w: FloatArray, packed: FloatArray | None, y: FloatArray) -> None:
+def _col2im(
+    plan: ConvTransposePlan,
+    x: FloatArray,
+    w: FloatArray,
+    packed: FloatArray | None,
+    y: FloatArray,
+    b: FloatArray | None = None,
+    epilogue: Epilogue | None = None,
+) -> None:
     """The col2im path on ``x``'s samples (all, or a thread's share: every part reserves the plan's
-    workspace in its own thread's arena)."""
+    workspace in its own thread's arena), then the bias and the epilogue on its outputs."""
     with reserve(plan.workspace_bytes) as ws:
         if plan.channels_last:
             _run_col2im_last(plan, x, w, packed, y, ws)
         else:
             _run_col2im(plan, x, w, y, ws)
+    finish_block(y, b, epilogue)
 
 
 def _stacks(nb: int, groups: int) -> bool:
@@ -597,18 +607,21 @@ def run_transpose_plan(
     b: FloatArray | None,
     packed: FloatArray | None,
     y: FloatArray | None = None,
+    epilogue: Epilogue | None = None,
 ) -> FloatArray:
     """Run ``plan`` on arrays that match it (no checks: :func:`conv_transpose` validates; a caller
-    that planned once from shapes, as ``convcalc run`` does, skips re-planning per call)."""
+    that planned once from shapes, as ``convcalc run`` does, skips re-planning per call);
+    ``epilogue`` (an element-wise stage, in place) follows the bias on each block of samples
+    once all of its outputs are summed."""
     if y is None:
         y = np.empty((x.shape[0], *plan.out_shape[1:]), x.dtype)
     if plan.col2im is not None:  # every output is written: no fill
-        ranges = parallel.whole(x.shape[0]) if plan.macs >= PARALLEL_MIN_MACS else []
-        if len(ranges) > 1:
-            parallel.run_blas_single([partial(_col2im, plan, x[lo:hi], w, packed, y[lo:hi]) for lo, hi in ranges])
+        ranges = parallel.whole(x.shape[0]) if plan.macs >= PARALLEL_MIN_MACS else [(0, x.shape[0])]
+        tasks = [partial(_col2im, plan, x[lo:hi], w, packed, y[lo:hi], b, epilogue) for lo, hi in ranges]
+        if len(tasks) > 1:
+            parallel.run_blas_single(tasks)
         else:
-            _col2im(plan, x, w, packed, y)
-        add_bias(y, b)
+            tasks[0]()
         record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
         return y
     with reserve(plan.workspace_bytes) as ws:
@@ -622,6 +635,6 @@ def run_transpose_plan(
                     targets.append(y[index])
                 with ws.scope():
                     _run_group(group, x[n0:n1], wconv, targets, ws)
-    add_bias(y, b)
+            finish_block(y[n0:n1], b, epilogue)
     record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
     return y

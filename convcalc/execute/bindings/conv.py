@@ -21,10 +21,9 @@ def _bias(out_channels: int, bias: bool) -> tuple[Weight, ...]:
     return (Weight((out_channels,), 0.1),) if bias else ()
 
 
-FOLDS = Fuse.FRESH | Fuse.FOLDS
-"""A convolution returns a new output and absorbs a following per-channel affine."""
-CONV_FUSE = FOLDS | Fuse.EPILOGUE
-"""A convolution also applies a following element-wise stage to each output block it writes."""
+CONV_FUSE = Fuse.FRESH | Fuse.FOLDS | Fuse.EPILOGUE
+"""A convolution (transposed too) returns a new output, absorbs a following per-channel affine
+and applies a following element-wise stage to each output block it writes."""
 
 
 def _split(weights: tuple[Array, ...]) -> tuple[Array, Array | None]:
@@ -75,21 +74,26 @@ def bind_conv_transpose(op: ConvTranspose, ctx: Context) -> Plan:
     )
     verify = reference.float64_copy_bytes(ctx.inputs[0]) if ctx.verify else 0
 
-    def build(weights: tuple[Array, ...]) -> Kernel:
+    def build(weights: tuple[Array, ...], epilogue: Callable[[Array], object] | None = None) -> Kernel:
         w, b = _split(weights)
         packed = pack_col2im(w, op.groups) if plan.channels_last else None
 
         def step(xs: Sequence[Array]) -> Array:
-            return run_transpose_plan(plan, xs[0], w, b, packed)  # shapes fixed at plan time
+            return run_transpose_plan(plan, xs[0], w, b, packed, epilogue=epilogue)  # shapes fixed at plan time
 
         def check(xs: Sequence[Array], y: Array) -> Check:
             return reference.conv_transpose_check(xs, y, w, b, op.stride, op.padding, op.dilation, op.groups)
 
-        return Kernel(step, check, fold=lambda scale, shift: build(fuse.fold_conv_transpose(w, b, scale, shift, op.groups)))
+        return Kernel(
+            step,
+            check,
+            fold=None if epilogue else lambda scale, shift: build(fuse.fold_conv_transpose(w, b, scale, shift, op.groups)),
+            epilogue=lambda then: build(weights, then),
+        )
 
     weight = Weight(w_shape, fan_in_scale(op.in_channels // op.groups))
     packed_bytes = ctx.nbytes(w_shape) if plan.channels_last else 0
-    return Plan(build, (weight, *_bias(op.out_channels, op.bias)), plan.workspace_bytes, verify, packed_bytes, FOLDS)
+    return Plan(build, (weight, *_bias(op.out_channels, op.bias)), plan.workspace_bytes, verify, packed_bytes, CONV_FUSE)
 
 
 @binds(DeformSample)
