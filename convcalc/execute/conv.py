@@ -64,7 +64,7 @@ from convcalc.execute.geometry import (
     phase_view,
     reshape_view,
 )
-from convcalc.execute.stats import KernelRecord, record
+from convcalc.execute.stats import KernelRecord, record, recording
 from convcalc.execute.taps import TapGeometry
 from convcalc.execute.workspace import Workspace, buffer_bytes, get_workspace_budget, reserve
 
@@ -778,7 +778,8 @@ def run_plan(
     else:
         with reserve(plan.workspace_bytes) as ws:
             execute_conv(plan, x, w, b, y, ws, packed, epilogue)
-    record(KernelRecord("conv", plan.path, spec.macs, plan.executed_macs, plan.workspace_bytes))
+    if recording():
+        record(KernelRecord("conv", plan.path, spec.macs, plan.executed_macs, plan.workspace_bytes))
     return y
 
 

@@ -81,6 +81,11 @@ def kernel_stats() -> Iterator[KernelStats]:
         _ACTIVE.reset(token)
 
 
+def recording() -> bool:
+    """Whether a :func:`kernel_stats` block is collecting (hot callers build no record otherwise)."""
+    return _ACTIVE.get() is not None
+
+
 def record(rec: KernelRecord) -> None:
     """Append ``rec`` to the active :class:`KernelStats`, if any."""
     stats = _ACTIVE.get()

@@ -59,7 +59,7 @@ from convcalc.execute.geometry import (
     int_tuple,
     pad_pairs,
 )
-from convcalc.execute.stats import KernelRecord, record
+from convcalc.execute.stats import KernelRecord, record, recording
 from convcalc.execute.winograd import (
     WinogradGeometry,
     kron_all,
@@ -622,7 +622,8 @@ def run_transpose_plan(
             parallel.run_blas_single(tasks)
         else:
             tasks[0]()
-        record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
+        if recording():
+            record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
         return y
     with reserve(plan.workspace_bytes) as ws:
         wconv = _conv_layout(w, plan.groups, ws)
@@ -636,5 +637,6 @@ def run_transpose_plan(
                 with ws.scope():
                     _run_group(group, x[n0:n1], wconv, targets, ws)
             finish_block(y[n0:n1], b, epilogue)
-    record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
+    if recording():
+        record(KernelRecord("conv_transpose", plan.path, plan.macs, plan.executed_macs, plan.workspace_bytes))
     return y
