@@ -237,15 +237,17 @@ def _phase_columns(slab: FloatArray, phases: FloatArray, cols: FloatArray, spec:
         np.copyto(grid[taps], view)
 
 
-def _gather_columns(spec: ConvSpec, x: FloatArray, grid: FloatArray, r0: int) -> None:
-    """``grid[n, c, *t, *o] = x[n, c, o·s + t·d - p_before]`` (zero where that reads padding) for the
-    block of output rows from ``r0`` (``grid``: ``(nb, C, *kernel, rows, *out_rest)``): one strided
-    copy per kernel tap straight from the input and its padding margins zeroed; no padded slab,
-    no stride phases (see :data:`GATHER_MAX_TAPS`)."""
-    out_block = grid.shape[2 + spec.ndim :]
+Index = tuple[int | slice, ...]
+
+
+@lru_cache(maxsize=256)
+def _gather_plan(spec: ConvSpec, r0: int, out_block: tuple[int, ...]) -> tuple[tuple[Index, Index | None, Index, tuple[Index, ...]], ...]:
+    """Per kernel tap: the tap's index into the columns, the outputs that read the input and
+    where they read it (None: the tap reads only padding), and the padding margins (one region
+    per axis side, the axes before it cut to the valid outputs)."""
+    lead: Index = (slice(None), slice(None))
+    taps: list[tuple[Index, Index | None, Index, tuple[Index, ...]]] = []
     for tap in product(*(range(k) for k in spec.kernel)):
-        at_tap: tuple[int | slice, ...] = (slice(None), slice(None), *tap)
-        dst = grid[at_tap]
         spans = []
         for axis, (t, n_out) in enumerate(zip(tap, out_block, strict=True)):
             first = r0 if axis == 0 else 0
@@ -253,16 +255,31 @@ def _gather_columns(spec: ConvSpec, x: FloatArray, grid: FloatArray, r0: int) ->
             lo, hi = _tap_span(first + n_out, shift, spec.stride[axis], spec.in_shape[axis])
             lo = min(max(lo, first), first + n_out)
             spans.append((lo - first, max(lo, hi) - first, lo * spec.stride[axis] + shift))
-        lead: tuple[slice, ...] = (slice(None), slice(None))
-        if all(hi > lo for lo, hi, _ in spans):
-            reads = tuple(slice(at, at + (hi - lo - 1) * s + 1, s) for (lo, hi, at), s in zip(spans, spec.stride, strict=True))
-            np.copyto(dst[lead + tuple(slice(lo, hi) for lo, hi, _ in spans)], x[lead + reads])
+        valid = all(hi > lo for lo, hi, _ in spans)
+        dst = lead + tuple(slice(lo, hi) for lo, hi, _ in spans)
+        src = lead + tuple(slice(at, at + (hi - lo - 1) * s + 1, s) for (lo, hi, at), s in zip(spans, spec.stride, strict=True))
+        margins: list[Index] = []
         for axis, (lo, hi, _) in enumerate(spans):
             inner = lead + tuple(slice(a, b) for a, b, _ in spans[:axis])
-            for margin in (slice(0, lo) if lo > 0 else None, slice(hi, None) if hi < out_block[axis] else None):
-                if margin is not None:
-                    at_margin = (*inner, margin)
-                    dst[at_margin] = 0.0
+            margins += [(*inner, slice(0, lo))] if lo > 0 else []
+            margins += [(*inner, slice(hi, None))] if hi < out_block[axis] else []
+        at_tap: Index = (*lead, *tap)
+        taps.append((at_tap, src if valid else None, dst, tuple(margins)))
+    return tuple(taps)
+
+
+def _gather_columns(spec: ConvSpec, x: FloatArray, grid: FloatArray, r0: int, *, margins: bool = True) -> None:
+    """``grid[n, c, *t, *o] = x[n, c, o·s + t·d - p_before]`` (zero where that reads padding) for the
+    block of output rows from ``r0`` (``grid``: ``(nb, C, *kernel, rows, *out_rest)``): one strided
+    copy per kernel tap straight from the input and its padding margins zeroed (``margins=False``:
+    left as they are, for a buffer whose margins an earlier block zeroed); no padded slab, no
+    stride phases (see :data:`GATHER_MAX_TAPS`). The index tuples are made once per block shape."""
+    for at_tap, src, dst, zero in _gather_plan(spec, r0, grid.shape[2 + spec.ndim :]):
+        column = grid[at_tap]
+        if src is not None:
+            np.copyto(column[dst], x[src])
+        for region in zero if margins else ():
+            column[region] = 0.0
 
 
 def _wraps(spec: ConvSpec) -> bool:
@@ -574,27 +591,13 @@ def _tap_span(outputs: int, shift: int, stride: int, extent: int) -> tuple[int, 
     return lo, hi
 
 
-@lru_cache(maxsize=64)
-def _column_taps(spec: ConvSpec) -> tuple[tuple[int, int, int, int, int, int, int, int], ...]:
-    """Per kernel tap ``(a, e)``: ``(a, e, i0, i1, j0, j1, r0, c0)``, the outputs ``[i0, i1) x
-    [j0, j1)`` that read the input (from row ``r0``, column ``c0``); the rest read padding."""
-    (k0, k1), (d0, d1), (s0, s1) = spec.kernel, spec.dilation, spec.stride
-    (pt, _), (pl, _) = spec.padding
-    out = []
-    for a, e in product(range(k0), range(k1)):
-        i0, i1 = _tap_span(spec.out_shape[0], a * d0 - pt, s0, spec.in_shape[0])
-        j0, j1 = _tap_span(spec.out_shape[1], e * d1 - pl, s1, spec.in_shape[1])
-        out.append((a, e, i0, i1, j0, j1, i0 * s0 + a * d0 - pt, j0 * s1 + e * d1 - pl))
-    return tuple(out)
-
-
 def _run_taps_columns(
     plan: ConvPlan, x: FloatArray, w: FloatArray, b: FloatArray | None, y: FloatArray, ws: Workspace, epilogue: Epilogue | None
 ) -> None:
     """Depthwise 2-D, any stride, padding and dilation, as per-channel GEMVs over columns
-    gathered straight from the input: ``cols[c, (a, e), (i, j)] = x[c, i·s_0 + a·d_0 - p_t,
-    j·s_1 + e·d_1 - p_l]`` (one strided copy per tap of the outputs that read the input; the
-    padding margins are zeroed once per call, as every block reuses the buffer), plus a row of
+    gathered straight from the input by :func:`_gather_columns`: ``cols[c, (a, e), (i, j)] =
+    x[c, i·s_0 + a·d_0 - p_t, j·s_1 + e·d_1 - p_l]`` (the padding margins zeroed once per call, as
+    every block reuses the buffer), plus a row of
     ones when there is a bias, reduced by ``[w | b] (mult, taps + 1) @ cols (taps + 1, H_out·W_out)``
     straight into ``y``. About :data:`TAPS_COLUMN_BYTES` of columns per call.  Without a padded
     slab (one fewer pass over the input) 3x3/2 96ch @112 takes 1.77 ms instead of 2.16, 144ch @56
@@ -610,30 +613,20 @@ def _run_taps_columns(
     y5 = reshape_view(y, (x.shape[0], spec.c_in, mult, ho, wo))
     direct = y5.strides[-1] == item and y5.strides[-2] == wo * item
     sub = _tap_columns_channels(spec, plan.block[1])
-    spans = _column_taps(spec)
-    (s0, s1) = spec.stride
     with ws.scope():
         cols = ws.take((sub, rows, npos), spec.dtype)
         tmp = ws.take((sub, mult, npos), spec.dtype)
-        grid = cols[:, :taps].reshape(sub, k0, k1, ho, wo)
-        for a, e, i0, i1, j0, j1, _, _ in spans:
-            g = grid[:, a, e]
-            g[:, :i0] = 0.0
-            g[:, i1:] = 0.0
-            g[:, i0:i1, :j0] = 0.0
-            g[:, i0:i1, j1:] = 0.0
+        grid = cols[:, :taps].reshape(1, sub, k0, k1, ho, wo)
         if b is not None:
             cols[:, taps] = 1.0
+        zeroed = 0  # channels of the buffer whose padding margins are zero
         for n0, n1, c0, c1 in blocks(x.shape[0], spec.c_in, *plan.block):
             for n in range(n0, n1):
                 for q0 in range(c0, c1, sub):
                     q1 = min(c1, q0 + sub)
                     k = q1 - q0
-                    xs = x[n, q0:q1]
-                    for a, e, i0, i1, j0, j1, r0, col0 in spans:
-                        if i1 > i0 and j1 > j0:
-                            src = xs[:, r0 : r0 + (i1 - i0 - 1) * s0 + 1 : s0, col0 : col0 + (j1 - j0 - 1) * s1 + 1 : s1]
-                            np.copyto(grid[:k, a, e, i0:i1, j0:j1], src)
+                    _gather_columns(spec, x[n : n + 1, q0:q1], grid[:, :k], 0, margins=k > zeroed)
+                    zeroed = max(zeroed, k)
                     dst = y5[n, q0:q1]
                     out = dst.reshape(k, mult, npos) if direct else tmp[:k]
                     np.matmul(wt[q0:q1], cols[:k], out=out)
