@@ -235,7 +235,7 @@ def run_stages(
             if progress is not None:
                 progress(run)
             tensors[stage.name] = out
-            del out
+            del out, inputs  # the last stage's inputs would outlive the loop into the end-to-end pass
             for name in [n for n in tensors if last.get(n, -1) <= index and n != stage.name]:
                 del tensors[name]
         tensors.clear()
